@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# taskmeter: BPF objects -> skeleton -> collector, client and tests.
+# Everything generated goes under $(BUILD). Quiet unless V=1.
+
+BUILD     ?= build
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+PROTOC_C  ?= protoc-c
+CC        ?= cc
+ARCH      := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/;s/ppc64le/powerpc/;s/s390x/s390/')
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+
+CFLAGS    ?= -O2 -g
+WARN      := -Wall -Wextra -Werror
+CPPFLAGS  += -Iinclude -Icollector -I$(BUILD)
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(CPPFLAGS)
+LDLIBS    += -lbpf -lelf -lz -lprotobuf-c -lmnl
+BPF_CFLAGS := -g -O2 --target=bpf -D__TARGET_ARCH_$(ARCH) -std=gnu11 -Wall -Werror \
+	-Iinclude -I$(BUILD) -Ibpf
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.PHONY: all clean deps test check run bench
+
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+PROTO_C    := $(BUILD)/taskmeter.pb-c.c
+PROTO_H    := $(BUILD)/taskmeter.pb-c.h
+PROTO_O    := $(BUILD)/taskmeter.pb-c.o
+
+# Collector modules shared by the daemon, the client and the unit tests.
+LIB_SRCS   := collector/config.c collector/procfs.c collector/frame.c collector/log.c
+LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
+DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/records.c collector/export.c
+DAEMON_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(DAEMON_SRCS))
+CLIENT_SRCS := collector/taskmeter.c
+CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS))
+UNIT_SRCS  := $(wildcard tests/unit/*.c)
+UNIT_OBJS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRCS))
+TOOL_SRCS  := $(wildcard tests/tools/*.c)
+TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+
+all: $(BUILD)/taskmeterd $(BUILD)/taskmeter $(BUILD)/unit_tests $(TOOLS)
+
+# vmlinux.h through a temp file and cmp, so an unchanged kernel rebuilds nothing.
+$(BUILD)/vmlinux.h: | $(BUILD)
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.bpf.h) include/taskmeter.h $(BUILD)/vmlinux.h | $(BUILD)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.raw.o
+	$(Q)$(BPFTOOL) gen object $@ $@.raw.o
+	$(Q)rm -f $@.raw.o
+
+$(BUILD)/taskmeter.skel.h: $(BPF_OBJS)
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen object $(BUILD)/taskmeter.linked.o $(BPF_OBJS)
+	$(Q)$(BPFTOOL) gen skeleton $(BUILD)/taskmeter.linked.o name taskmeter_bpf > $@
+
+$(PROTO_C) $(PROTO_H) &: proto/taskmeter.proto | $(BUILD)
+	$(call msg,PROTOC,$<)
+	$(Q)$(PROTOC_C) --proto_path=proto --c_out=$(BUILD) $<
+
+$(PROTO_O): $(PROTO_C) $(PROTO_H)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -std=gnu11 $(CFLAGS) -Wall $(CPPFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: collector/%.c $(wildcard collector/*.h) include/taskmeter.h $(PROTO_H) | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o: $(BUILD)/taskmeter.skel.h
+
+$(BUILD)/taskmeterd: $(DAEMON_OBJS) $(LIB_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/taskmeter: $(CLIENT_OBJS) $(LIB_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/unit/%.o: tests/unit/%.c $(wildcard tests/unit/*.h) $(wildcard collector/*.h) $(PROTO_H) | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
+
+$(BUILD)/unit_tests: $(UNIT_OBJS) $(LIB_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tools/%: tests/tools/%.c | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@ -lpthread
+
+$(BUILD):
+	$(Q)mkdir -p $@
+
+# Debian packages the build, the daemon and the tests need. Installs only
+# what is missing, so a warm machine pays one dpkg query.
+DEB_PKGS := clang llvm libbpf-dev libxdp-dev libmnl-dev libprotobuf-c-dev \
+	protobuf-c-compiler protobuf-compiler python3-protobuf bpftool iproute2 \
+	libelf-dev zlib1g-dev make gcc pkg-config
+deps:
+	$(Q)missing=$$(for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || printf '%s ' $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)./tests/run.sh
+
+# The main job: collector with the default config, live table until Ctrl-C.
+CONFIG ?= configs/taskmeter.conf
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)sock=$$(sed -n 's/^[[:space:]]*socket_path[[:space:]]*=[[:space:]]*//p' $(CONFIG) | tail -n1); \
+	sock=$${sock:-/run/taskmeter/taskmeter.sock}; \
+	$(BUILD)/taskmeterd --config $(CONFIG) & pid=$$!; \
+	trap 'kill -INT $$pid 2>/dev/null; wait $$pid' EXIT INT TERM; \
+	$(BUILD)/taskmeter top --socket "$$sock" --wait 10
+
+clean:
+	$(call msg,CLEAN,$(BUILD))
+	$(Q)rm -rf $(BUILD)

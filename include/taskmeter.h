@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every struct that crosses the kernel/user boundary. Included by the BPF
+ * programs (after vmlinux.h) and by the collector (after <linux/types.h>).
+ * Fixed-width types, explicit padding, no pointers, no bool.
+ */
+#ifndef TASKMETER_H
+#define TASKMETER_H
+
+#define TM_COMM_LEN 16
+/* Upper bounds of what one metadata event carries; the configured limits
+ * (argv_max, env_max) are at most these. */
+#define TM_ARGV_CAP 8192
+#define TM_ENV_CAP 8192
+
+enum tm_dir {
+	TM_DIR_INGRESS = 0,
+	TM_DIR_EGRESS = 1,
+	TM_DIR_MAX,
+};
+
+enum tm_l4 {
+	TM_L4_TCP = 0,
+	TM_L4_UDP = 1,
+	TM_L4_ICMP = 2,
+	TM_L4_OTHER = 3,
+	TM_L4_MAX,
+};
+
+enum tm_family {
+	TM_FAMILY_IPV4 = 0,
+	TM_FAMILY_IPV6 = 1,
+	TM_FAMILY_MAX,
+};
+
+/* Process identity: pid reuse gives a new start time, so the pair is unique.
+ * tgid 0 means "no owner known" (unattributed). */
+struct tm_owner {
+	__u32 tgid;        /* in the initial pid namespace */
+	__u32 pad;
+	__u64 start_ns;    /* group leader's start_boottime */
+};
+
+struct tm_counter_key {
+	struct tm_owner owner;
+	__u32 exec_seq;    /* bumped by every execve of the owner */
+	__u8 dir;          /* enum tm_dir */
+	__u8 l4;           /* enum tm_l4 */
+	__u8 family;       /* enum tm_family */
+	__u8 pad;
+};
+
+struct tm_counter_val {
+	__u64 packets;
+	__u64 bytes;
+	__u64 payload_bytes;
+};
+
+/* Index into the overflow per-CPU array: where a packet goes when the
+ * counter map is full. */
+#define TM_OVERFLOW_IDX(dir, l4, fam) (((dir) * TM_L4_MAX + (l4)) * TM_FAMILY_MAX + (fam))
+#define TM_OVERFLOW_SLOTS (TM_DIR_MAX * TM_L4_MAX * TM_FAMILY_MAX)
+
+enum tm_stat {
+	TM_STAT_TW_SCHEDULED = 0,
+	TM_STAT_TW_FAILED,
+	TM_STAT_TW_CALLBACKS,
+	TM_STAT_RINGBUF_DROPS,
+	TM_STAT_COUNTER_MAP_FULL,
+	TM_STAT_META_MAP_FULL,
+	TM_STAT_MALFORMED,
+	TM_STAT_MAX,
+};
+
+enum tm_event_type {
+	TM_EV_META = 1,   /* metadata read in-task by the task_work callback */
+	TM_EV_OWNER = 2,  /* new owner, metadata must come from /proc */
+	TM_EV_EXIT = 3,   /* last thread of an owner exited */
+};
+
+/* Flags of tm_meta_event */
+#define TM_META_ARGV_TRUNCATED (1u << 0)
+#define TM_META_ENV_TRUNCATED (1u << 1)
+
+struct tm_event_hdr {
+	__u32 type;        /* enum tm_event_type */
+	__u32 exec_seq;
+	struct tm_owner owner;
+	char comm[TM_COMM_LEN];
+};
+
+struct tm_meta_event {
+	struct tm_event_hdr hdr;
+	__u32 uid;
+	__u32 gid;
+	__u32 ppid;
+	__u32 flags;       /* TM_META_* */
+	__u64 cgroup_id;
+	__u32 argv_len;    /* bytes valid in argv[]: NUL-separated strings */
+	__u32 env_len;     /* bytes valid in env[]: NUL-separated NAME=value */
+	char argv[TM_ARGV_CAP];
+	char env[TM_ENV_CAP];
+};
+
+struct tm_owner_event {
+	struct tm_event_hdr hdr;
+	__s32 reason;      /* 0: procfs mode; else the task_work schedule error */
+	__u32 pad;
+};
+
+struct tm_exit_event {
+	struct tm_event_hdr hdr;
+	__s32 exit_code;
+	__u32 pad;
+};
+
+#endif /* TASKMETER_H */
