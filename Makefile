@@ -15,7 +15,7 @@ WARN      := -Wall -Wextra -Werror
 CPPFLAGS  += -Iinclude -Icollector -I$(BUILD)
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(CPPFLAGS)
 LDLIBS    += -lbpf -lelf -lz -lprotobuf-c -lmnl
-BPF_CFLAGS := -g -O2 --target=bpf -D__TARGET_ARCH_$(ARCH) -std=gnu11 -Wall -Werror \
+BPF_CFLAGS := -g -O2 --target=bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -std=gnu11 -Wall -Werror \
 	-Iinclude -I$(BUILD) -Ibpf
 
 ifeq ($(V),1)
@@ -30,7 +30,10 @@ endif
 .PHONY: all clean deps test check run bench
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
-BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+# maps.bpf.o defines what the others declare extern: libbpf 1.1's linker
+# needs the definitions first.
+BPF_OBJS   := $(BUILD)/maps.bpf.o $(filter-out $(BUILD)/maps.bpf.o,\
+	$(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS)))
 PROTO_C    := $(BUILD)/taskmeter.pb-c.c
 PROTO_H    := $(BUILD)/taskmeter.pb-c.h
 PROTO_O    := $(BUILD)/taskmeter.pb-c.o
@@ -57,9 +60,7 @@ $(BUILD)/vmlinux.h: | $(BUILD)
 
 $(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.bpf.h) include/taskmeter.h $(BUILD)/vmlinux.h | $(BUILD)
 	$(call msg,BPF,$@)
-	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.raw.o
-	$(Q)$(BPFTOOL) gen object $@ $@.raw.o
-	$(Q)rm -f $@.raw.o
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/taskmeter.skel.h: $(BPF_OBJS)
 	$(call msg,SKEL,$@)

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What every taskmeter BPF object shares: kfunc declarations, load-time
+ * settings and the maps. The maps and settings are defined once, in
+ * maps.bpf.c (which defines TM_DEFINE_MAPS); every other object sees them as
+ * extern and `bpftool gen object` links them into one.
+ */
+#ifndef TASKMETER_BPF_H
+#define TASKMETER_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "taskmeter.h"
+
+#ifdef TM_DEFINE_MAPS
+#define TM_DECL
+#define TM_RODATA(type, name, init) const volatile type name = init
+#else
+#define TM_DECL extern
+#define TM_RODATA(type, name, init) extern const volatile type name
+#endif
+
+#define ENOENT 2
+#define ESRCH 3
+#define EEXIST 17
+
+/* Load-time settings, written by the collector between open and load. */
+TM_RODATA(__u32, tm_cfg_task_work, 1);  /* 0: metadata from /proc (fallback mode) */
+TM_RODATA(__u32, tm_cfg_argv_max, 4096); /* <= TM_ARGV_CAP */
+TM_RODATA(__u32, tm_cfg_env_max, 8192);  /* <= TM_ENV_CAP */
+
+/* The task_work kfunc is named ..._impl on 6.18 and takes the program's aux
+ * itself from 7.0 on. Both are weak: the one the kernel lacks stays NULL and
+ * its call is removed by the verifier as dead code. */
+extern int bpf_task_work_schedule_signal_impl(struct task_struct *task, struct bpf_task_work *tw,
+					      void *map__map, bpf_task_work_callback_t callback,
+					      void *aux__prog) __ksym __weak;
+extern int bpf_task_work_schedule_signal(struct task_struct *task, struct bpf_task_work *tw,
+					 void *map__map,
+					 bpf_task_work_callback_t callback) __ksym __weak;
+extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+
+/* libbpf 1.1 has no bpf_ksym_exists(). */
+#define tm_ksym_exists(sym) (!!(&(sym)))
+
+/* Per-socket owner, stamped by cgroup/sock_create in the creating process.
+ * BPF_F_CLONE copies it to sockets accepted from a listener.
+ * Key: socket. Value: struct tm_owner. Written: sock_create. Read: cgroup_skb.
+ * Lifetime: the socket's. */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct tm_owner);
+} tm_sk_owner SEC(".maps");
+
+/* Per-owner metadata state. The value embeds the task_work slot, so one
+ * callback per owner can be pending at a time.
+ * Key: struct tm_owner. Written: packet path (create, claim), exec
+ * tracepoint (exec_seq++), callback (state). Deleted: collector, after the
+ * owner's exit was reported. Size set by the collector (meta_entries). */
+enum tm_meta_state {
+	TM_META_NEED = 0,    /* metadata missing or stale: next packet asks */
+	TM_META_PENDING = 1, /* task_work scheduled, callback not run yet */
+	TM_META_DONE = 2,    /* asked (callback ran, or /proc read requested) */
+};
+
+struct tm_meta_slot {
+	struct bpf_task_work tw;
+	__u32 exec_seq;
+	__u32 state;         /* enum tm_meta_state */
+};
+
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tm_owner);
+	__type(value, struct tm_meta_slot);
+} tm_meta SEC(".maps");
+
+/* Traffic counters. Key: struct tm_counter_key. Value: per-CPU
+ * struct tm_counter_val. Written: packet hooks (no atomics: per-CPU).
+ * Read and deleted (exited owners): collector. Size: counter_entries. */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tm_counter_key);
+	__type(value, struct tm_counter_val);
+} tm_counters SEC(".maps");
+
+/* Where packets go when tm_counters is full, so no byte is lost.
+ * Index: TM_OVERFLOW_IDX(dir, l4, family). Read: collector. */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TM_OVERFLOW_SLOTS);
+	__type(key, __u32);
+	__type(value, struct tm_counter_val);
+} tm_overflow SEC(".maps");
+
+/* Self-monitoring counters. Index: enum tm_stat. Read: collector. */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TM_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tm_stats SEC(".maps");
+
+/* Metadata, owner and exit events to the collector. Size: ringbuf_kib. */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} tm_events SEC(".maps");
+
+static __always_inline void tm_stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&tm_stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void tm_owner_of_task(struct task_struct *task, struct tm_owner *o)
+{
+	o->tgid = BPF_CORE_READ(task, tgid);
+	o->pad = 0;
+	o->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+}
+
+#endif /* TASKMETER_BPF_H */

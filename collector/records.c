@@ -1,0 +1,758 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <bpf/bpf.h>
+
+#include "log.h"
+#include "procfs.h"
+#include "records.h"
+
+#define TM_BATCH 4096
+#define TM_ARENA_CHUNK (1u << 20)
+#define TM_ENV_PAIRS_MAX TM_ENV_ALLOW_MAX
+
+/* ---- frame scratch memory: reset per frame, no allocation per record ---- */
+
+struct tm_chunk {
+	struct tm_chunk *next;
+	size_t used, cap;
+	char data[];
+};
+
+struct tm_arena {
+	struct tm_chunk *head, *cur;
+};
+
+static void *arena_alloc(struct tm_arena *a, size_t n)
+{
+	struct tm_chunk *c = a->cur;
+
+	n = (n + 7) & ~(size_t)7;
+	while (c && c->used + n > c->cap)
+		c = c->next;
+	if (!c) {
+		size_t cap = n > TM_ARENA_CHUNK ? n : TM_ARENA_CHUNK;
+
+		c = malloc(sizeof(*c) + cap);
+		if (!c)
+			return NULL;
+		c->used = 0;
+		c->cap = cap;
+		c->next = a->head;
+		a->head = c;
+	}
+	a->cur = c;
+	c->used += n;
+	return c->data + c->used - n;
+}
+
+static void arena_reset(struct tm_arena *a)
+{
+	for (struct tm_chunk *c = a->head; c; c = c->next)
+		c->used = 0;
+	a->cur = a->head;
+}
+
+static void arena_free(struct tm_arena *a)
+{
+	struct tm_chunk *c = a->head, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	free(a);
+}
+
+/* ---- the table ---- */
+
+static size_t owner_hash(const struct tm_owner *o)
+{
+	uint64_t h = ((uint64_t)o->tgid * 0x9e3779b97f4a7c15ull) ^ o->start_ns;
+
+	h ^= h >> 29;
+	return (size_t)(h * 0xbf58476d1ce4e5b9ull);
+}
+
+static bool same_owner(const struct tm_owner *a, const struct tm_owner *b)
+{
+	return a->tgid == b->tgid && a->start_ns == b->start_ns;
+}
+
+static int grow(struct tm_records *r)
+{
+	size_t n = r->n_buckets * 2;
+	struct tm_record **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_buckets; i++) {
+		struct tm_record *rec = r->buckets[i], *next;
+
+		for (; rec; rec = next) {
+			size_t h = owner_hash(&rec->owner) & (n - 1);
+
+			next = rec->next;
+			rec->next = b[h];
+			b[h] = rec;
+		}
+	}
+	free(r->buckets);
+	r->buckets = b;
+	r->n_buckets = n;
+	return 0;
+}
+
+static struct tm_record *find(struct tm_records *r, const struct tm_owner *o, uint32_t exec_seq)
+{
+	struct tm_record *rec = r->buckets[owner_hash(o) & (r->n_buckets - 1)];
+
+	for (; rec; rec = rec->next)
+		if (same_owner(&rec->owner, o) && rec->exec_seq == exec_seq)
+			return rec;
+	return NULL;
+}
+
+static struct tm_record *find_or_add(struct tm_records *r, const struct tm_owner *o,
+				     uint32_t exec_seq)
+{
+	struct tm_record *rec = find(r, o, exec_seq);
+	size_t h;
+
+	if (rec)
+		return rec;
+	if (r->count >= r->n_buckets && grow(r))
+		return NULL;
+	rec = calloc(1, sizeof(*rec));
+	if (!rec)
+		return NULL;
+	rec->owner = *o;
+	rec->exec_seq = exec_seq;
+	rec->kind = o->tgid ? TASKMETER__RECORD_KIND__PROCESS : TASKMETER__RECORD_KIND__UNATTRIBUTED;
+	rec->source = TASKMETER__METADATA_SOURCE__SOURCE_NONE;
+	rec->first_frame = r->frame_seq;
+	h = owner_hash(o) & (r->n_buckets - 1);
+	rec->next = r->buckets[h];
+	r->buckets[h] = rec;
+	r->count++;
+	return rec;
+}
+
+static void record_free(struct tm_record *rec)
+{
+	free(rec->argv);
+	free(rec->env);
+	free(rec);
+}
+
+int tm_records_init(struct tm_records *r, const struct tm_config *c, int ncpus)
+{
+	memset(r, 0, sizeof(*r));
+	r->cfg = c;
+	r->ncpus = ncpus;
+	r->n_buckets = 1024;
+	r->buckets = calloc(r->n_buckets, sizeof(*r->buckets));
+	r->arena = calloc(1, sizeof(*r->arena));
+	r->batch_cap = TM_BATCH;
+	r->batch_keys = calloc(TM_BATCH, sizeof(struct tm_counter_key));
+	r->batch_vals = calloc(TM_BATCH, sizeof(struct tm_counter_val) * (size_t)ncpus);
+	if (!r->buckets || !r->arena || !r->batch_keys || !r->batch_vals) {
+		tm_records_free(r);
+		return -ENOMEM;
+	}
+	r->overflow.kind = TASKMETER__RECORD_KIND__OVERFLOW;
+	if (tm_cgroup2_mount(r->cgroup2_mount, sizeof(r->cgroup2_mount)))
+		r->cgroup2_mount[0] = '\0';
+	return 0;
+}
+
+void tm_records_free(struct tm_records *r)
+{
+	for (size_t i = 0; r->buckets && i < r->n_buckets; i++) {
+		struct tm_record *rec = r->buckets[i], *next;
+
+		for (; rec; rec = next) {
+			next = rec->next;
+			record_free(rec);
+		}
+	}
+	free(r->buckets);
+	if (r->arena)
+		arena_free(r->arena);
+	free(r->batch_keys);
+	free(r->batch_vals);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---- metadata ---- */
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+/* Protobuf strings must be UTF-8: replace what is not with '?'. */
+static void utf8_sanitize(char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_len((unsigned char *)s + i, n - i);
+
+		if (!l) {
+			s[i++] = '?';
+			continue;
+		}
+		i += l;
+	}
+}
+
+static void comm_set(char *dst, const char *src)
+{
+	memcpy(dst, src, TM_COMM_LEN);
+	dst[TM_COMM_LEN - 1] = '\0';
+	utf8_sanitize(dst, strlen(dst));
+}
+
+/* Copy argv as NUL-terminated UTF-8 strings, one per argument. */
+static int set_argv(struct tm_record *rec, const char *buf, size_t len, bool truncated)
+{
+	char *a = malloc(len + 1);
+
+	if (!a)
+		return -ENOMEM;
+	memcpy(a, buf, len);
+	if (len && a[len - 1] != '\0')
+		a[len++] = '\0';
+	utf8_sanitize(a, len);
+	free(rec->argv);
+	rec->argv = a;
+	rec->argv_len = len;
+	rec->argv_truncated = truncated;
+	return 0;
+}
+
+/* Keep only the allowlisted variables; nothing else of buf is retained. */
+static int set_env(struct tm_records *r, struct tm_record *rec, const char *buf, size_t len)
+{
+	struct tm_env_pair pairs[TM_ENV_PAIRS_MAX];
+	size_t n = tm_env_filter(r->cfg, buf, len, pairs, TM_ENV_PAIRS_MAX), size = 0, off = 0;
+	char *e;
+
+	for (size_t i = 0; i < n; i++)
+		size += pairs[i].name_len + pairs[i].value_len + 2;
+	e = size ? malloc(size) : NULL;
+	if (size && !e)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(e + off, pairs[i].name, pairs[i].name_len);
+		off += pairs[i].name_len;
+		e[off++] = '\0';
+		memcpy(e + off, pairs[i].value, pairs[i].value_len);
+		utf8_sanitize(e + off, pairs[i].value_len);
+		off += pairs[i].value_len;
+		e[off++] = '\0';
+	}
+	free(rec->env);
+	rec->env = e;
+	rec->env_len = size;
+	return 0;
+}
+
+static void on_meta(struct tm_records *r, const struct tm_meta_event *ev)
+{
+	struct tm_record *rec = find_or_add(r, &ev->hdr.owner, ev->hdr.exec_seq);
+
+	if (!rec)
+		return;
+	comm_set(rec->comm, ev->hdr.comm);
+	rec->uid = ev->uid;
+	rec->gid = ev->gid;
+	rec->ppid = ev->ppid;
+	rec->cgroup_id = ev->cgroup_id;
+	rec->has_ids = true;
+	set_argv(rec, ev->argv, ev->argv_len < TM_ARGV_CAP ? ev->argv_len : TM_ARGV_CAP,
+		 ev->flags & TM_META_ARGV_TRUNCATED);
+	set_env(r, rec, ev->env, ev->env_len < TM_ENV_CAP ? ev->env_len : TM_ENV_CAP);
+	rec->source = TASKMETER__METADATA_SOURCE__SOURCE_TASK_WORK;
+}
+
+/* Fallback metadata: read /proc/<pid>, if pid is still the same process. */
+static int read_procfs(struct tm_records *r, struct tm_record *rec)
+{
+	static char buf[TM_ARGV_CAP > TM_ENV_CAP ? TM_ARGV_CAP : TM_ENV_CAP];
+	struct tm_proc_status st;
+	uint64_t start;
+	size_t len;
+	bool trunc;
+	int pid = (int)rec->owner.tgid, err;
+
+	rec->procfs_tried = true;
+	err = tm_proc_start_ns(pid, &start);
+	if (!err && !tm_start_matches(rec->owner.start_ns, start))
+		err = -ESRCH; /* pid reused */
+	if (!err)
+		err = tm_proc_status(pid, &st);
+	if (!err)
+		err = tm_proc_read_file(pid, "cmdline", buf, r->cfg->argv_max, &len, &trunc);
+	if (!err)
+		err = set_argv(rec, buf, len, trunc);
+	if (!err && r->cfg->env_max)
+		err = tm_proc_read_file(pid, "environ", buf, r->cfg->env_max, &len, &trunc);
+	if (!err && r->cfg->env_max)
+		err = set_env(r, rec, buf, len);
+	if (err) {
+		r->procfs_failures++;
+		tm_dbg("metadata of pid %d from /proc: %s\n", pid, strerror(-err));
+		return err;
+	}
+	r->procfs_reads++;
+	memcpy(rec->comm, st.comm, TM_COMM_LEN);
+	utf8_sanitize(rec->comm, strlen(rec->comm));
+	rec->uid = st.uid;
+	rec->gid = st.gid;
+	rec->ppid = (uint32_t)st.ppid;
+	if (r->cgroup2_mount[0])
+		tm_proc_cgroup_id(pid, r->cgroup2_mount, &rec->cgroup_id);
+	rec->has_ids = true;
+	rec->source = TASKMETER__METADATA_SOURCE__SOURCE_PROCFS;
+	return 0;
+}
+
+static void on_owner(struct tm_records *r, const struct tm_owner_event *ev)
+{
+	struct tm_record *rec = find_or_add(r, &ev->hdr.owner, ev->hdr.exec_seq);
+
+	if (ev->reason)
+		tm_dbg("task_work for pid %u failed (%d): reading /proc\n", ev->hdr.owner.tgid,
+		       ev->reason);
+	if (rec && rec->source == TASKMETER__METADATA_SOURCE__SOURCE_NONE)
+		read_procfs(r, rec);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void on_exit_ev(struct tm_records *r, const struct tm_exit_event *ev)
+{
+	struct tm_record *rec;
+	uint64_t expire = now_ns() + (uint64_t)r->cfg->exited_ttl_s * 1000000000ull;
+
+	/* An exit before any counter read still gets its (final) record. */
+	if (!find(r, &ev->hdr.owner, ev->hdr.exec_seq))
+		find_or_add(r, &ev->hdr.owner, ev->hdr.exec_seq);
+	rec = r->buckets[owner_hash(&ev->hdr.owner) & (r->n_buckets - 1)];
+	for (; rec; rec = rec->next) {
+		if (!same_owner(&rec->owner, &ev->hdr.owner))
+			continue;
+		rec->exited = true;
+		rec->exit_code = ev->exit_code;
+		rec->expire_ns = expire;
+		if (!rec->comm[0])
+			comm_set(rec->comm, ev->hdr.comm);
+	}
+}
+
+int tm_records_on_event(void *ctx, void *data, size_t len)
+{
+	const struct tm_event_hdr *hdr = data;
+	struct tm_records *r = ctx;
+
+	if (len < sizeof(*hdr))
+		return 0;
+	switch (hdr->type) {
+	case TM_EV_META:
+		if (len >= sizeof(struct tm_meta_event))
+			on_meta(r, data);
+		break;
+	case TM_EV_OWNER:
+		if (len >= sizeof(struct tm_owner_event))
+			on_owner(r, data);
+		break;
+	case TM_EV_EXIT:
+		if (len >= sizeof(struct tm_exit_event))
+			on_exit_ev(r, data);
+		break;
+	}
+	return 0;
+}
+
+/* ---- counters ---- */
+
+static void sum_cpus(const struct tm_counter_val *v, int ncpus, struct tm_counter_val *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (int i = 0; i < ncpus; i++) {
+		sum->packets += v[i].packets;
+		sum->bytes += v[i].bytes;
+		sum->payload_bytes += v[i].payload_bytes;
+	}
+}
+
+/* Fold a map value into a slot. A value below the last one means the entry
+ * was deleted and created anew: all of it is new. */
+static void slot_update(struct tm_slot *s, const struct tm_counter_val *now)
+{
+	const struct tm_counter_val *base = &s->last;
+	struct tm_counter_val zero = { 0 };
+
+	if (now->packets < s->last.packets || now->bytes < s->last.bytes)
+		base = &zero;
+	s->total.packets += now->packets - base->packets;
+	s->total.bytes += now->bytes - base->bytes;
+	s->total.payload_bytes += now->payload_bytes - base->payload_bytes;
+	s->last = *now;
+}
+
+static void fold(struct tm_records *r, const struct tm_counter_key *k,
+		 const struct tm_counter_val *vals)
+{
+	struct tm_counter_val sum;
+	struct tm_record *rec;
+	unsigned int idx;
+
+	if (k->dir >= TM_DIR_MAX || k->l4 >= TM_L4_MAX || k->family >= TM_FAMILY_MAX)
+		return;
+	rec = find_or_add(r, &k->owner, k->exec_seq);
+	if (!rec)
+		return;
+	idx = TM_OVERFLOW_IDX(k->dir, k->l4, k->family);
+	sum_cpus(vals, r->ncpus, &sum);
+	slot_update(&rec->slots[idx], &sum);
+	rec->slots_used |= 1u << idx;
+}
+
+static int read_overflow(struct tm_records *r, int fd)
+{
+	struct tm_counter_val *vals = r->batch_vals, sum;
+
+	for (__u32 i = 0; i < TM_OVERFLOW_SLOTS; i++) {
+		if (bpf_map_lookup_elem(fd, &i, vals))
+			return -errno;
+		sum_cpus(vals, r->ncpus, &sum);
+		slot_update(&r->overflow.slots[i], &sum);
+		if (sum.packets)
+			r->overflow.slots_used |= 1u << i;
+	}
+	return 0;
+}
+
+int tm_records_read(struct tm_records *r, int counters_fd, int overflow_fd)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	size_t vsz = sizeof(struct tm_counter_val) * (size_t)r->ncpus;
+	__u32 in = 0, out = 0, count;
+	bool first = true;
+	int err;
+
+	do {
+		count = (__u32)r->batch_cap;
+		err = bpf_map_lookup_batch(counters_fd, first ? NULL : &in, &out, r->batch_keys,
+					   r->batch_vals, &count, &opts);
+		if (err && errno != ENOENT)
+			return -errno;
+		for (__u32 i = 0; i < count; i++)
+			fold(r, (struct tm_counter_key *)r->batch_keys + i,
+			     (struct tm_counter_val *)((char *)r->batch_vals + i * vsz));
+		in = out;
+		first = false;
+	} while (!err);
+	return read_overflow(r, overflow_fd);
+}
+
+/* ---- frames ---- */
+
+static void counters_init(Taskmeter__Counters *c, const struct tm_counter_val *v)
+{
+	taskmeter__counters__init(c);
+	c->has_packets = c->has_bytes = c->has_payload_bytes = 1;
+	c->packets = v->packets;
+	c->bytes = v->bytes;
+	c->payload_bytes = v->payload_bytes;
+}
+
+static void val_add(struct tm_counter_val *a, const struct tm_counter_val *b)
+{
+	a->packets += b->packets;
+	a->bytes += b->bytes;
+	a->payload_bytes += b->payload_bytes;
+}
+
+static void val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
+		    const struct tm_counter_val *b)
+{
+	d->packets = a->packets - b->packets;
+	d->bytes = a->bytes - b->bytes;
+	d->payload_bytes = a->payload_bytes - b->payload_bytes;
+}
+
+static void traffic_init(Taskmeter__Traffic *t, unsigned int slot, Taskmeter__Counters *c)
+{
+	unsigned int dir = slot / (TM_L4_MAX * TM_FAMILY_MAX);
+
+	taskmeter__traffic__init(t);
+	t->has_direction = t->has_protocol = t->has_family = 1;
+	t->direction = dir == TM_DIR_INGRESS ? TASKMETER__DIRECTION__INGRESS
+					     : TASKMETER__DIRECTION__EGRESS;
+	/* enum tm_l4 / tm_family are the proto enums minus one */
+	t->protocol = (Taskmeter__L4Protocol)((slot / TM_FAMILY_MAX) % TM_L4_MAX + 1);
+	t->family = (Taskmeter__IpFamily)(slot % TM_FAMILY_MAX + 1);
+	t->total = &c[0];
+	t->delta = &c[1];
+}
+
+/* The traffic[] entries and the rx/tx sums of one record. */
+static int build_traffic(struct tm_records *r, struct tm_record *rec, Taskmeter__ProcessRecord *pr)
+{
+	struct tm_counter_val sums[TM_DIR_MAX][2] = { 0 }; /* [dir][total, delta] */
+	size_t n = (size_t)__builtin_popcount(rec->slots_used), k = 0;
+	Taskmeter__Traffic *t;
+	Taskmeter__Counters *c;
+
+	pr->traffic = arena_alloc(r->arena, n * sizeof(*pr->traffic));
+	t = arena_alloc(r->arena, n * sizeof(*t));
+	c = arena_alloc(r->arena, (2 * n + 4) * sizeof(*c));
+	if (!pr->traffic || !t || !c)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < TM_SLOTS; i++) {
+		struct tm_slot *s = &rec->slots[i];
+		unsigned int dir = i / (TM_L4_MAX * TM_FAMILY_MAX);
+		struct tm_counter_val delta;
+
+		if (!(rec->slots_used & (1u << i)))
+			continue;
+		val_sub(&delta, &s->total, &s->reported);
+		s->reported = s->total;
+		counters_init(&c[2 * k], &s->total);
+		counters_init(&c[2 * k + 1], &delta);
+		traffic_init(&t[k], i, &c[2 * k]);
+		val_add(&sums[dir][0], &s->total);
+		val_add(&sums[dir][1], &delta);
+		pr->traffic[k] = &t[k];
+		k++;
+	}
+	pr->n_traffic = k;
+	c += 2 * n;
+	counters_init(&c[0], &sums[TM_DIR_INGRESS][0]);
+	counters_init(&c[1], &sums[TM_DIR_EGRESS][0]);
+	counters_init(&c[2], &sums[TM_DIR_INGRESS][1]);
+	counters_init(&c[3], &sums[TM_DIR_EGRESS][1]);
+	pr->rx_total = &c[0];
+	pr->tx_total = &c[1];
+	pr->rx_delta = &c[2];
+	pr->tx_delta = &c[3];
+	return 0;
+}
+
+static size_t count_nuls(const char *s, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		n += s[i] == '\0';
+	return n;
+}
+
+/* argv[] and env[] point into the record's own buffers: nothing is copied. */
+static int build_strings(struct tm_records *r, struct tm_record *rec, Taskmeter__ProcessRecord *pr)
+{
+	size_t n = count_nuls(rec->argv, rec->argv_len), k = 0;
+	Taskmeter__EnvVar *ev;
+	const char *p;
+
+	pr->argv = arena_alloc(r->arena, n * sizeof(char *) + 1);
+	if (!pr->argv)
+		return -ENOMEM;
+	for (size_t i = 0; i < rec->argv_len; i += strlen(rec->argv + i) + 1)
+		pr->argv[k++] = rec->argv + i;
+	pr->n_argv = k;
+	pr->has_argv_truncated = rec->argv != NULL;
+	pr->argv_truncated = rec->argv_truncated;
+
+	n = count_nuls(rec->env, rec->env_len) / 2;
+	pr->env = arena_alloc(r->arena, n * sizeof(*pr->env) + 1);
+	ev = arena_alloc(r->arena, n * sizeof(*ev) + 1);
+	if (!pr->env || !ev)
+		return -ENOMEM;
+	p = rec->env;
+	for (size_t j = 0; j < n; j++) {
+		taskmeter__env_var__init(&ev[j]);
+		ev[j].name = (char *)p;
+		p += strlen(p) + 1;
+		ev[j].value = (char *)p;
+		p += strlen(p) + 1;
+		pr->env[j] = &ev[j];
+	}
+	pr->n_env = n;
+	return 0;
+}
+
+static void build_ids(struct tm_record *rec, Taskmeter__ProcessRecord *pr)
+{
+	pr->has_kind = 1;
+	pr->kind = (Taskmeter__RecordKind)rec->kind;
+	if (rec->kind != TASKMETER__RECORD_KIND__PROCESS)
+		return;
+	pr->has_pid = pr->has_start_time_ns = pr->has_exec_seq = 1;
+	pr->pid = rec->owner.tgid;
+	pr->start_time_ns = rec->owner.start_ns;
+	pr->exec_seq = rec->exec_seq;
+	pr->has_metadata_source = 1;
+	pr->metadata_source = (Taskmeter__MetadataSource)rec->source;
+	if (rec->comm[0])
+		pr->comm = rec->comm;
+	if (rec->has_ids) {
+		pr->has_uid = pr->has_gid = pr->has_ppid = pr->has_cgroup_id = 1;
+		pr->uid = rec->uid;
+		pr->gid = rec->gid;
+		pr->ppid = rec->ppid;
+		pr->cgroup_id = rec->cgroup_id;
+	}
+	pr->has_exited = 1;
+	pr->exited = rec->exited;
+	if (rec->exited) {
+		pr->has_exit_code = 1;
+		pr->exit_code = rec->exit_code;
+	}
+}
+
+static Taskmeter__ProcessRecord *build_one(struct tm_records *r, struct tm_record *rec)
+{
+	Taskmeter__ProcessRecord *pr = arena_alloc(r->arena, sizeof(*pr));
+
+	if (!pr)
+		return NULL;
+	taskmeter__process_record__init(pr);
+	build_ids(rec, pr);
+	if (build_traffic(r, rec, pr) || build_strings(r, rec, pr))
+		return NULL;
+	return pr;
+}
+
+/* A record still without metadata a frame after it appeared (its event was
+ * lost, or the metadata map was full) gets one /proc read. */
+static void backfill(struct tm_records *r, struct tm_record *rec)
+{
+	if (rec->kind == TASKMETER__RECORD_KIND__PROCESS && !rec->procfs_tried &&
+	    rec->source == TASKMETER__METADATA_SOURCE__SOURCE_NONE &&
+	    r->frame_seq > rec->first_frame + 1)
+		read_procfs(r, rec);
+}
+
+int tm_records_build(struct tm_records *r, Taskmeter__Frame *f)
+{
+	size_t n = 0;
+
+	r->frame_seq++;
+	arena_reset(r->arena);
+	f->records = arena_alloc(r->arena, (r->count + 1) * sizeof(*f->records));
+	if (!f->records)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_buckets; i++) {
+		for (struct tm_record *rec = r->buckets[i]; rec; rec = rec->next) {
+			if (!rec->slots_used)
+				continue;
+			backfill(r, rec);
+			f->records[n] = build_one(r, rec);
+			if (!f->records[n++])
+				return -ENOMEM;
+		}
+	}
+	if (r->overflow.slots_used) {
+		f->records[n] = build_one(r, &r->overflow);
+		if (!f->records[n++])
+			return -ENOMEM;
+	}
+	f->n_records = n;
+	return 0;
+}
+
+/* ---- expiry of exited processes ---- */
+
+static void key_of_slot(struct tm_counter_key *k, unsigned int slot)
+{
+	k->dir = (__u8)(slot / (TM_L4_MAX * TM_FAMILY_MAX));
+	k->l4 = (__u8)((slot / TM_FAMILY_MAX) % TM_L4_MAX);
+	k->family = (__u8)(slot % TM_FAMILY_MAX);
+}
+
+/* Take what is left of rec's entries out of the counter map. True if bytes
+ * arrived after the last frame: rec must be reported once more. */
+static bool drain(struct tm_records *r, struct tm_record *rec, int counters_fd)
+{
+	struct tm_counter_key key = { .owner = rec->owner, .exec_seq = rec->exec_seq };
+	struct tm_counter_val sum;
+	bool fresh = false;
+
+	for (unsigned int i = 0; i < TM_SLOTS; i++) {
+		if (!(rec->slots_used & (1u << i)))
+			continue;
+		key_of_slot(&key, i);
+		if (!bpf_map_lookup_and_delete_elem(counters_fd, &key, r->batch_vals)) {
+			sum_cpus(r->batch_vals, r->ncpus, &sum);
+			slot_update(&rec->slots[i], &sum);
+			rec->slots[i].last = (struct tm_counter_val){ 0 };
+		}
+		fresh |= rec->slots[i].total.packets != rec->slots[i].reported.packets;
+	}
+	return fresh;
+}
+
+static bool owner_has_records(struct tm_records *r, const struct tm_owner *o)
+{
+	for (struct tm_record *rec = r->buckets[owner_hash(o) & (r->n_buckets - 1)]; rec;
+	     rec = rec->next)
+		if (same_owner(&rec->owner, o))
+			return true;
+	return false;
+}
+
+void tm_records_expire(struct tm_records *r, int counters_fd, int meta_fd, uint64_t now)
+{
+	uint64_t ttl = (uint64_t)r->cfg->exited_ttl_s * 1000000000ull;
+
+	for (size_t i = 0; i < r->n_buckets; i++) {
+		struct tm_record **pp = &r->buckets[i], *rec;
+
+		while ((rec = *pp)) {
+			if (!rec->expire_ns || now < rec->expire_ns) {
+				pp = &rec->next;
+				continue;
+			}
+			if (drain(r, rec, counters_fd)) {
+				rec->expire_ns = now + ttl;
+				pp = &rec->next;
+				continue;
+			}
+			*pp = rec->next;
+			r->count--;
+			if (!owner_has_records(r, &rec->owner))
+				bpf_map_delete_elem(meta_fd, &rec->owner);
+			record_free(rec);
+		}
+	}
+}

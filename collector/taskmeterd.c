@@ -1,0 +1,451 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * taskmeterd: loads and attaches the BPF programs, folds their counters and
+ * events into per-process records, and streams one protobuf frame per
+ * interval to every subscriber of its UNIX socket.
+ *
+ * Lifecycle: config -> open/load -> attach -> poll loop -> detach.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpfload.h"
+#include "config.h"
+#include "export.h"
+#include "frame.h"
+#include "log.h"
+#include "records.h"
+#include "taskmeter.skel.h"
+
+#define TM_DEFAULT_CONFIG "/etc/taskmeter/taskmeter.conf"
+#define TM_EXIT_CONFIG 2
+
+static volatile sig_atomic_t stop;
+static int libbpf_debug; /* -vv */
+
+struct tm_daemon {
+	struct tm_config cfg;
+	struct tm_bpf bpf;
+	struct tm_records rec;
+	struct ring_buffer *rb;
+	struct tm_export *exp;
+	struct tm_watch rb_watch, timer_watch;
+	int epfd;
+	uint64_t seq;
+	uint64_t last_read_ns;
+	char hostname[256];
+};
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	/* one level lower than libbpf's own: its warnings are our info */
+	enum tm_log_level l = level == LIBBPF_WARN ? TM_LOG_INFO : TM_LOG_DEBUG;
+	char msg[1024];
+
+	if ((level == LIBBPF_DEBUG && !libbpf_debug) || l > tm_log_level)
+		return 0;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	tm_log(l, "libbpf: %s", msg);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: taskmeterd [OPTIONS]\n"
+		"Per-process network accounting: attaches BPF programs to a cgroup and\n"
+		"streams per-process records as length-delimited protobuf frames\n"
+		"(proto/taskmeter.proto) to every client of a UNIX socket.\n"
+		"\n"
+		"  -c, --config FILE     config file (default " TM_DEFAULT_CONFIG
+		" if it exists;\n"
+		"                        see configs/taskmeter.conf for every key)\n"
+		"      --cgroup PATH     cgroup v2 to account (default: the root = whole host)\n"
+		"      --socket PATH     export socket (default /run/taskmeter/taskmeter.sock)\n"
+		"      --interval DUR    frame interval, e.g. 1s, 500ms (default 1s)\n"
+		"      --metadata MODE   task_work (default) or procfs (the fallback for\n"
+		"                        kernels without the task_work kfunc)\n"
+		"      --set KEY=VALUE   set any config key (repeatable)\n"
+		"      --check-config    validate the configuration and exit\n"
+		"      --print-memory    print the BPF map memory this config may use, exit\n"
+		"  -v, --verbose         more logging (-vv: libbpf debug output)\n"
+		"  -h, --help            this text\n"
+		"\n"
+		"Command-line settings override the file. Config errors exit with status 2\n"
+		"before anything is attached. SIGINT/SIGTERM: send a final frame, detach, exit 0.\n");
+}
+
+enum { OPT_CGROUP = 256, OPT_SOCKET, OPT_INTERVAL, OPT_METADATA, OPT_SET, OPT_CHECK, OPT_MEM };
+
+struct tm_args {
+	const char *config;
+	int verbose;
+	int check_only;
+	int print_memory;
+	/* overrides applied after the file, in order */
+	const char *keys[64];
+	const char *values[64];
+	char *owned[64];
+	int n;
+};
+
+static int add_override(struct tm_args *a, const char *key, const char *value)
+{
+	if (a->n == 64) {
+		fprintf(stderr, "taskmeterd: too many overrides\n");
+		return -E2BIG;
+	}
+	a->keys[a->n] = key;
+	a->values[a->n++] = value;
+	return 0;
+}
+
+static int add_set(struct tm_args *a, const char *kv)
+{
+	char *copy = strdup(kv), *eq;
+
+	if (!copy)
+		return -ENOMEM;
+	eq = strchr(copy, '=');
+	if (!eq) {
+		fprintf(stderr, "taskmeterd: --set %s: expected KEY=VALUE\n", kv);
+		free(copy);
+		return -EINVAL;
+	}
+	*eq = '\0';
+	a->owned[a->n] = copy;
+	return add_override(a, copy, eq + 1);
+}
+
+static int parse_args(int argc, char **argv, struct tm_args *a)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "interval", required_argument, NULL, OPT_INTERVAL },
+		{ "metadata", required_argument, NULL, OPT_METADATA },
+		{ "set", required_argument, NULL, OPT_SET },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "print-memory", no_argument, NULL, OPT_MEM },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c, err = 0;
+
+	while (!err && (c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': a->config = optarg; break;
+		case 'v': a->verbose++; break;
+		case 'h': usage(stdout); exit(0);
+		case OPT_CGROUP: err = add_override(a, "cgroup", optarg); break;
+		case OPT_SOCKET: err = add_override(a, "socket_path", optarg); break;
+		case OPT_INTERVAL: err = add_override(a, "interval", optarg); break;
+		case OPT_METADATA: err = add_override(a, "metadata", optarg); break;
+		case OPT_SET: err = add_set(a, optarg); break;
+		case OPT_CHECK: a->check_only = 1; break;
+		case OPT_MEM: a->print_memory = 1; break;
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (!err && optind < argc) {
+		fprintf(stderr, "taskmeterd: unexpected argument '%s'\n", argv[optind]);
+		err = -EINVAL;
+	}
+	return err;
+}
+
+static int load_config(struct tm_config *cfg, const struct tm_args *a)
+{
+	const char *path = a->config;
+	char err[512];
+	int ret = 0;
+
+	tm_config_defaults(cfg);
+	if (!path && access(TM_DEFAULT_CONFIG, F_OK) == 0)
+		path = TM_DEFAULT_CONFIG;
+	if (path)
+		ret = tm_config_load(cfg, path, err, sizeof(err));
+	for (int i = 0; !ret && i < a->n; i++)
+		ret = tm_config_set(cfg, a->keys[i], a->values[i], err, sizeof(err));
+	if (ret)
+		fprintf(stderr, "taskmeterd: %s\n", err);
+	return ret;
+}
+
+/* ---- one interval ---- */
+
+static void read_stats(struct tm_daemon *d, Taskmeter__CollectorStats *st)
+{
+	int fd = bpf_map__fd(d->bpf.skel->maps.tm_stats), ncpus = d->rec.ncpus;
+	uint64_t v[TM_STAT_MAX] = { 0 }, percpu[512];
+
+	for (__u32 i = 0; i < TM_STAT_MAX && ncpus <= 512; i++) {
+		if (bpf_map_lookup_elem(fd, &i, percpu))
+			continue;
+		for (int c = 0; c < ncpus; c++)
+			v[i] += percpu[c];
+	}
+	st->has_task_work_scheduled = st->has_task_work_failed = st->has_task_work_callbacks = 1;
+	st->task_work_scheduled = v[TM_STAT_TW_SCHEDULED];
+	st->task_work_failed = v[TM_STAT_TW_FAILED];
+	st->task_work_callbacks = v[TM_STAT_TW_CALLBACKS];
+	st->has_ringbuf_drops = st->has_counter_map_full = st->has_meta_map_full = 1;
+	st->ringbuf_drops = v[TM_STAT_RINGBUF_DROPS];
+	st->counter_map_full = v[TM_STAT_COUNTER_MAP_FULL];
+	st->meta_map_full = v[TM_STAT_META_MAP_FULL];
+	st->has_malformed_packets = 1;
+	st->malformed_packets = v[TM_STAT_MALFORMED];
+	st->has_procfs_reads = st->has_procfs_failures = 1;
+	st->procfs_reads = d->rec.procfs_reads;
+	st->procfs_failures = d->rec.procfs_failures;
+	st->has_subscribers = st->has_frames_dropped = st->has_records_live = 1;
+	st->subscribers = tm_export_subscribers(d->exp);
+	st->frames_dropped = tm_export_dropped(d->exp);
+	st->records_live = d->rec.count;
+}
+
+static int publish(struct tm_daemon *d, Taskmeter__Frame *f)
+{
+	size_t len = taskmeter__frame__get_packed_size(f);
+	uint8_t *body = malloc(len ? len : 1);
+	int err;
+
+	if (!body)
+		return -ENOMEM;
+	taskmeter__frame__pack(f, body);
+	err = tm_export_publish(d->exp, body, len);
+	free(body);
+	return err;
+}
+
+static int tick(struct tm_daemon *d)
+{
+	Taskmeter__CollectorStats st = TASKMETER__COLLECTOR_STATS__INIT;
+	Taskmeter__Frame f = TASKMETER__FRAME__INIT;
+	uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
+	int err;
+
+	/* Events first: metadata and exits that precede these counters. */
+	ring_buffer__consume(d->rb);
+	err = tm_records_read(&d->rec, bpf_map__fd(d->bpf.skel->maps.tm_counters),
+			      bpf_map__fd(d->bpf.skel->maps.tm_overflow));
+	if (err)
+		tm_warn("reading counters: %s\n", strerror(-err));
+	err = tm_records_build(&d->rec, &f);
+	if (err)
+		return err;
+	f.has_seq = f.has_timestamp_ns = f.has_interval_ns = f.has_metadata_mode = 1;
+	f.seq = ++d->seq;
+	f.timestamp_ns = clock_ns(CLOCK_REALTIME);
+	f.interval_ns = d->last_read_ns ? t0 - d->last_read_ns : 0;
+	d->last_read_ns = t0;
+	f.metadata_mode = d->bpf.task_work ? TASKMETER__METADATA_MODE__MODE_TASK_WORK
+					   : TASKMETER__METADATA_MODE__MODE_PROCFS;
+	f.hostname = d->hostname;
+	read_stats(d, &st);
+	st.has_frame_build_ns = 1;
+	st.frame_build_ns = clock_ns(CLOCK_MONOTONIC) - t0;
+	f.stats = &st;
+	err = publish(d, &f);
+	tm_records_expire(&d->rec, bpf_map__fd(d->bpf.skel->maps.tm_counters),
+			  bpf_map__fd(d->bpf.skel->maps.tm_meta), clock_ns(CLOCK_MONOTONIC));
+	return err;
+}
+
+/* ---- set-up ---- */
+
+static int watch(struct tm_daemon *d, struct tm_watch *w, enum tm_watch_kind kind, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
+
+	w->kind = kind;
+	w->fd = fd;
+	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+static int start_timer(struct tm_daemon *d)
+{
+	unsigned int ms = d->cfg.interval_ms;
+	struct itimerspec its = {
+		.it_interval = { ms / 1000, (long)(ms % 1000) * 1000000 },
+		.it_value = { ms / 1000, (long)(ms % 1000) * 1000000 },
+	};
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), err;
+
+	if (fd < 0)
+		return -errno;
+	if (timerfd_settime(fd, 0, &its, NULL) || (err = watch(d, &d->timer_watch, TM_WATCH_TIMER, fd))) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return 0;
+}
+
+static int setup(struct tm_daemon *d)
+{
+	int err, ncpus = libbpf_num_possible_cpus();
+
+	if (ncpus < 0)
+		return ncpus;
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->epfd < 0)
+		return -errno;
+	gethostname(d->hostname, sizeof(d->hostname) - 1);
+	err = tm_records_init(&d->rec, &d->cfg, ncpus);
+	if (err)
+		return err;
+	err = tm_bpf_load(&d->bpf, &d->cfg);
+	if (err)
+		return err;
+	d->rb = ring_buffer__new(bpf_map__fd(d->bpf.skel->maps.tm_events), tm_records_on_event,
+				 &d->rec, NULL);
+	if (!d->rb)
+		return -errno;
+	err = watch(d, &d->rb_watch, TM_WATCH_RINGBUF, ring_buffer__epoll_fd(d->rb));
+	if (err)
+		return err;
+	d->exp = tm_export_open(d->cfg.socket_path, d->cfg.socket_mode, d->cfg.subscriber_queue,
+				d->epfd, &err);
+	if (!d->exp) {
+		tm_err("export socket %s: %s%s\n", d->cfg.socket_path, strerror(-err),
+		       err == -EADDRINUSE ? " (another taskmeterd is serving it)" : "");
+		return err;
+	}
+	err = tm_bpf_attach(&d->bpf, &d->cfg);
+	if (err)
+		return err;
+	err = start_timer(d);
+	if (!err)
+		tm_info("streaming to %s every %u ms (metadata: %s)\n", d->cfg.socket_path,
+			d->cfg.interval_ms, d->bpf.task_work ? "task_work" : "procfs");
+	return err;
+}
+
+static void teardown(struct tm_daemon *d)
+{
+	/* reverse of setup: detach first so nothing new arrives */
+	tm_bpf_destroy(&d->bpf);
+	if (d->timer_watch.fd > 0)
+		close(d->timer_watch.fd);
+	tm_export_close(d->exp);
+	ring_buffer__free(d->rb);
+	tm_records_free(&d->rec);
+	if (d->epfd >= 0)
+		close(d->epfd);
+}
+
+static void dispatch(struct tm_daemon *d, struct epoll_event *ev)
+{
+	struct tm_watch *w = ev->data.ptr;
+	uint64_t expirations;
+	int err;
+
+	switch (w->kind) {
+	case TM_WATCH_RINGBUF:
+		ring_buffer__consume(d->rb);
+		break;
+	case TM_WATCH_TIMER:
+		if (read(w->fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+			tm_warn("timer: %s\n", strerror(errno));
+		err = tick(d);
+		if (err)
+			tm_warn("frame %llu: %s\n", (unsigned long long)d->seq, strerror(-err));
+		break;
+	case TM_WATCH_LISTENER:
+		tm_export_accept(d->exp);
+		break;
+	case TM_WATCH_SUBSCRIBER:
+		tm_export_ready(d->exp, w, ev->events);
+		break;
+	}
+}
+
+static int loop(struct tm_daemon *d)
+{
+	struct epoll_event evs[32];
+
+	while (!stop) {
+		int n = epoll_wait(d->epfd, evs, 32, -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		for (int i = 0; i < n; i++)
+			dispatch(d, &evs[i]);
+	}
+	/* one last frame: what happened since the previous one is not lost */
+	return tick(d);
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	static struct tm_daemon d = { .epfd = -1 };
+	struct tm_args args = { 0 };
+	int err;
+
+	err = parse_args(argc, argv, &args);
+	if (!err)
+		err = load_config(&d.cfg, &args);
+	for (int i = 0; i < args.n; i++)
+		free(args.owned[i]);
+	if (err)
+		return TM_EXIT_CONFIG;
+	tm_log_level = args.verbose ? TM_LOG_DEBUG : d.cfg.log_level;
+	if (args.check_only) {
+		printf("configuration OK\n");
+		return 0;
+	}
+	if (args.print_memory) {
+		printf("BPF maps: at most %llu bytes (%d CPUs)\n",
+		       tm_bpf_map_memory(&d.cfg, libbpf_num_possible_cpus()),
+		       libbpf_num_possible_cpus());
+		return 0;
+	}
+	libbpf_debug = args.verbose >= 2;
+	libbpf_set_print(libbpf_print);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	err = setup(&d);
+	if (!err)
+		err = loop(&d);
+	teardown(&d);
+	if (err) {
+		tm_err("%s\n", strerror(-err));
+		return 1;
+	}
+	tm_info("detached, exiting\n");
+	return 0;
+}
