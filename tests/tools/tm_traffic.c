@@ -10,10 +10,12 @@
  *   tm_traffic udp-recv ADDR PORT COUNT            receive COUNT datagrams, echo each
  *   tm_traffic udp-send ADDR PORT COUNT SIZE       send COUNT datagrams, await echoes
  *   tm_traffic udp-once ADDR PORT SIZE             one datagram, exit at once
+ *   tm_traffic udp-sink ADDR PORT COUNT            receive COUNT datagrams, no reply
  *   tm_traffic exec-send ADDR PORT BYTES NEWARGV... tcp-send, then execve NEWARGV
  *
  * ADDR is numeric IPv4 or IPv6. Extra arguments after the mode's own are
- * ignored, so tests can tag processes with distinctive argv.
+ * ignored, so tests can tag processes with distinctive argv. TM_LINGER_MS in
+ * the environment delays the exit (for the /proc metadata mode's tests).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -89,8 +91,12 @@ static long long recv_all(int fd)
 
 static void report(long long sent, long long received)
 {
+	const char *linger = getenv("TM_LINGER_MS");
+
 	printf("pid=%d sent=%lld received=%lld\n", getpid(), sent, received);
 	fflush(stdout);
+	if (linger)
+		usleep((useconds_t)atoi(linger) * 1000);
 }
 
 static int tcp_serve(char **a)
@@ -195,6 +201,29 @@ static int udp_recv(char **a)
 	return 0;
 }
 
+static int udp_sink(char **a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd = udp_socket(a, &ss, &len), count = atoi(a[2]);
+	static char buf[65536];
+	long long got = 0;
+
+	if (bind(fd, (struct sockaddr *)&ss, len))
+		die("bind");
+	printf("listening\n");
+	fflush(stdout);
+	for (int i = 0; i < count; i++) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+		if (r < 0)
+			die("recv");
+		got += r;
+	}
+	report(0, got);
+	return 0;
+}
+
 static int udp_send(char **a)
 {
 	struct sockaddr_storage ss;
@@ -254,7 +283,7 @@ int main(int argc, char **argv, char **envp)
 	} modes[] = {
 		{ "tcp-serve", 3, tcp_serve }, { "tcp-send", 3, tcp_send },
 		{ "udp-recv", 3, udp_recv },   { "udp-send", 4, udp_send },
-		{ "udp-once", 3, udp_once },
+		{ "udp-once", 3, udp_once },   { "udp-sink", 3, udp_sink },
 	};
 
 	if (argc >= 6 && strcmp(argv[1], "exec-send") == 0)

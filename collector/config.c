@@ -1,0 +1,567 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Config parser. One table row per key; every check reports the line, the
+ * key and why, because the daemon refuses to start (exit 2) on any error
+ * and the operator has to fix the file from the message alone.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/types.h>
+
+#include "taskmeter.h"
+#include "config.h"
+
+#define WHY_MAX 256
+#define VALUE_MAX PATH_MAX
+#define KEY_SHOW_MAX 64
+/* A config file is a few KiB; anything bigger is a wrong path. */
+#define FILE_MAX (1024 * 1024)
+
+/* Key flags */
+#define K_EMPTY_OK (1u << 0) /* "" means something (off, root, none) */
+#define K_ABSOLUTE (1u << 1) /* path must start with '/' */
+#define K_POW2 (1u << 2)
+#define K_SECONDS (1u << 3) /* duration stored in whole seconds */
+
+struct key;
+typedef int (*parse_fn)(struct tm_config *c, const struct key *k, const char *v, char *why);
+
+struct key {
+	const char *name;
+	parse_fn parse;
+	size_t off;
+	size_t size;
+	unsigned long long min, max;
+	unsigned int flags;
+};
+
+static const char *const default_env_allow[] = {
+	"SERVICE_NAME", "OTEL_SERVICE_NAME", "POD_NAME", "POD_NAMESPACE", "CONTAINER_NAME",
+};
+
+static const char *const log_level_names[] = {
+	[TM_LOG_ERROR] = "error",
+	[TM_LOG_WARN] = "warn",
+	[TM_LOG_INFO] = "info",
+	[TM_LOG_DEBUG] = "debug",
+};
+
+void tm_config_defaults(struct tm_config *c)
+{
+	/* Zero first so that configs compare equal byte for byte. */
+	memset(c, 0, sizeof(*c));
+	strcpy(c->socket_path, "/run/taskmeter/taskmeter.sock");
+	c->socket_mode = 0660;
+	c->interval_ms = 1000;
+	c->argv_max = 4096;
+	c->env_max = TM_ENV_CAP;
+	c->metadata_procfs = false;
+	for (size_t i = 0; i < sizeof(default_env_allow) / sizeof(default_env_allow[0]); i++)
+		strcpy(c->env_allow[c->n_env_allow++], default_env_allow[i]);
+	c->subscriber_queue = 16;
+	c->max_owner_records = 65536;
+	c->meta_entries = 16384;
+	c->ringbuf_kib = 8192;
+	c->exited_ttl_s = 10;
+	c->log_level = TM_LOG_INFO;
+}
+
+static unsigned int *field_uint(struct tm_config *c, const struct key *k)
+{
+	return (unsigned int *)((char *)c + k->off);
+}
+
+/*
+ * Decimal or octal digits only: strtoull alone would accept a sign and
+ * leading blanks, and "-1" would wrap to a huge value.
+ */
+static int parse_digits(const char *v, int base, unsigned long long *out, const char **end)
+{
+	char *e;
+
+	if (!isdigit((unsigned char)v[0]))
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(v, &e, base);
+	*end = e;
+	return errno == ERANGE ? -ERANGE : 0;
+}
+
+static int check_range(const struct key *k, const char *v, unsigned long long n, int err,
+		       char *why)
+{
+	if (err == -ERANGE || n < k->min || n > k->max) {
+		snprintf(why, WHY_MAX, "%.64s is out of range (%llu..%llu)", v, k->min, k->max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_uint(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	unsigned long long n;
+	const char *end;
+	int err;
+
+	err = parse_digits(v, 10, &n, &end);
+	if (err == -EINVAL || (!err && *end)) {
+		snprintf(why, WHY_MAX, "'%.64s' is not a number", v);
+		return -EINVAL;
+	}
+	if (check_range(k, v, n, err, why))
+		return -EINVAL;
+	if ((k->flags & K_POW2) && (n & (n - 1))) {
+		snprintf(why, WHY_MAX, "%llu is not a power of two", n);
+		return -EINVAL;
+	}
+	*field_uint(c, k) = n;
+	return 0;
+}
+
+static int parse_mode(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	unsigned long long n;
+	const char *end;
+	int err;
+
+	err = parse_digits(v, 8, &n, &end);
+	if (err == -EINVAL || (!err && *end)) {
+		snprintf(why, WHY_MAX, "'%.64s' is not an octal mode (e.g. 0660)", v);
+		return -EINVAL;
+	}
+	if (err || n > k->max) {
+		snprintf(why, WHY_MAX, "%.64s is out of range (0..0%llo)", v, k->max);
+		return -EINVAL;
+	}
+	*field_uint(c, k) = n;
+	return 0;
+}
+
+/* "500ms", "2s" or "2" (seconds) to milliseconds. */
+static int duration_ms(const char *v, unsigned long long *ms)
+{
+	unsigned long long n;
+	const char *end;
+	int err;
+
+	err = parse_digits(v, 10, &n, &end);
+	if (err == -EINVAL)
+		return -EINVAL;
+	if (!strcmp(end, "ms")) {
+		*ms = n;
+	} else if (!*end || !strcmp(end, "s")) {
+		*ms = n * 1000;
+		if (n > ULLONG_MAX / 1000)
+			err = -ERANGE;
+	} else {
+		return -EINVAL;
+	}
+	return err;
+}
+
+static int parse_duration(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	unsigned long long ms;
+	unsigned int unit = k->flags & K_SECONDS ? 1000 : 1;
+	int err;
+
+	err = duration_ms(v, &ms);
+	if (err == -EINVAL) {
+		snprintf(why, WHY_MAX,
+			 "'%.64s' is not a duration (use 500ms, 2s or a number of seconds)", v);
+		return -EINVAL;
+	}
+	if (err || ms < k->min || ms > k->max) {
+		if (unit == 1000)
+			snprintf(why, WHY_MAX, "%.64s is out of range (%llus..%llus)", v,
+				 k->min / 1000, k->max / 1000);
+		else
+			snprintf(why, WHY_MAX, "%.64s is out of range (%llums..%llus)", v, k->min,
+				 k->max / 1000);
+		return -EINVAL;
+	}
+	if (ms % unit) {
+		snprintf(why, WHY_MAX, "%.64s is not a whole number of seconds", v);
+		return -EINVAL;
+	}
+	*field_uint(c, k) = ms / unit;
+	return 0;
+}
+
+static int parse_path(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	size_t len = strlen(v);
+
+	if (len >= k->size) {
+		snprintf(why, WHY_MAX, "path is too long (%zu bytes, max %zu)", len, k->size - 1);
+		return -EINVAL;
+	}
+	if ((k->flags & K_ABSOLUTE) && len && v[0] != '/') {
+		snprintf(why, WHY_MAX, "'%.64s' is not an absolute path", v);
+		return -EINVAL;
+	}
+	/* strncpy zero-fills, keeping the struct comparable with memcmp. */
+	strncpy((char *)c + k->off, v, k->size);
+	return 0;
+}
+
+static int parse_enum(const char *v, const char *const *names, size_t n, const char *name_list,
+		      char *why)
+{
+	for (size_t i = 0; i < n; i++)
+		if (names[i] && !strcmp(v, names[i]))
+			return i;
+	snprintf(why, WHY_MAX, "'%.64s' is not one of %s", v, name_list);
+	return -EINVAL;
+}
+
+static int parse_metadata(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	static const char *const names[] = { "task_work", "procfs" };
+	int i = parse_enum(v, names, 2, "task_work, procfs", why);
+
+	(void)k;
+	if (i < 0)
+		return i;
+	c->metadata_procfs = i == 1;
+	return 0;
+}
+
+static int parse_log_level(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	int i = parse_enum(v, log_level_names, 4, "error, warn, info, debug", why);
+
+	(void)k;
+	if (i < 0)
+		return i;
+	c->log_level = i;
+	return 0;
+}
+
+static bool env_name_valid(const char *s, size_t len)
+{
+	if (!len || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	for (size_t i = 1; i < len; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* Add one name; a name listed twice is harmless, so it is kept once. */
+static int env_add(struct tm_config *c, const char *s, size_t len, char *why)
+{
+	if (!env_name_valid(s, len)) {
+		snprintf(why, WHY_MAX, "'%.*s' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
+			 (int)(len < 64 ? len : 64), s);
+		return -EINVAL;
+	}
+	if (len >= TM_ENV_NAME_MAX) {
+		snprintf(why, WHY_MAX, "'%.64s%s' is too long (max %d bytes)", s,
+			 len > 64 ? "..." : "", TM_ENV_NAME_MAX - 1);
+		return -EINVAL;
+	}
+	if (tm_env_allowed(c, s, len))
+		return 0;
+	if (c->n_env_allow == TM_ENV_ALLOW_MAX) {
+		snprintf(why, WHY_MAX, "more than %d names", TM_ENV_ALLOW_MAX);
+		return -EINVAL;
+	}
+	memcpy(c->env_allow[c->n_env_allow++], s, len);
+	return 0;
+}
+
+static int parse_env_allow(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	static const char seps[] = ", \t";
+
+	(void)k;
+	memset(c->env_allow, 0, sizeof(c->env_allow));
+	c->n_env_allow = 0;
+	for (v += strspn(v, seps); *v; v += strspn(v, seps)) {
+		size_t len = strcspn(v, seps);
+
+		if (env_add(c, v, len, why))
+			return -EINVAL;
+		v += len;
+	}
+	return 0;
+}
+
+#define F(field) offsetof(struct tm_config, field), sizeof(((struct tm_config *)0)->field)
+
+static const struct key keys[] = {
+	{ "cgroup", parse_path, F(cgroup), 0, 0, K_EMPTY_OK },
+	{ "socket_path", parse_path, F(socket_path), 0, 0, K_ABSOLUTE },
+	{ "socket_mode", parse_mode, F(socket_mode), 0, 0777, 0 },
+	{ "interval", parse_duration, F(interval_ms), 100, 3600 * 1000, 0 },
+	{ "argv_max", parse_uint, F(argv_max), 64, TM_ARGV_CAP, 0 },
+	{ "env_max", parse_uint, F(env_max), 0, TM_ENV_CAP, 0 },
+	{ "metadata", parse_metadata, F(metadata_procfs), 0, 0, 0 },
+	{ "env_allowlist", parse_env_allow, F(env_allow), 0, 0, K_EMPTY_OK },
+	{ "subscriber_queue", parse_uint, F(subscriber_queue), 1, 1024, 0 },
+	{ "counter_entries", parse_uint, F(max_owner_records), 1024, 4194304, 0 },
+	{ "meta_entries", parse_uint, F(meta_entries), 1024, 1048576, 0 },
+	{ "ringbuf_kib", parse_uint, F(ringbuf_kib), 64, 262144, K_POW2 },
+	{ "exited_ttl", parse_duration, F(exited_ttl_s), 0, 3600 * 1000, K_SECONDS },
+	{ "log_level", parse_log_level, F(log_level), 0, 0, 0 },
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const struct key *key_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (strlen(keys[i].name) == len && !memcmp(keys[i].name, name, len))
+			return &keys[i];
+	return NULL;
+}
+
+bool tm_env_allowed(const struct tm_config *c, const char *name, size_t name_len)
+{
+	if (name_len >= TM_ENV_NAME_MAX)
+		return false;
+	for (unsigned int i = 0; i < c->n_env_allow; i++)
+		if (!strncmp(c->env_allow[i], name, name_len) && !c->env_allow[i][name_len])
+			return true;
+	return false;
+}
+
+/* Parser state of one file. */
+struct parse_ctx {
+	struct tm_config *c;
+	const char *origin;
+	unsigned int line;
+	unsigned int seen[N_KEYS]; /* line where each key was set, 0 = not yet */
+	char *err;
+	size_t errlen;
+};
+
+static int fail(struct parse_ctx *p, const char *key, size_t key_len, const char *why)
+{
+	if (!p->err || !p->errlen)
+		return -EINVAL;
+	if (key)
+		snprintf(p->err, p->errlen, "%s:%u: %.*s: %s", p->origin, p->line,
+			 (int)(key_len < KEY_SHOW_MAX ? key_len : KEY_SHOW_MAX), key, why);
+	else
+		snprintf(p->err, p->errlen, "%s:%u: %s", p->origin, p->line, why);
+	return -EINVAL;
+}
+
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f';
+}
+
+static void trim(const char **s, size_t *len)
+{
+	while (*len && is_blank(**s))
+		(*s)++, (*len)--;
+	while (*len && is_blank((*s)[*len - 1]))
+		(*len)--;
+}
+
+/*
+ * Cut the value of a line out of its quotes or trailing comment. A '#' only
+ * starts a comment after blanks, so "a#b" stays a value (paths may hold '#').
+ */
+static int unquote(const char **v, size_t *len, bool *quoted, const char **why)
+{
+	const char *s = *v, *close;
+	size_t rest;
+
+	*quoted = *len && s[0] == '"';
+	if (!*quoted) {
+		for (size_t i = 0; i < *len; i++)
+			if (s[i] == '#' && (!i || is_blank(s[i - 1])))
+				*len = i;
+		trim(v, len);
+		return 0;
+	}
+	close = memchr(s + 1, '"', *len - 1);
+	if (!close) {
+		*why = "unterminated quote";
+		return -EINVAL;
+	}
+	rest = *len - (close + 1 - s);
+	*v = s + 1;
+	*len = close - *v;
+	s = close + 1;
+	trim(&s, &rest);
+	if (rest && s[0] != '#') {
+		*why = "unexpected text after the closing quote";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Check and apply one key; shared by the file parser and tm_config_set. */
+static int apply(struct tm_config *c, const struct key *k, const char *v, bool empty_ok,
+		 char *why)
+{
+	if (!*v && !(empty_ok && (k->flags & K_EMPTY_OK))) {
+		snprintf(why, WHY_MAX, "empty value");
+		return -EINVAL;
+	}
+	return k->parse(c, k, v, why);
+}
+
+static int parse_value(struct parse_ctx *p, const char *key, size_t key_len, const char *v,
+		       size_t len)
+{
+	const struct key *k = key_find(key, key_len);
+	char value[VALUE_MAX], why[WHY_MAX];
+	const char *msg = NULL;
+	bool quoted;
+
+	if (!k)
+		return fail(p, key, key_len, "unknown key");
+	if (p->seen[k - keys]) {
+		snprintf(why, sizeof(why), "set twice (first on line %u)", p->seen[k - keys]);
+		return fail(p, key, key_len, why);
+	}
+	p->seen[k - keys] = p->line;
+	if (unquote(&v, &len, &quoted, &msg))
+		return fail(p, key, key_len, msg);
+	if (len >= sizeof(value)) {
+		snprintf(why, sizeof(why), "value is too long (max %zu bytes)", sizeof(value) - 1);
+		return fail(p, key, key_len, why);
+	}
+	memcpy(value, v, len);
+	value[len] = '\0';
+	/* Only an explicit "" may be empty: a bare "key =" is a half-edited line. */
+	if (apply(p->c, k, value, quoted, why))
+		return fail(p, key, key_len, why);
+	return 0;
+}
+
+static int parse_line(struct parse_ctx *p, const char *s, size_t len)
+{
+	const char *eq, *key, *v;
+	size_t key_len;
+
+	trim(&s, &len);
+	if (!len || s[0] == '#')
+		return 0;
+	eq = memchr(s, '=', len);
+	if (!eq)
+		return fail(p, NULL, 0, "expected 'key = value'");
+	key = s;
+	key_len = eq - s;
+	trim(&key, &key_len);
+	if (!key_len)
+		return fail(p, NULL, 0, "missing key before '='");
+	v = eq + 1;
+	len -= v - s;
+	trim(&v, &len);
+	return parse_value(p, key, key_len, v, len);
+}
+
+int tm_config_parse(struct tm_config *c, const char *text, const char *origin, char *err,
+		    size_t errlen)
+{
+	/* Parse into a copy so that a bad file changes nothing. */
+	struct tm_config tmp = *c;
+	struct parse_ctx p = { .c = &tmp, .origin = origin, .err = err, .errlen = errlen };
+
+	while (*text) {
+		const char *nl = strchr(text, '\n');
+		int ret;
+
+		if (!nl)
+			nl = text + strlen(text);
+
+		p.line++;
+		ret = parse_line(&p, text, nl - text);
+		if (ret)
+			return ret;
+		text = *nl ? nl + 1 : nl;
+	}
+	*c = tmp;
+	return 0;
+}
+
+static int io_fail(const char *path, int err, char *errbuf, size_t errlen)
+{
+	const char *why = strerror(-err);
+
+	if (err == -EFBIG)
+		why = "not a config file (over 1 MiB or contains NUL bytes)";
+	if (errbuf && errlen)
+		snprintf(errbuf, errlen, "%s: %s", path, why);
+	return err;
+}
+
+/* Read a whole small file into a NUL-terminated malloc'ed buffer. */
+static int read_small_file(int fd, char **out)
+{
+	size_t len = 0;
+	char *buf = malloc(FILE_MAX + 1);
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	while (len <= FILE_MAX && (n = read(fd, buf + len, FILE_MAX + 1 - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = -errno;
+
+			free(buf);
+			return err;
+		}
+		len += n;
+	}
+	if (len > FILE_MAX || memchr(buf, '\0', len)) {
+		free(buf);
+		return -EFBIG;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return 0;
+}
+
+int tm_config_load(struct tm_config *c, const char *path, char *err, size_t errlen)
+{
+	char *text = NULL;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return io_fail(path, -errno, err, errlen);
+	ret = read_small_file(fd, &text);
+	close(fd);
+	if (ret)
+		return io_fail(path, ret, err, errlen);
+	ret = tm_config_parse(c, text, path, err, errlen);
+	free(text);
+	return ret;
+}
+
+int tm_config_set(struct tm_config *c, const char *key, const char *value, char *err,
+		  size_t errlen)
+{
+	const struct key *k = key_find(key, strlen(key));
+	struct tm_config tmp = *c;
+	char why[WHY_MAX];
+
+	if (!k)
+		snprintf(why, sizeof(why), "unknown key");
+	else if (strlen(value) >= VALUE_MAX)
+		snprintf(why, sizeof(why), "value is too long (max %d bytes)", VALUE_MAX - 1);
+	else if (!apply(&tmp, k, value, true, why)) {
+		*c = tmp;
+		return 0;
+	}
+	if (err && errlen)
+		snprintf(err, errlen, "command line: %.*s: %s", KEY_SHOW_MAX, key, why);
+	return -EINVAL;
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * taskmeterd configuration: a "key = value" file, overridable key by key
+ * from the command line. configs/taskmeter.conf documents every key.
+ */
+#ifndef TM_CONFIG_H
+#define TM_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+
+#define TM_ENV_ALLOW_MAX 32
+#define TM_ENV_NAME_MAX 64
+/* sizeof(((struct sockaddr_un *)0)->sun_path), without dragging in sys/un.h */
+#define TM_SOCKET_PATH_MAX 108
+
+struct tm_config {
+	/* cgroup: cgroup v2 dir to attach to, absolute or relative to the
+	 * cgroup2 mount; "" = the cgroup2 root */
+	char cgroup[PATH_MAX];
+	char socket_path[TM_SOCKET_PATH_MAX]; /* socket_path: absolute */
+	unsigned int socket_mode;             /* socket_mode: octal, <= 0777 */
+	unsigned int interval_ms;             /* interval: 100 ms .. 1 h */
+	unsigned int argv_max;                /* argv_max: 64 .. TM_ARGV_CAP */
+	unsigned int env_max;                 /* env_max: 0 .. TM_ENV_CAP */
+	bool metadata_procfs;                 /* metadata: task_work | procfs */
+	/* env_allowlist: the only environment variables ever exported */
+	char env_allow[TM_ENV_ALLOW_MAX][TM_ENV_NAME_MAX];
+	unsigned int n_env_allow;
+	unsigned int subscriber_queue;        /* subscriber_queue: 1 .. 1024 */
+	unsigned int max_owner_records;       /* counter_entries: 1024 .. 4194304 */
+	unsigned int meta_entries;            /* meta_entries: 1024 .. 1048576 */
+	unsigned int ringbuf_kib;             /* ringbuf_kib: power of 2, 64 .. 262144 */
+	unsigned int exited_ttl_s;            /* exited_ttl: 0 .. 3600 s */
+	enum tm_log_level log_level;          /* log_level: error|warn|info|debug */
+};
+
+void tm_config_defaults(struct tm_config *c);
+
+/*
+ * Parse text (the file contents) named origin (for messages) on top of *c.
+ * On error return -EINVAL, leave *c unchanged and write to err (errlen bytes)
+ * "<origin>:<line>: <key>: <why>", or "<origin>:<line>: <why>" when the line
+ * has no key.
+ */
+int tm_config_parse(struct tm_config *c, const char *text, const char *origin, char *err,
+		    size_t errlen);
+
+/* Read the file at path and parse it; -errno and a message for I/O errors. */
+int tm_config_load(struct tm_config *c, const char *path, char *err, size_t errlen);
+
+/*
+ * Apply one override from the command line; value is taken literally (no
+ * quotes, no comments). Errors read "command line: <key>: <why>".
+ */
+int tm_config_set(struct tm_config *c, const char *key, const char *value, char *err,
+		  size_t errlen);
+
+/* Is the environment variable name[0..name_len) on the allowlist? */
+bool tm_env_allowed(const struct tm_config *c, const char *name, size_t name_len);
+
+#endif /* TM_CONFIG_H */

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Client-side rendering of frames: JSON lines, human units and text that is
+ * safe to put on a terminal. Pure functions, kept apart from taskmeter.c so
+ * the unit tests can reach them.
+ */
+#ifndef TM_RENDER_H
+#define TM_RENDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "taskmeter.pb-c.h"
+
+/* Enough for "1023.9 KiB/s" and every other tm_human_* result. */
+#define TM_HUMAN_LEN 16
+
+/*
+ * Decodes the UTF-8 sequence at s (n > 0 bytes available). Returns its
+ * length with *cp set, or minus the length of the maximal invalid subpart
+ * (truncated, overlong, surrogate, above U+10FFFF, stray byte): the bytes
+ * that one U+FFFD replaces.
+ */
+int tm_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
+
+/* Writes s as a JSON string; invalid UTF-8 becomes U+FFFD (see above). */
+void tm_json_string(FILE *out, const char *s);
+
+/*
+ * Writes m as one compact JSON object: proto field names, enums by name,
+ * 64-bit integers as numbers, only fields that are present.
+ */
+void tm_json_message(FILE *out, const ProtobufCMessage *m);
+
+/* As tm_json_message, but "records" is written even when empty. */
+void tm_json_frame(FILE *out, const Taskmeter__Frame *f);
+
+/* "0 B", "1023 B", "1.0 KiB" ... "16.0 EiB". Returns buf. */
+char *tm_human_bytes(uint64_t bytes, char *buf, size_t len);
+
+/* bytes per interval_ns as "12.3 MiB/s"; "-" when the interval is 0. */
+char *tm_human_rate(uint64_t bytes, uint64_t interval_ns, char *buf, size_t len);
+
+/*
+ * Copies at most max_cols characters of src to dst (size bytes, always NUL
+ * terminated), replacing control characters and invalid UTF-8 with '?' so
+ * that process-controlled strings cannot drive the terminal. Counts one
+ * column per code point. Returns the columns written.
+ */
+size_t tm_term_text(char *dst, size_t size, const char *src, size_t max_cols);
+
+/* Sorts records by rx+tx delta bytes, then rx+tx total, both descending,
+ * then by pid. */
+void tm_sort_records(Taskmeter__ProcessRecord **recs, size_t n);
+
+/* c->bytes, or 0 when c or its bytes are absent. */
+uint64_t tm_counter_bytes(const Taskmeter__Counters *c);
+
+#endif /* TM_RENDER_H */

@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * /proc readers against a child with a known argv and environment, and the
+ * parsers against fixed text.
+ */
+#define _GNU_SOURCE /* pipe2 */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "procfs.h"
+#include "tm_test.h"
+
+#define CGROUP2_MAGIC 0x63677270
+#define BPFFS_MAGIC 0xcafe4a11
+
+/*
+ * GNU sleep parses every argument as a duration, so the marker goes in
+ * argv[0]: it also shows that argv[0] is whatever the exec'er passed, while
+ * comm comes from the file name.
+ */
+static const char child_cmdline[] = "tm-marker-arg\0" "5\0" "0";
+static const char child_environ[] = "SERVICE_NAME=svc-a\0SECRET_TOKEN=hunter2\0POD_NAME=p1";
+
+static uint64_t boottime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* Fork a child that execs sleep; the pipe closes on a successful exec. */
+static pid_t spawn_sleep(void)
+{
+	char *const argv[] = { "tm-marker-arg", "5", "0", NULL };
+	char *const envp[] = { "SERVICE_NAME=svc-a", "SECRET_TOKEN=hunter2", "POD_NAME=p1", NULL };
+	int fds[2], child_err = 0;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		execve("/bin/sleep", argv, envp);
+		child_err = errno;
+		if (write(fds[1], &child_err, sizeof(child_err)) < 0)
+			_exit(126);
+		_exit(127);
+	}
+	close(fds[1]);
+	if (pid > 0 && read(fds[0], &child_err, sizeof(child_err)) != 0) {
+		waitpid(pid, NULL, 0);
+		pid = -1;
+	}
+	close(fds[0]);
+	return pid;
+}
+
+/*
+ * The exec has closed the pipe before the new argv is in place; state 'S'
+ * means sleep reached nanosleep, so its memory is final.
+ */
+static bool wait_sleeping(pid_t pid)
+{
+	struct timespec ms = { 0, 1000000 };
+	char stat[1024];
+	size_t len;
+	bool trunc;
+
+	for (int i = 0; i < 5000; i++, nanosleep(&ms, NULL)) {
+		if (tm_proc_read_file(pid, "stat", stat, sizeof(stat) - 1, &len, &trunc))
+			return false;
+		stat[len] = '\0';
+		if (strstr(stat, ") S "))
+			return true;
+	}
+	return false;
+}
+
+static bool check_read_file(pid_t pid)
+{
+	char buf[4096];
+	size_t len;
+	bool trunc;
+
+	ASSERT_EQ(tm_proc_read_file(pid, "cmdline", buf, sizeof(buf), &len, &trunc), 0);
+	ASSERT_EQ(len, sizeof(child_cmdline));
+	ASSERT_TRUE(!memcmp(buf, child_cmdline, sizeof(child_cmdline)));
+	ASSERT_EQ(trunc, false);
+	/* Exactly full is not truncated; one byte short is. */
+	ASSERT_EQ(tm_proc_read_file(pid, "cmdline", buf, 18, &len, &trunc), 0);
+	ASSERT_EQ(len, 18);
+	ASSERT_EQ(trunc, false);
+	ASSERT_EQ(tm_proc_read_file(pid, "cmdline", buf, 17, &len, &trunc), 0);
+	ASSERT_EQ(len, 17);
+	ASSERT_EQ(trunc, true);
+	ASSERT_EQ(tm_proc_read_file(pid, "environ", buf, sizeof(buf), &len, &trunc), 0);
+	ASSERT_EQ(len, sizeof(child_environ));
+	ASSERT_TRUE(!memcmp(buf, child_environ, sizeof(child_environ)));
+	ASSERT_EQ(tm_proc_read_file(pid, "no-such-file", buf, sizeof(buf), &len, &trunc),
+		  -ESRCH);
+	return true;
+}
+
+static bool check_environ(pid_t pid)
+{
+	struct tm_env_pair env[8];
+	struct tm_config c;
+	char buf[4096];
+	size_t len, n;
+	bool trunc;
+
+	tm_config_defaults(&c);
+	ASSERT_EQ(tm_proc_read_file(pid, "environ", buf, sizeof(buf), &len, &trunc), 0);
+	n = tm_env_filter(&c, buf, len, env, 8);
+	ASSERT_EQ(n, 2);
+	ASSERT_EQ(env[0].name_len, 12);
+	ASSERT_TRUE(!memcmp(env[0].name, "SERVICE_NAME", 12));
+	ASSERT_EQ(env[0].value_len, 5);
+	ASSERT_TRUE(!memcmp(env[0].value, "svc-a", 5));
+	ASSERT_EQ(env[1].name_len, 8);
+	ASSERT_TRUE(!memcmp(env[1].name, "POD_NAME", 8));
+	ASSERT_EQ(env[1].value_len, 2);
+	ASSERT_TRUE(!memcmp(env[1].value, "p1", 2));
+	return true;
+}
+
+static bool check_status(pid_t pid)
+{
+	struct tm_proc_status st;
+
+	memset(&st, 0xff, sizeof(st));
+	ASSERT_EQ(tm_proc_status(pid, &st), 0);
+	ASSERT_STREQ(st.comm, "sleep");
+	ASSERT_EQ(st.tgid, pid);
+	ASSERT_EQ(st.ppid, getpid());
+	ASSERT_EQ(st.uid, getuid());
+	ASSERT_EQ(st.gid, getgid());
+	return true;
+}
+
+/* start_boottime is taken inside fork(), between t0 and t1. */
+static bool check_start(pid_t pid, uint64_t t0, uint64_t t1)
+{
+	uint64_t start, self_start, tick = tm_tick_ns();
+
+	ASSERT_EQ(tm_proc_start_ns(pid, &start), 0);
+	ASSERT_EQ(start % tick, 0);
+	ASSERT_TRUE(start >= t0 / tick * tick);
+	ASSERT_TRUE(start <= t1);
+	ASSERT_EQ(tm_proc_start_ns(getpid(), &self_start), 0);
+	ASSERT_TRUE(self_start <= start);
+	ASSERT_TRUE(tm_start_matches(start, start));
+	ASSERT_TRUE(tm_start_matches(start + tick - 1, start));
+	ASSERT_TRUE(!tm_start_matches(start + tick, start));
+	return true;
+}
+
+/* Our own cgroup path, read without the code under test. */
+static bool self_cgroup_ino(const char *mnt, uint64_t *ino)
+{
+	char line[4096], full[8192];
+	struct stat st;
+	FILE *f = fopen("/proc/self/cgroup", "r");
+
+	ASSERT_TRUE(f);
+	while (fgets(line, sizeof(line), f) && strncmp(line, "0::", 3))
+		;
+	fclose(f);
+	ASSERT_TRUE(!strncmp(line, "0::", 3));
+	line[strcspn(line, "\n")] = '\0';
+	snprintf(full, sizeof(full), "%s%s", mnt, line + 3);
+	ASSERT_EQ(stat(full, &st), 0);
+	*ino = st.st_ino;
+	return true;
+}
+
+static bool check_cgroup(pid_t pid)
+{
+	char mnt[4096];
+	uint64_t id, self_id, want;
+
+	ASSERT_EQ(tm_cgroup2_mount(mnt, sizeof(mnt)), 0);
+	if (!self_cgroup_ino(mnt, &want))
+		return false;
+	ASSERT_EQ(tm_proc_cgroup_id(getpid(), mnt, &self_id), 0);
+	ASSERT_EQ(self_id, want);
+	ASSERT_EQ(tm_proc_cgroup_id(pid, mnt, &id), 0);
+	ASSERT_EQ(id, self_id);
+	return true;
+}
+
+static bool check_child(pid_t pid, uint64_t t0, uint64_t t1)
+{
+	return wait_sleeping(pid) && check_read_file(pid) && check_environ(pid) &&
+	       check_status(pid) && check_start(pid, t0, t1) && check_cgroup(pid);
+}
+
+static bool check_gone(pid_t pid)
+{
+	struct tm_proc_status st;
+	char buf[64], mnt[4096];
+	uint64_t u64;
+	size_t len;
+	bool trunc;
+
+	ASSERT_EQ(tm_proc_read_file(pid, "cmdline", buf, sizeof(buf), &len, &trunc), -ESRCH);
+	ASSERT_EQ(tm_proc_read_file(pid, "environ", buf, sizeof(buf), &len, &trunc), -ESRCH);
+	ASSERT_EQ(tm_proc_status(pid, &st), -ESRCH);
+	ASSERT_EQ(tm_proc_start_ns(pid, &u64), -ESRCH);
+	ASSERT_EQ(tm_cgroup2_mount(mnt, sizeof(mnt)), 0);
+	ASSERT_EQ(tm_proc_cgroup_id(pid, mnt, &u64), -ESRCH);
+	return true;
+}
+
+TM_TEST(procfs_child)
+{
+	uint64_t t0 = boottime_ns(), t1;
+	pid_t pid = spawn_sleep();
+	int status;
+	bool ok;
+
+	t1 = boottime_ns();
+	ASSERT_TRUE(pid > 0);
+	ok = check_child(pid, t0, t1);
+	kill(pid, SIGKILL);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFSIGNALED(status));
+	return ok && check_gone(pid);
+}
+
+TM_TEST(procfs_env_filter)
+{
+#define E(s) s, sizeof(s) - 1
+	static const struct {
+		const char *env;
+		size_t len;
+		const char *want; /* returned pairs as NAME=value;... */
+	} cases[] = {
+		{ NULL, 0, "" },
+		{ E("SERVICE_NAME=a\0POD_NAME=b\0"), "SERVICE_NAME=a;POD_NAME=b" },
+		{ E("SERVICE_NAME=a\0SECRET_TOKEN=hunter2\0POD_NAME=b\0"),
+		  "SERVICE_NAME=a;POD_NAME=b" },
+		/* cut copy: the last value may be incomplete */
+		{ E("SERVICE_NAME=a\0POD_NAME=bc"), "SERVICE_NAME=a" },
+		{ E("SERVICE_NAME=a\0POD_NA"), "SERVICE_NAME=a" },
+		{ E("SERVICE_NAME"), "" },
+		{ E("SERVICE_NAME\0POD_NAME=x\0"), "POD_NAME=x" },
+		{ E("SERVICE_NAMEX=1\0SERVICE_NAM=2\0XSERVICE_NAME=3\0service_name=4\0"), "" },
+		{ E("POD_NAMESPACE=ns\0POD_NAME=p\0"), "POD_NAMESPACE=ns;POD_NAME=p" },
+		{ E("POD_NAME=\0"), "POD_NAME=" },
+		{ E("POD_NAME=a=b\0"), "POD_NAME=a=b" },
+		{ E("POD_NAME=first\0POD_NAME=second\0"), "POD_NAME=first" },
+		{ E("=x\0\0\0POD_NAME=p\0\0"), "POD_NAME=p" },
+		{ E("\0"), "" },
+	};
+#undef E
+	struct tm_config c;
+
+	tm_config_defaults(&c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *env = cases[i].env;
+		struct tm_env_pair out[8];
+		char got[256] = "";
+		size_t n = tm_env_filter(&c, env, cases[i].len, out, 8);
+
+		for (size_t j = 0; j < n; j++) {
+			ASSERT_TRUE(out[j].name >= env && out[j].value + out[j].value_len <=
+								  env + cases[i].len);
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%.*s=%.*s",
+				 j ? ";" : "", (int)out[j].name_len, out[j].name,
+				 (int)out[j].value_len, out[j].value);
+		}
+		if (strcmp(got, cases[i].want)) {
+			fprintf(stderr, "  case %zu: got \"%s\", want \"%s\"\n", i, got,
+				cases[i].want);
+			return false;
+		}
+	}
+	return true;
+}
+
+TM_TEST(procfs_env_filter_limits)
+{
+	static const char env[] = "POD_NAME=a\0SERVICE_NAME=b\0";
+	struct tm_env_pair out[2];
+	struct tm_config c;
+
+	tm_config_defaults(&c);
+	ASSERT_EQ(tm_env_filter(&c, env, sizeof(env) - 1, out, 1), 1);
+	ASSERT_EQ(out[0].name_len, 8);
+	ASSERT_EQ(tm_env_filter(&c, env, sizeof(env) - 1, out, 0), 0);
+	/* An empty allowlist lets nothing through. */
+	c.n_env_allow = 0;
+	ASSERT_EQ(tm_env_filter(&c, env, sizeof(env) - 1, out, 2), 0);
+	return true;
+}
+
+TM_TEST(procfs_argv_split)
+{
+#define A(s) s, sizeof(s) - 1
+	static const struct {
+		const char *buf;
+		size_t len;
+		size_t max_out;
+		size_t n;
+		const char *want; /* args joined with '|' */
+	} cases[] = {
+		{ NULL, 0, 8, 0, "" },
+		{ A("a\0"), 8, 1, "a" },
+		{ A("a"), 8, 1, "a" },
+		{ A("/bin/sleep\0" "5\0"), 8, 2, "/bin/sleep|5" },
+		{ A("/bin/sleep\0" "5\0" "tm-mark"), 8, 3, "/bin/sleep|5|tm-mark" },
+		{ A("\0"), 8, 1, "" },
+		{ A("a\0\0b\0"), 8, 3, "a||b" },
+		{ A("a\0\0"), 8, 2, "a|" },
+		{ A("a\0b\0c\0"), 2, 2, "a|b" },
+		{ A("a\0b\0"), 0, 0, "" },
+	};
+#undef A
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *out[8];
+		size_t out_len[8], n;
+		char got[256] = "";
+
+		n = tm_argv_split(cases[i].buf, cases[i].len, out, out_len, cases[i].max_out);
+		ASSERT_EQ(n, cases[i].n);
+		for (size_t j = 0; j < n; j++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%.*s",
+				 j ? "|" : "", (int)out_len[j], out[j]);
+		if (strcmp(got, cases[i].want)) {
+			fprintf(stderr, "  case %zu: got \"%s\", want \"%s\"\n", i, got,
+				cases[i].want);
+			return false;
+		}
+	}
+	return true;
+}
+
+static const char sample_mountinfo[] =
+	"22 27 0:21 / /proc rw,relatime - proc proc rw\n"
+	"garbage line\n"
+	"31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+	"32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+	"33 27 0:30 / /cgroup2 rw - tmpfs cgroup2 rw\n"
+	"41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw\n"
+	"50 27 0:40 / /mnt/my\\040bpf\\011dir\\134x rw,relatime shared:1 master:2 - bpf bpf rw\n"
+	"51 27 0:41 / /sys/fs/bpf rw - bpf bpf rw\n";
+
+static int find_in_sample(const char *fstype, char *buf, size_t len)
+{
+	FILE *f = fmemopen((void *)sample_mountinfo, sizeof(sample_mountinfo) - 1, "r");
+	int err;
+
+	if (!f)
+		return -errno;
+	err = tm_mountinfo_find(f, fstype, buf, len);
+	fclose(f);
+	return err;
+}
+
+TM_TEST(procfs_mountinfo)
+{
+	char buf[256];
+
+	ASSERT_EQ(find_in_sample("cgroup2", buf, sizeof(buf)), 0);
+	ASSERT_STREQ(buf, "/sys/fs/cgroup/unified");
+	ASSERT_EQ(find_in_sample("cgroup", buf, sizeof(buf)), 0);
+	ASSERT_STREQ(buf, "/sys/fs/cgroup/cpu");
+	ASSERT_EQ(find_in_sample("bpf", buf, sizeof(buf)), 0);
+	ASSERT_STREQ(buf, "/mnt/my bpf\tdir\\x");
+	ASSERT_EQ(find_in_sample("bpf", buf, 18), 0);
+	ASSERT_EQ(find_in_sample("bpf", buf, 17), -ENAMETOOLONG);
+	ASSERT_EQ(find_in_sample("ext4", buf, sizeof(buf)), -ENOENT);
+	ASSERT_EQ(find_in_sample("rw", buf, sizeof(buf)), -ENOENT);
+	return true;
+}
+
+/* The host's own mounts, checked by their filesystem magic. */
+TM_TEST(procfs_host_mounts)
+{
+	char buf[4096];
+	struct statfs sfs;
+	int err;
+
+	ASSERT_EQ(tm_cgroup2_mount(buf, sizeof(buf)), 0);
+	ASSERT_EQ(statfs(buf, &sfs), 0);
+	ASSERT_EQ(sfs.f_type, CGROUP2_MAGIC);
+	err = tm_bpffs_mount(buf, sizeof(buf));
+	ASSERT_TRUE(err == 0 || err == -ENOENT);
+	if (!err) {
+		ASSERT_EQ(statfs(buf, &sfs), 0);
+		ASSERT_EQ(sfs.f_type, BPFFS_MAGIC);
+	}
+	return true;
+}
+
+TM_TEST(procfs_status_parse)
+{
+	static const char ok[] = "Name:\tmy\\nproc\\\\x\n"
+				 "Umask:\t0022\n"
+				 "State:\tS (sleeping)\n"
+				 "Tgid:\t42\n"
+				 "Ngid:\t0\n"
+				 "Pid:\t43\n"
+				 "PPid:\t7\n"
+				 "TracerPid:\t0\n"
+				 "Uid:\t1000\t1001\t1002\t1003\n"
+				 "Gid:\t100\t101\t102\t103\n"
+				 "FDSize:\t64\n";
+	struct tm_proc_status st;
+
+	ASSERT_EQ(tm_proc_status_parse(ok, &st), 0);
+	ASSERT_STREQ(st.comm, "my\nproc\\x");
+	ASSERT_EQ(st.tgid, 42);
+	ASSERT_EQ(st.ppid, 7);
+	ASSERT_EQ(st.uid, 1000);
+	ASSERT_EQ(st.gid, 100);
+	ASSERT_EQ(tm_proc_status_parse("Name:\tx\nTgid:\t1\nPPid:\t0\nUid:\t0\n", &st), -EPROTO);
+	ASSERT_EQ(tm_proc_status_parse("Name:\tx\nTgid:\t1\nPPid:\t-1\nUid:\t0\nGid:\t0\n", &st),
+		  -EPROTO);
+	ASSERT_EQ(tm_proc_status_parse("Name:\t0123456789abcdef\nTgid:\t1\nPPid:\t0\nUid:\t0\n"
+				       "Gid:\t0\n", &st), -EPROTO);
+	ASSERT_EQ(tm_proc_status_parse("Name:\t0123456789abcde\nTgid:\t1\nPPid:\t0\nUid:\t0\n"
+				       "Gid:\t0\n", &st), 0);
+	ASSERT_STREQ(st.comm, "0123456789abcde");
+	ASSERT_EQ(tm_proc_status_parse("", &st), -EPROTO);
+	return true;
+}
+
+TM_TEST(procfs_stat_start)
+{
+	static const struct {
+		const char *text;
+		int err;
+		uint64_t ticks;
+	} cases[] = {
+		{ "123 (sleep) S 1 123 123 0 -1 4194304 100 0 0 0 5 6 0 0 20 0 1 0 987654 "
+		  "12345 67 18446744073709551615\n", 0, 987654 },
+		/* comm with spaces and parentheses: only the last ')' ends it */
+		{ "123 (x) (y 1 2 3 z) S 1 123 123 0 -1 4194304 100 0 0 0 5 6 0 0 20 0 1 0 "
+		  "42 12345\n", 0, 42 },
+		{ "123 ()) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 7\n", 0, 7 },
+		{ "123 (sleep) S 1 123 123 0 -1 4194304 100 0 0 0 5 6 0 0 20 0 1 0\n", -EPROTO, 0 },
+		{ "123 (sleep) S 1 123 123 0 -1 4194304 100 0 0 0 5 6 0 0 20 0 1 0 9x 1\n",
+		  -EPROTO, 0 },
+		{ "123 sleep S 1", -EPROTO, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t ticks = 0;
+
+		ASSERT_EQ(tm_proc_stat_start_ticks(cases[i].text, &ticks), cases[i].err);
+		if (!cases[i].err)
+			ASSERT_EQ(ticks, cases[i].ticks);
+	}
+	return true;
+}
+
+TM_TEST(procfs_start_matches)
+{
+	uint64_t tick = tm_tick_ns(), proc = 123456 * tick;
+
+	ASSERT_EQ(tick, 1000000000ull / sysconf(_SC_CLK_TCK));
+	ASSERT_TRUE(tm_start_matches(proc, proc));
+	ASSERT_TRUE(tm_start_matches(proc + 1, proc));
+	ASSERT_TRUE(tm_start_matches(proc + tick - 1, proc));
+	ASSERT_TRUE(!tm_start_matches(proc + tick, proc));
+	ASSERT_TRUE(!tm_start_matches(proc - 1, proc));
+	return true;
+}
