@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""Two processes with distinctive argv exchange known amounts over TCP and
+UDP, IPv4 and IPv6; each record must show exactly the payload bytes each
+process sent and received, in both directions. Every case runs in both
+metadata modes: task_work (in-task reads) and procfs (the fallback for
+kernels without the kfunc, forced here)."""
+from tmtest import (Env, TRAFFIC, check, check_eq, clean_env, payload, records_of_pid,
+                    traffic_entries)
+
+IP_HDR = {"IPV4": 20, "IPV6": 40}
+
+MODES = {
+    "task_work": ([], "SOURCE_TASK_WORK", {}),
+    # /proc is read when the owner appears: keep the processes alive a while
+    "procfs": (["--metadata", "procfs"], "SOURCE_PROCFS", {"TM_LINGER_MS": "300"}),
+}
+
+
+def tcp_exchange(env, addr, up, down, tag, penv):
+    srv = env.spawn([TRAFFIC, "tcp-serve", addr, "5001", str(down), f"server-{tag}"],
+                    env=clean_env(**penv))
+    cli = env.run([TRAFFIC, "tcp-send", addr, "5001", str(up), f"client-{tag}"],
+                  env=clean_env(**penv))
+    rep = env.finish(srv)
+    check_eq((cli["sent"], rep["received"]), (up, up), "ground truth upstream")
+    return rep, cli
+
+
+def check_process(frames, report, marker, protocol, family, source):
+    recs = records_of_pid(frames, report["pid"])
+    check_eq(len(recs), 1, f"records of pid {report['pid']} ({marker})")
+    rec = recs[0]
+    check(marker in rec.get("argv", []), f"argv {rec.get('argv')} lacks {marker}")
+    check_eq(rec.get("metadata_source"), source, f"{marker} metadata source")
+    check_eq(payload(rec, "EGRESS", protocol, family), report["sent"], f"{marker} tx payload")
+    check_eq(payload(rec, "INGRESS", protocol, family), report["received"],
+             f"{marker} rx payload")
+    # nothing of this process's traffic landed under another protocol/family
+    check_eq(payload(rec, "EGRESS"), report["sent"], f"{marker} tx payload, all protocols")
+    check_eq(payload(rec, "INGRESS"), report["received"], f"{marker} rx payload, all protocols")
+    print(f"{marker}: sent {report['sent']} attributed {payload(rec, 'EGRESS')}, "
+          f"received {report['received']} attributed {payload(rec, 'INGRESS')}")
+    return rec
+
+
+def run_tcp(mode, addr, family, up, down):
+    args, source, penv = MODES[mode]
+    with Env(daemon_args=args) as env:
+        tag = family.lower()
+        srv, cli = tcp_exchange(env, addr, up, down, tag, penv)
+        frames = env.stop()
+        check_process(frames, srv, f"server-{tag}", "TCP", family, source)
+        check_process(frames, cli, f"client-{tag}", "TCP", family, source)
+
+
+def run_udp(mode, addr, family, count, size):
+    args, source, penv = MODES[mode]
+    with Env(daemon_args=args) as env:
+        srv = env.spawn([TRAFFIC, "udp-recv", addr, "5002", str(count), "udp-server"],
+                        env=clean_env(**penv))
+        cli = env.run([TRAFFIC, "udp-send", addr, "5002", str(count), str(size), "udp-client"],
+                      env=clean_env(**penv))
+        rep = env.finish(srv)
+        frames = env.stop()
+        for report, marker in ((rep, "udp-server"), (cli, "udp-client")):
+            rec = check_process(frames, report, marker, "UDP", family, source)
+            # UDP: IP bytes are payload + IP and UDP header, per datagram
+            for t in traffic_entries(rec, "EGRESS"):
+                check_eq(t["total"]["packets"], count, f"{marker} datagrams")
+                check_eq(t["total"]["bytes"], count * (size + IP_HDR[family] + 8),
+                         f"{marker} IP bytes")
+
+
+def test_tcp_ipv4():
+    run_tcp("task_work", "127.0.0.1", "IPV4", 1_000_000, 123_457)
+
+
+def test_tcp_ipv6():
+    run_tcp("task_work", "::1", "IPV6", 777_777, 4_321)
+
+
+def test_udp_ipv4():
+    run_udp("task_work", "127.0.0.1", "IPV4", 50, 1200)
+
+
+def test_udp_ipv6():
+    run_udp("task_work", "::1", "IPV6", 40, 999)
+
+
+def test_procfs_tcp_ipv4():
+    run_tcp("procfs", "127.0.0.1", "IPV4", 1_000_000, 123_457)
+
+
+def test_procfs_tcp_ipv6():
+    run_tcp("procfs", "::1", "IPV6", 777_777, 4_321)
+
+
+def test_procfs_udp_ipv4():
+    run_udp("procfs", "127.0.0.1", "IPV4", 50, 1200)
+
+
+def test_procfs_udp_ipv6():
+    run_udp("procfs", "::1", "IPV6", 40, 999)
