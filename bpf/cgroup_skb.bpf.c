@@ -2,17 +2,23 @@
 /*
  * cgroup_skb ingress/egress: every IP packet of a socket in the attached
  * cgroup, attributed to the socket's owner. skb data starts at the IP header.
+ *
+ * Also the send/recv tracepoints that move ownership: every program that can
+ * schedule task_work lives in this one object, because libbpf 1.1's linker
+ * cannot merge kfunc externs declared by several objects.
  */
 #include "taskmeter.bpf.h"
 #include "packet.bpf.h"
 #include "metadata.bpf.h"
+#include "owner.bpf.h"
 
 static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 {
 	struct tm_counter_key key = { .dir = dir };
-	struct tm_owner *owner = NULL;
-	struct bpf_sock *sk;
+	struct tm_counter_val a;
 	struct tm_pkt p = {};
+	struct tm_sk *st;
+	bool listener;
 
 	if (tm_parse_ip(skb, 0, &p)) {
 		tm_stat_inc(TM_STAT_MALFORMED);
@@ -20,18 +26,25 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 		p.hdr_len = 0;
 		p.family = skb->family == 10 /* AF_INET6 */ ? TM_FAMILY_IPV6 : TM_FAMILY_IPV4;
 	}
-	sk = skb->sk;
-	if (sk)
-		sk = bpf_sk_fullsock(sk);
-	if (sk)
-		owner = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0);
-	if (owner && owner->tgid) {
-		key.owner = *owner;
-		key.exec_seq = tm_meta_touch(owner);
+	tm_amount(&p, skb->len, skb->gso_segs, &a);
+	st = tm_sk_of(skb, &listener);
+	if (st && !listener) {
+		if (dir == TM_DIR_EGRESS && tm_in_task())
+			tm_claim(st, bpf_get_current_task_btf());
+		if (st->adopt) {
+			tm_pend(st, dir, &p, &a);
+			return;
+		}
+		if (st->pending[0].packets | st->pending[1].packets)
+			tm_flush_pending(st); /* raced with a claim on another CPU */
+	}
+	if (st) {
+		key.owner = st->owner;
+		key.exec_seq = tm_meta_touch(&st->owner);
 	}
 	key.l4 = p.l4;
 	key.family = p.family;
-	tm_account(&key, &p, skb->len, skb->gso_segs);
+	tm_count(&key, &a);
 }
 
 SEC("cgroup_skb/ingress")
@@ -46,4 +59,33 @@ int tm_cgskb_egress(struct __sk_buff *skb)
 {
 	tm_cgroup_skb(skb, TM_DIR_EGRESS);
 	return 1;
+}
+
+/*
+ * A process that sends or receives on a socket in a syscall (send, recv,
+ * read, write, sendfile...) becomes its owner: sockets passed by fork or
+ * SCM_RIGHTS, and accepted sockets, follow the process that uses them.
+ * These tracepoints fire after the syscall moved the data; the egress hook
+ * also claims on a send in process context, before its packets are counted.
+ */
+static __always_inline void tm_syscall_claim(struct sock *sk)
+{
+	struct tm_sk *st = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0);
+
+	if (st)
+		tm_claim(st, bpf_get_current_task_btf());
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(tm_send_length, struct sock *sk, int ret, int flags)
+{
+	tm_syscall_claim(sk);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(tm_recv_length, struct sock *sk, int ret, int flags)
+{
+	tm_syscall_claim(sk);
+	return 0;
 }

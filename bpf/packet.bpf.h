@@ -147,33 +147,35 @@ static __always_inline void tm_add(struct tm_counter_val *v, __u64 pkts, __u64 b
 	v->payload_bytes += payload;
 }
 
-/* Count one skb of ip_len bytes (L3 start to end) for key. A GSO skb is
- * counted as the segments it becomes: each carries its own headers. */
-static __always_inline void tm_account(struct tm_counter_key *key, const struct tm_pkt *p,
-				       __u32 ip_len, __u32 gso_segs)
+/* What one skb adds to a counter. A GSO skb is counted as the segments it
+ * becomes on the wire, each carrying its own headers. */
+static __always_inline void tm_amount(const struct tm_pkt *p, __u32 ip_len, __u32 gso_segs,
+				      struct tm_counter_val *a)
 {
-	__u64 segs = gso_segs > 1 ? gso_segs : 1;
-	__u64 payload = ip_len > p->hdr_len ? ip_len - p->hdr_len : 0;
-	__u64 bytes = ip_len + (segs - 1) * p->hdr_len;
-	struct tm_counter_val *v, init;
+	a->packets = gso_segs > 1 ? gso_segs : 1;
+	a->payload_bytes = ip_len > p->hdr_len ? ip_len - p->hdr_len : 0;
+	a->bytes = ip_len + (a->packets - 1) * p->hdr_len;
+}
+
+/* Add a to key's counters; to the overflow slot when the map is full. */
+static __always_inline void tm_count(struct tm_counter_key *key, const struct tm_counter_val *a)
+{
+	struct tm_counter_val *v;
 	__u32 idx;
 	long err;
 
 	v = bpf_map_lookup_elem(&tm_counters, key);
 	if (v) {
-		tm_add(v, segs, bytes, payload);
+		tm_add(v, a->packets, a->bytes, a->payload_bytes);
 		return;
 	}
-	init.packets = segs;
-	init.bytes = bytes;
-	init.payload_bytes = payload;
-	err = bpf_map_update_elem(&tm_counters, key, &init, BPF_NOEXIST);
+	err = bpf_map_update_elem(&tm_counters, key, a, BPF_NOEXIST);
 	if (!err)
 		return;
 	if (err == -EEXIST) { /* another CPU created it meanwhile */
 		v = bpf_map_lookup_elem(&tm_counters, key);
 		if (v) {
-			tm_add(v, segs, bytes, payload);
+			tm_add(v, a->packets, a->bytes, a->payload_bytes);
 			return;
 		}
 	}
@@ -181,7 +183,7 @@ static __always_inline void tm_account(struct tm_counter_key *key, const struct 
 	idx = TM_OVERFLOW_IDX(key->dir, key->l4, key->family);
 	v = bpf_map_lookup_elem(&tm_overflow, &idx);
 	if (v)
-		tm_add(v, segs, bytes, payload);
+		tm_add(v, a->packets, a->bytes, a->payload_bytes);
 }
 
 #endif /* TM_PACKET_BPF_H */

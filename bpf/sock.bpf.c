@@ -9,10 +9,10 @@ SEC("cgroup/sock_create")
 int tm_sock_create(struct bpf_sock *sk)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct tm_owner *owner;
+	struct tm_sk *st;
 
-	owner = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	if (owner)
-		tm_owner_of_task(task, owner);
+	st = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st)
+		tm_owner_of_task(task, &st->owner);
 	return 1; /* never refuse a socket */
 }

@@ -25,6 +25,7 @@
 #endif
 
 #define ENOENT 2
+#define PF_KTHREAD 0x00200000
 #define ESRCH 3
 #define EEXIST 17
 
@@ -48,16 +49,44 @@ extern void bpf_task_release(struct task_struct *p) __ksym;
 /* libbpf 1.1 has no bpf_ksym_exists(). */
 #define tm_ksym_exists(sym) (!!(&(sym)))
 
-/* Per-socket owner, stamped by cgroup/sock_create in the creating process.
- * BPF_F_CLONE copies it to sockets accepted from a listener.
- * Key: socket. Value: struct tm_owner. Written: sock_create. Read: cgroup_skb.
- * Lifetime: the socket's. */
+/*
+ * Per-socket ownership. The owner is the process that last sent or received
+ * on the socket in process context: stamped at creation, re-stamped by a
+ * send (egress in task context) or a send/recv syscall of another process.
+ * A socket accepted from a listener inherits the listener's state
+ * (BPF_F_CLONE) with `adopt` set: until a process uses it, its traffic waits
+ * in `pending` and then goes to that process, so a pre-fork worker gets the
+ * request bytes that arrived before it called accept().
+ */
+struct tm_sk {
+	struct tm_owner owner;
+	__u32 adopt;         /* 1: inherited from a listener, not used by a process yet */
+	__u8 pend_l4;        /* enum tm_l4 of the pending traffic */
+	__u8 pend_family;    /* enum tm_family of the pending traffic */
+	__u16 pad;
+	struct tm_counter_val pending[TM_DIR_MAX];
+};
+
+/* Key: socket. Value: struct tm_sk. Written: sock_create (create), packet
+ * hooks and send/recv tracepoints (claim), packet hooks for sockets from
+ * tm_seed. Lifetime: the socket's. */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
 	__type(key, int);
-	__type(value, struct tm_owner);
+	__type(value, struct tm_sk);
 } tm_sk_owner SEC(".maps");
+
+/* Sockets that existed before the collector started. Key: socket cookie.
+ * Value: tgid of a process holding it. Written: collector at start-up, from
+ * sock_diag and /proc/<pid>/fd. Read: packet hooks, for a socket without
+ * storage (which they then create). Deleted: never (bounded, small). */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} tm_seed SEC(".maps");
 
 /* Per-owner metadata state. The value embeds the task_work slot, so one
  * callback per owner can be pending at a time.
@@ -109,6 +138,15 @@ TM_DECL struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } tm_stats SEC(".maps");
+
+/* 1 while this CPU serves a softirq. Index 0. Written: softirq tracepoints.
+ * Read: packet hooks, to know whether current is the socket's user. */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} tm_softirq SEC(".maps");
 
 /* Metadata, owner and exit events to the collector. Size: ringbuf_kib. */
 TM_DECL struct {

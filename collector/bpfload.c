@@ -136,8 +136,14 @@ int tm_bpf_attach(struct tm_bpf *b, const struct tm_config *c)
 	err = open_cgroup(b, c);
 	if (err)
 		return err;
-	/* Lifecycle first, so no exec or exit of an owner is missed. */
-	err = add_link(b, bpf_program__attach(s->progs.tm_exec), "tp_btf/sched_process_exec");
+	/* Lifecycle and context tracking first, so the packet hooks never
+	 * see an exec, exit or softirq they were not told about. */
+	err = add_link(b, bpf_program__attach(s->progs.tm_softirq_entry), "tp_btf/softirq_entry");
+	if (!err)
+		err = add_link(b, bpf_program__attach(s->progs.tm_softirq_exit),
+			       "tp_btf/softirq_exit");
+	if (!err)
+		err = add_link(b, bpf_program__attach(s->progs.tm_exec), "tp_btf/sched_process_exec");
 	if (!err)
 		err = add_link(b, bpf_program__attach(s->progs.tm_exit),
 			       "tp_btf/sched_process_exit");
@@ -150,6 +156,12 @@ int tm_bpf_attach(struct tm_bpf *b, const struct tm_config *c)
 	if (!err)
 		err = add_link(b, bpf_program__attach_cgroup(s->progs.tm_cgskb_ingress, b->cgroup_fd),
 			       "cgroup_skb/ingress");
+	if (!err)
+		err = add_link(b, bpf_program__attach(s->progs.tm_send_length),
+			       "tp_btf/sock_send_length");
+	if (!err)
+		err = add_link(b, bpf_program__attach(s->progs.tm_recv_length),
+			       "tp_btf/sock_recv_length");
 	if (!err)
 		tm_info("attached to cgroup %s\n", b->cgroup_path);
 	return err;

@@ -12,7 +12,7 @@ struct bpf_link;
 
 struct tm_bpf {
 	struct taskmeter_bpf *skel;
-	struct bpf_link *links[8];
+	struct bpf_link *links[16];
 	int n_links;
 	int cgroup_fd;
 	bool task_work;        /* metadata via task_work callbacks */
