@@ -50,6 +50,17 @@ static __always_inline __u32 tm_copy_region(char *dst, __u64 start, __u64 end, _
 	return len;
 }
 
+/* The pid namespace the task itself lives in (not the one for children). */
+static __always_inline __u64 tm_pidns(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid up = {};
+
+	bpf_probe_read_kernel(&up, sizeof(up), &pid->numbers[level & 31]);
+	return BPF_CORE_READ(up.ns, ns.inum);
+}
+
 static int tm_meta_callback(struct bpf_map *map, void *key, void *value)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -72,6 +83,9 @@ static int tm_meta_callback(struct bpf_map *map, void *key, void *value)
 	ev->gid = BPF_CORE_READ(task, cred, gid.val);
 	ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	ev->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	ev->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	ev->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	ev->pidns = tm_pidns(task);
 	ev->flags = 0;
 	mm = BPF_CORE_READ(task, mm);
 	ev->argv_len = tm_copy_region(ev->argv, BPF_CORE_READ(mm, arg_start),

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 
@@ -143,6 +145,7 @@ static struct tm_record *find_or_add(struct tm_records *r, const struct tm_owner
 
 static void record_free(struct tm_record *rec)
 {
+	free(rec->cgroup_path);
 	free(rec->argv);
 	free(rec->env);
 	free(rec);
@@ -166,6 +169,8 @@ int tm_records_init(struct tm_records *r, const struct tm_config *c, int ncpus)
 	r->overflow.kind = TASKMETER__RECORD_KIND__OVERFLOW;
 	if (tm_cgroup2_mount(r->cgroup2_mount, sizeof(r->cgroup2_mount)))
 		r->cgroup2_mount[0] = '\0';
+	else
+		r->cgroups = tm_cgroups_new(r->cgroup2_mount);
 	return 0;
 }
 
@@ -180,6 +185,8 @@ void tm_records_free(struct tm_records *r)
 		}
 	}
 	free(r->buckets);
+	if (r->cgroups)
+		tm_cgroups_free(r->cgroups);
 	if (r->arena)
 		arena_free(r->arena);
 	free(r->batch_keys);
@@ -289,11 +296,23 @@ static void on_meta(struct tm_records *r, const struct tm_meta_event *ev)
 	rec->gid = ev->gid;
 	rec->ppid = ev->ppid;
 	rec->cgroup_id = ev->cgroup_id;
+	rec->netns = ev->netns;
+	rec->mntns = ev->mntns;
+	rec->pidns = ev->pidns;
 	rec->has_ids = true;
 	set_argv(rec, ev->argv, ev->argv_len < TM_ARGV_CAP ? ev->argv_len : TM_ARGV_CAP,
 		 ev->flags & TM_META_ARGV_TRUNCATED);
 	set_env(r, rec, ev->env, ev->env_len < TM_ENV_CAP ? ev->env_len : TM_ENV_CAP);
 	rec->source = TASKMETER__METADATA_SOURCE__SOURCE_TASK_WORK;
+}
+
+static uint64_t ns_inode(int pid, const char *ns)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns);
+	return stat(path, &st) ? 0 : (uint64_t)st.st_ino;
 }
 
 /* Fallback metadata: read /proc/<pid>, if pid is still the same process. */
@@ -333,6 +352,9 @@ static int read_procfs(struct tm_records *r, struct tm_record *rec)
 	rec->ppid = (uint32_t)st.ppid;
 	if (r->cgroup2_mount[0])
 		tm_proc_cgroup_id(pid, r->cgroup2_mount, &rec->cgroup_id);
+	rec->netns = ns_inode(pid, "net");
+	rec->mntns = ns_inode(pid, "mnt");
+	rec->pidns = ns_inode(pid, "pid");
 	rec->has_ids = true;
 	rec->source = TASKMETER__METADATA_SOURCE__SOURCE_PROCFS;
 	return 0;
@@ -611,6 +633,38 @@ static int build_strings(struct tm_records *r, struct tm_record *rec, Taskmeter_
 	return 0;
 }
 
+/* cgroup path and what it says about containers; a miss retries next frame. */
+static void resolve_cgroup(struct tm_records *r, struct tm_record *rec)
+{
+	const char *path;
+
+	if (rec->cgroup_path || !rec->has_ids || !rec->cgroup_id || !r->cgroups)
+		return;
+	path = tm_cgroups_path(r->cgroups, rec->cgroup_id);
+	if (!path)
+		return;
+	rec->cgroup_path = strdup(path);
+	if (!rec->cgroup_path)
+		return;
+	utf8_sanitize(rec->cgroup_path, strlen(rec->cgroup_path));
+	tm_container_parse(rec->cgroup_path, &rec->container);
+}
+
+static void build_container(struct tm_record *rec, Taskmeter__ProcessRecord *pr)
+{
+	const struct tm_container *c = &rec->container;
+
+	pr->cgroup_path = rec->cgroup_path;
+	if (c->id[0])
+		pr->container_id = (char *)c->id;
+	if (c->runtime[0])
+		pr->container_runtime = (char *)c->runtime;
+	if (c->pod_uid[0])
+		pr->pod_uid = (char *)c->pod_uid;
+	if (c->service[0])
+		pr->service = (char *)c->service;
+}
+
 static void build_ids(struct tm_record *rec, Taskmeter__ProcessRecord *pr)
 {
 	pr->has_kind = 1;
@@ -632,6 +686,12 @@ static void build_ids(struct tm_record *rec, Taskmeter__ProcessRecord *pr)
 		pr->ppid = rec->ppid;
 		pr->cgroup_id = rec->cgroup_id;
 	}
+	pr->has_netns = rec->netns != 0;
+	pr->netns = rec->netns;
+	pr->has_mntns = rec->mntns != 0;
+	pr->mntns = rec->mntns;
+	pr->has_pidns = rec->pidns != 0;
+	pr->pidns = rec->pidns;
 	pr->has_exited = 1;
 	pr->exited = rec->exited;
 	if (rec->exited) {
@@ -647,7 +707,9 @@ static Taskmeter__ProcessRecord *build_one(struct tm_records *r, struct tm_recor
 	if (!pr)
 		return NULL;
 	taskmeter__process_record__init(pr);
+	resolve_cgroup(r, rec);
 	build_ids(rec, pr);
+	build_container(rec, pr);
 	if (build_traffic(r, rec, pr) || build_strings(r, rec, pr))
 		return NULL;
 	return pr;

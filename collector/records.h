@@ -13,6 +13,7 @@
 
 #include <linux/types.h>
 
+#include "cgroups.h"
 #include "config.h"
 #include "taskmeter.h"
 #include "taskmeter.pb-c.h"
@@ -40,6 +41,9 @@ struct tm_record {
 	bool has_ids;
 	uint32_t uid, gid, ppid;
 	uint64_t cgroup_id;
+	uint64_t netns, mntns, pidns;   /* namespace inodes, 0 = unknown */
+	char *cgroup_path;              /* NULL until resolved from cgroup_id */
+	struct tm_container container;  /* parsed from cgroup_path */
 	uint64_t first_frame;           /* frame seq when first seen */
 	bool procfs_tried;
 	bool exited;
@@ -63,6 +67,7 @@ struct tm_records {
 	uint64_t procfs_reads;
 	uint64_t procfs_failures;
 	struct tm_arena *arena;         /* frame scratch, reset every frame */
+	struct tm_cgroups *cgroups;     /* cgroup id -> path cache */
 	/* batch-read buffers for the counter map */
 	void *batch_keys, *batch_vals;
 	size_t batch_cap;

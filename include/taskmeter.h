@@ -96,6 +96,9 @@ struct tm_meta_event {
 	__u32 ppid;
 	__u32 flags;       /* TM_META_* */
 	__u64 cgroup_id;
+	__u64 netns;       /* namespace inode numbers */
+	__u64 mntns;
+	__u64 pidns;
 	__u32 argv_len;    /* bytes valid in argv[]: NUL-separated strings */
 	__u32 env_len;     /* bytes valid in env[]: NUL-separated NAME=value */
 	char argv[TM_ARGV_CAP];

@@ -60,7 +60,7 @@ def sh(*argv, check_rc=True):
 
 
 class Env:
-    def __init__(self, daemon_args=(), interval="200ms"):
+    def __init__(self, daemon_args=(), interval="200ms", start=True):
         self.id = f"{os.getpid()}-{random.randrange(1 << 30):x}"
         self.ns = f"taskmeter-{self.id}"
         self.cg_rel = f"taskmeter-test-{self.id}"
@@ -68,10 +68,13 @@ class Env:
         self.dir = tempfile.mkdtemp(prefix="taskmeter-test-")
         self.sock = os.path.join(self.dir, "tm.sock")
         self.daemon_args = list(daemon_args)
+        self.start = start
         self.interval = interval
         self.daemon = None
         self.dump = None
         self.children = []
+        self.extra_ns = []
+        self.sub_cgroups = []
         self.frames = None
         self.log = os.path.join(self.dir, "taskmeterd.log")
         self.dump_path = os.path.join(self.dir, "frames.jsonl")
@@ -82,7 +85,8 @@ class Env:
             sh("ip", "netns", "add", self.ns)
             sh("ip", "-n", self.ns, "link", "set", "lo", "up")
             os.mkdir(self.cg)
-            self.start_daemon()
+            if self.start:
+                self.start_daemon()
         except BaseException:
             self.cleanup()
             raise
@@ -167,58 +171,97 @@ class Env:
             if proc and proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        if os.path.isdir(self.cg):
-            try:
-                for pid in open(os.path.join(self.cg, "cgroup.procs")).read().split():
-                    os.kill(int(pid), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-            for _ in range(100):
-                try:
-                    os.rmdir(self.cg)
-                    break
-                except OSError:
-                    time.sleep(0.05)
-        sh("ip", "netns", "del", self.ns, check_rc=False)
+        for cg in list(reversed(self.sub_cgroups)) + [self.cg]:
+            remove_cgroup(cg)
+        for ns in [self.ns] + self.extra_ns:
+            sh("ip", "netns", "del", ns, check_rc=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    # ---- more namespaces and cgroups, removed with the Env ----
+    def add_netns(self, suffix):
+        ns = f"{self.ns}-{suffix}"
+        sh("ip", "netns", "add", ns)
+        self.extra_ns.append(ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        return ns
+
+    def add_cgroup(self, rel):
+        """A cgroup below the test's own (rel may be nested: a/b)."""
+        path = self.cg
+        for part in rel.split("/"):
+            path = os.path.join(path, part)
+            if not os.path.isdir(path):
+                os.mkdir(path)
+                self.sub_cgroups.append(path)
+        return path
+
     # ---- processes inside the test's cgroup and namespace ----
-    def _argv(self, argv):
+    def _argv(self, argv, cgroup=None, ns=None):
         return ["sh", "-c",
                 'echo $$ > "$0/cgroup.procs" && ns="$1" && shift && exec ip netns exec "$ns" "$@"',
-                self.cg, self.ns] + list(argv)
+                cgroup or self.cg, ns or self.ns] + list(argv)
 
-    def run(self, argv, env=None, timeout=60):
-        """Run to completion; returns the parsed 'pid= sent= received=' report."""
-        p = subprocess.run(self._argv(argv), capture_output=True, text=True, env=env,
-                           timeout=timeout)
+    def run(self, argv, env=None, timeout=60, all_reports=False, cgroup=None, ns=None):
+        """Run to completion; returns the parsed 'pid= sent= received=' report
+        (all of them, in order, with all_reports). cgroup: a path from
+        add_cgroup(); ns: a name from add_netns()."""
+        p = subprocess.run(self._argv(argv, cgroup, ns), capture_output=True, text=True,
+                           env=env, timeout=timeout)
         if p.returncode:
             raise TestFailure(f"{argv}: exit {p.returncode}: {p.stderr}")
-        return parse_report(p.stdout)
+        return parse_reports(p.stdout) if all_reports else parse_report(p.stdout)
 
-    def spawn(self, argv, env=None):
-        """Start a server; returns after it printed 'listening'."""
-        p = subprocess.Popen(self._argv(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env)
+    def netns_exec(self, *argv):
+        """Run a command in the test's network namespace (not its cgroup)."""
+        return sh("ip", "netns", "exec", self.ns, *argv)
+
+    def spawn(self, argv, env=None, ready="listening", stdin=None, cgroup=None, ns=None):
+        """Start a process; returns after it printed its ready line (at once
+        with ready=None)."""
+        p = subprocess.Popen(self._argv(argv, cgroup, ns), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, stdin=stdin)
         self.children.append(p)
+        if ready is None:
+            return p
         line = p.stdout.readline()
-        if line.strip() != "listening":
+        if line.strip() != ready:
             p.wait(timeout=5)
             raise TestFailure(f"{argv} did not start: {line!r} {p.stderr.read()}")
         return p
 
-    def finish(self, p, timeout=60):
-        out, err = p.communicate(timeout=timeout)
+    def finish(self, p, timeout=60, all_reports=False, stdin=None):
+        out, err = p.communicate(input=stdin, timeout=timeout)
         if p.returncode:
             raise TestFailure(f"server exit {p.returncode}: {err}")
-        return parse_report(out)
+        return parse_reports(out) if all_reports else parse_report(out)
+
+
+def remove_cgroup(path):
+    if not os.path.isdir(path):
+        return
+    try:
+        for pid in open(os.path.join(path, "cgroup.procs")).read().split():
+            os.kill(int(pid), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+    for _ in range(100):
+        try:
+            os.rmdir(path)
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
+def parse_reports(text):
+    reps = [{k: int(v) for k, v in (f.split("=") for f in line.split())}
+            for line in text.splitlines() if line.startswith("pid=")]
+    if not reps:
+        raise TestFailure(f"no report in output: {text!r}")
+    return reps
 
 
 def parse_report(text):
-    for line in text.splitlines():
-        if line.startswith("pid="):
-            return {k: int(v) for k, v in (f.split("=") for f in line.split())}
-    raise TestFailure(f"no report in output: {text!r}")
+    return parse_reports(text)[0]
 
 
 def clean_env(**kw):

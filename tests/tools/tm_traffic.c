@@ -12,18 +12,41 @@
  *   tm_traffic udp-once ADDR PORT SIZE             one datagram, exit at once
  *   tm_traffic udp-sink ADDR PORT COUNT            receive COUNT datagrams, no reply
  *   tm_traffic exec-send ADDR PORT BYTES NEWARGV... tcp-send, then execve NEWARGV
+ *   tm_traffic tcp-send-wait ADDR PORT BYTES       connect, print "connected", wait
+ *                                                  for a line on stdin, then tcp-send
+ *   tm_traffic prefork ADDR PORT WORKERS CONNS REPLY  master listens, forks workers
+ *                                                  that each serve CONNS connections
+ *   tm_traffic fork-send ADDR PORT B1 B2           send B1, fork: the child sends B2 on
+ *                                                  the same socket; the parent reads
+ *   tm_traffic scm-send ADDR PORT B1 B2            send B1, pass the socket to a child
+ *                                                  over SCM_RIGHTS: it sends B2, reads
+ *   tm_traffic threads ADDR PORT NTHREADS BYTES    each thread sends BYTES of UDP
+ *   tm_traffic udp-multi ADDR PORT0 NPEERS COUNT SIZE  one unconnected socket, COUNT
+ *                                                  datagrams to each of NPEERS echo peers
+ *   tm_traffic ping ADDR COUNT SIZE                ICMP echo over a ping socket
+ *   tm_traffic raw-ping ADDR COUNT SIZE            ICMP echo over a raw socket (IPv4)
+ *   tm_traffic fork-storm ADDR PORT N SIZE         N children, one datagram each
  *
  * ADDR is numeric IPv4 or IPv6. Extra arguments after the mode's own are
  * ignored, so tests can tag processes with distinctive argv. TM_LINGER_MS in
- * the environment delays the exit (for the /proc metadata mode's tests).
+ * the environment delays the exit (for the /proc metadata mode's tests);
+ * TM_SERVE_DELAY_MS makes tcp-serve wait before reading, so that the peer's
+ * data goes out from softirq as the window reopens. Modes with several
+ * processes print one report line per process.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void die(const char *what)
@@ -89,11 +112,26 @@ static long long recv_all(int fd)
 	}
 }
 
+/* Payload this process's TCP sockets sent again (retransmissions): on the
+ * wire, and so in taskmeter's counts, on top of what the application sent. */
+static long long retrans;
+
+static void note_retrans(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0)
+		retrans += (long long)ti.tcpi_bytes_retrans;
+}
+
 static void report(long long sent, long long received)
 {
 	const char *linger = getenv("TM_LINGER_MS");
 
-	printf("pid=%d sent=%lld received=%lld\n", getpid(), sent, received);
+	printf("pid=%d sent=%lld received=%lld retrans=%lld\n", getpid(), sent, received,
+	       retrans);
 	fflush(stdout);
 	if (linger)
 		usleep((useconds_t)atoi(linger) * 1000);
@@ -117,10 +155,13 @@ static int tcp_serve(char **a)
 	fd = accept(lfd, NULL, NULL);
 	if (fd < 0)
 		die("accept");
+	if (getenv("TM_SERVE_DELAY_MS"))
+		usleep((useconds_t)atoi(getenv("TM_SERVE_DELAY_MS")) * 1000);
 	got = recv_all(fd);
 	sent = send_all(fd, atoll(a[2]));
 	shutdown(fd, SHUT_WR);
 	recv_all(fd); /* wait for the peer's close: the FIN exchange ends */
+	note_retrans(fd);
 	close(fd);
 	close(lfd);
 	report(sent, got);
@@ -150,6 +191,7 @@ static void tcp_exchange(char **a, long long *sent, long long *got)
 	*sent = send_all(fd, atoll(a[2]));
 	shutdown(fd, SHUT_WR);
 	*got = recv_all(fd);
+	note_retrans(fd);
 	close(fd);
 }
 
@@ -274,6 +316,327 @@ static int exec_send(char **a, char **envp)
 	return 1;
 }
 
+static int tcp_send_wait(char **a)
+{
+	int fd = tcp_connect(a);
+	long long sent, got;
+	char line[16];
+
+	printf("connected\n");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		die("stdin");
+	sent = send_all(fd, atoll(a[2]));
+	shutdown(fd, SHUT_WR);
+	got = recv_all(fd);
+	note_retrans(fd);
+	close(fd);
+	report(sent, got);
+	return 0;
+}
+
+static int tcp_listener(char **a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(a[0], a[1], &ss);
+	int one = 1, lfd = socket(ss.ss_family, SOCK_STREAM, 0);
+
+	if (lfd < 0)
+		die("socket");
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&ss, len) || listen(lfd, 64))
+		die("bind/listen");
+	return lfd;
+}
+
+/* One served connection: read to EOF, reply, wait for the peer's close. */
+static void serve_one(int fd, long long reply, long long *sent, long long *got)
+{
+	*got += recv_all(fd);
+	*sent += send_all(fd, reply);
+	shutdown(fd, SHUT_WR);
+	recv_all(fd);
+	note_retrans(fd);
+	close(fd);
+}
+
+static int prefork(char **a)
+{
+	int lfd = tcp_listener(a), workers = atoi(a[2]), conns = atoi(a[3]);
+
+	printf("listening\n");
+	fflush(stdout);
+	for (int w = 0; w < workers; w++) {
+		if (fork() == 0) {
+			long long sent = 0, got = 0;
+
+			for (int c = 0; c < conns; c++) {
+				int fd = accept(lfd, NULL, NULL);
+
+				if (fd < 0)
+					die("accept");
+				serve_one(fd, atoll(a[4]), &sent, &got);
+			}
+			report(sent, got);
+			_exit(0);
+		}
+	}
+	while (wait(NULL) > 0)
+		;
+	report(0, 0);
+	return 0;
+}
+
+static int fork_send(char **a)
+{
+	int fd = tcp_connect(a), status;
+	long long sent = send_all(fd, atoll(a[2])), got;
+	pid_t child = fork();
+
+	if (child == 0) {
+		report(send_all(fd, atoll(a[3])), 0);
+		_exit(0);
+	}
+	waitpid(child, &status, 0);
+	shutdown(fd, SHUT_WR);
+	got = recv_all(fd);
+	report(sent, got);
+	return 0;
+}
+
+static void send_fd(int via, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, byte = 'f';
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (sendmsg(via, &msg, 0) != 1)
+		die("sendmsg SCM_RIGHTS");
+}
+
+static int recv_fd(int via)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))], byte;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	int fd;
+
+	if (recvmsg(via, &msg, 0) != 1)
+		die("recvmsg SCM_RIGHTS");
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		die("no SCM_RIGHTS");
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/* The child exists before the TCP socket does: it gets it only by SCM_RIGHTS. */
+static int scm_send(char **a)
+{
+	int sp[2], status, fd;
+	pid_t child;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp))
+		die("socketpair");
+	child = fork();
+	if (child == 0) {
+		long long sent, got;
+
+		close(sp[0]);
+		fd = recv_fd(sp[1]);
+		sent = send_all(fd, atoll(a[3]));
+		shutdown(fd, SHUT_WR);
+		got = recv_all(fd);
+		report(sent, got);
+		_exit(0);
+	}
+	close(sp[1]);
+	fd = tcp_connect(a);
+	long long sent = send_all(fd, atoll(a[2]));
+	send_fd(sp[0], fd);
+	close(fd);
+	waitpid(child, &status, 0);
+	report(sent, 0);
+	return 0;
+}
+
+struct thread_arg {
+	char **a;
+	long long sent;
+};
+
+static void *thread_send(void *p)
+{
+	struct thread_arg *t = p;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	static char buf[1000];
+	int fd = udp_socket(t->a, &ss, &len);
+	long long want = atoll(t->a[3]);
+
+	while (t->sent < want) {
+		size_t n = want - t->sent > 1000 ? 1000 : (size_t)(want - t->sent);
+
+		if (sendto(fd, buf, n, 0, (struct sockaddr *)&ss, len) != (ssize_t)n)
+			die("sendto");
+		t->sent += (long long)n;
+		usleep(200); /* stay under the sink's receive buffer */
+	}
+	close(fd);
+	return NULL;
+}
+
+static int threads(char **a)
+{
+	int n = atoi(a[2]);
+	pthread_t tid[64];
+	struct thread_arg args[64];
+	long long sent = 0;
+
+	if (n < 1 || n > 64)
+		n = 1;
+	for (int i = 0; i < n; i++) {
+		args[i] = (struct thread_arg){ .a = a };
+		pthread_create(&tid[i], NULL, thread_send, &args[i]);
+	}
+	for (int i = 0; i < n; i++) {
+		pthread_join(tid[i], NULL);
+		sent += args[i].sent;
+	}
+	report(sent, 0);
+	return 0;
+}
+
+static int udp_multi(char **a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd = udp_socket(a, &ss, &len), peers = atoi(a[2]), count = atoi(a[3]);
+	int port0 = atoi(a[1]);
+	size_t size = (size_t)atol(a[4]);
+	static char buf[65536];
+	long long sent = 0, got = 0;
+
+	for (int i = 0; i < count; i++) {
+		for (int p = 0; p < peers; p++) {
+			char port[16];
+			ssize_t r;
+
+			snprintf(port, sizeof(port), "%d", port0 + p);
+			len = make_addr(a[0], port, &ss);
+			if (sendto(fd, buf, size, 0, (struct sockaddr *)&ss, len) != (ssize_t)size)
+				die("sendto");
+			sent += (long long)size;
+			r = recvfrom(fd, buf, sizeof(buf), 0, NULL, NULL);
+			if (r < 0)
+				die("recvfrom");
+			got += r;
+		}
+	}
+	report(sent, got);
+	return 0;
+}
+
+static unsigned short csum(const void *data, size_t len)
+{
+	const unsigned short *p = data;
+	unsigned long sum = 0;
+
+	for (; len > 1; len -= 2)
+		sum += *p++;
+	if (len)
+		sum += *(const unsigned char *)p;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (unsigned short)~sum;
+}
+
+/* ICMP echo: over a ping socket (kind SOCK_DGRAM) or a raw one (SOCK_RAW,
+ * which also sees our own requests arrive on lo and includes IP headers). */
+static int echo(char **a, int kind)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(a[0], "0", &ss);
+	int v6 = ss.ss_family == AF_INET6, count = atoi(a[1]), replies = 0;
+	int fd = socket(ss.ss_family, kind, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
+	size_t size = (size_t)atol(a[2]);
+	static unsigned char pkt[65536], in[65536];
+	long long sent = 0, got = 0;
+
+	if (fd < 0)
+		die("socket(icmp)");
+	for (int i = 0; i < count; i++) {
+		struct icmphdr *h = (struct icmphdr *)pkt;
+
+		memset(pkt, 'p', 8 + size);
+		h->type = v6 ? 128 : ICMP_ECHO;
+		h->code = 0;
+		h->un.echo.id = htons((unsigned short)getpid());
+		h->un.echo.sequence = htons((unsigned short)i);
+		h->checksum = 0;
+		h->checksum = csum(pkt, 8 + size);
+		if (sendto(fd, pkt, 8 + size, 0, (struct sockaddr *)&ss, len) != (ssize_t)(8 + size))
+			die("sendto(icmp)");
+		sent += (long long)size;
+		while (replies <= i) {
+			ssize_t r = recv(fd, in, sizeof(in), 0);
+			size_t hdr = kind == SOCK_RAW ? (size_t)(in[0] & 0xf) * 4 : 0;
+			struct icmphdr *rh = (struct icmphdr *)(in + hdr);
+
+			if (r < 0)
+				die("recv(icmp)");
+			got += r - (long long)hdr - 8;
+			replies += rh->type == (v6 ? 129 : ICMP_ECHOREPLY);
+		}
+	}
+	report(sent, got);
+	return 0;
+}
+
+static int ping(char **a)
+{
+	return echo(a, SOCK_DGRAM);
+}
+
+static int raw_ping(char **a)
+{
+	return echo(a, SOCK_RAW);
+}
+
+static int fork_storm(char **a)
+{
+	int n = atoi(a[2]);
+	long long sent = 0;
+
+	for (int i = 0; i < n; i++) {
+		int status;
+		pid_t c = fork();
+
+		if (c == 0) {
+			struct sockaddr_storage ss;
+			socklen_t len;
+			int fd = udp_socket(a, &ss, &len);
+			static char buf[65536];
+			size_t size = (size_t)atol(a[3]);
+
+			_exit(sendto(fd, buf, size, 0, (struct sockaddr *)&ss, len) != (ssize_t)size);
+		}
+		if (c < 0 || waitpid(c, &status, 0) < 0 || status)
+			die("fork-storm child");
+		sent += atol(a[3]);
+	}
+	report(sent, 0);
+	return 0;
+}
+
 int main(int argc, char **argv, char **envp)
 {
 	static const struct {
@@ -284,6 +647,11 @@ int main(int argc, char **argv, char **envp)
 		{ "tcp-serve", 3, tcp_serve }, { "tcp-send", 3, tcp_send },
 		{ "udp-recv", 3, udp_recv },   { "udp-send", 4, udp_send },
 		{ "udp-once", 3, udp_once },   { "udp-sink", 3, udp_sink },
+		{ "tcp-send-wait", 3, tcp_send_wait }, { "prefork", 5, prefork },
+		{ "fork-send", 4, fork_send }, { "scm-send", 4, scm_send },
+		{ "threads", 4, threads },     { "udp-multi", 5, udp_multi },
+		{ "ping", 3, ping },           { "raw-ping", 3, raw_ping },
+		{ "fork-storm", 4, fork_storm },
 	};
 
 	if (argc >= 6 && strcmp(argv[1], "exec-send") == 0)

@@ -1,0 +1,244 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""Ownership in the hard cases. The rule (README, "Ownership"): a socket
+belongs to the process that last sent or received on it in process context;
+a packet counts for the owner at the moment it crosses the hook; a socket
+accepted from a listener belongs to the first process that uses it.
+Every test compares exact payload bytes with what the processes report."""
+import os
+import subprocess
+
+from tmtest import (Env, Skip, TRAFFIC, check, check_eq, clean_env, parse_report, payload,
+                    records_of_pid)
+
+
+def only_record(frames, pid, what):
+    recs = records_of_pid(frames, pid)
+    check_eq(len(recs), 1, f"records of {what} (pid {pid})")
+    return recs[0]
+
+
+def check_exact(frames, rep, what, protocol=None, family=None, peer_retrans=0):
+    """Payload on the wire: what the process sent plus its TCP retransmissions;
+    what it received plus the peer's retransmissions (its duplicates reach the
+    socket too)."""
+    rec = only_record(frames, rep["pid"], what)
+    want = (rep["sent"] + rep["retrans"], rep["received"] + peer_retrans)
+    got = (payload(rec, "EGRESS", protocol, family), payload(rec, "INGRESS", protocol, family))
+    check_eq(got, want, f"{what} payload (tx, rx)")
+    print(f"{what}: tx {got[0]}/{want[0]} rx {got[1]}/{want[1]}")
+    return rec
+
+
+def test_prefork_workers():
+    """A master listens and forks 3 workers that accept: each worker's bytes,
+    including the requests that arrived before it called accept(), are its
+    own; the master has none."""
+    with Env() as env:
+        master = env.spawn([TRAFFIC, "prefork", "127.0.0.1", "5010", "3", "2", "7000"],
+                           env=clean_env())
+        clients = [env.run([TRAFFIC, "tcp-send", "127.0.0.1", "5010", str(10_000 + 1111 * i)],
+                           env=clean_env()) for i in range(6)]
+        reps = env.finish(master, all_reports=True)
+        frames = env.stop()
+        workers, master_rep = reps[:-1], reps[-1]
+        check_eq(len(workers), 3, "worker reports")
+        check_eq(sum(w["received"] for w in workers), sum(c["sent"] for c in clients),
+                 "ground truth: requests")
+        for w in workers:
+            check_exact(frames, w, f"worker {w['pid']}", "TCP", "IPV4")
+        for c in clients:
+            check_exact(frames, c, f"client {c['pid']}", "TCP", "IPV4")
+        m = records_of_pid(frames, master_rep["pid"])
+        check(all(payload(r, d) == 0 for r in m for d in ("EGRESS", "INGRESS")),
+              "the master got payload bytes of its workers")
+
+
+def test_fork_shared_socket():
+    """Parent sends, forks; the child sends on the inherited socket; the
+    parent then reads the reply: each is billed for its own bytes."""
+    with Env() as env:
+        srv = env.spawn([TRAFFIC, "tcp-serve", "127.0.0.1", "5011", "3333"], env=clean_env())
+        child, parent = env.run([TRAFFIC, "fork-send", "127.0.0.1", "5011", "4000", "6000"],
+                                env=clean_env(), all_reports=True)
+        srv_rep = env.finish(srv)
+        frames = env.stop()
+        check_eq(srv_rep["received"], 10_000, "ground truth: server received")
+        check_exact(frames, parent, "parent", "TCP")
+        check_exact(frames, child, "forked child", "TCP")
+        check_exact(frames, srv_rep, "server", "TCP")
+
+
+def test_scm_rights_passing():
+    """A socket passed over SCM_RIGHTS to a process that did not exist when
+    it was created: traffic after the hand-over is the receiver's."""
+    with Env() as env:
+        srv = env.spawn([TRAFFIC, "tcp-serve", "127.0.0.1", "5012", "2500"], env=clean_env())
+        reps = env.run([TRAFFIC, "scm-send", "127.0.0.1", "5012", "3000", "9000"],
+                       env=clean_env(), all_reports=True)
+        srv_rep = env.finish(srv)
+        frames = env.stop()
+        receiver, sender = reps
+        check_exact(frames, sender, "sender", "TCP")
+        check_exact(frames, receiver, "fd receiver", "TCP")
+        check_exact(frames, srv_rep, "server", "TCP")
+
+
+def test_preexisting_connection():
+    """A connection opened before taskmeterd started is attributed from its
+    first counted packet (seeded from sock_diag and /proc/<pid>/fd)."""
+    with Env(start=False) as env:
+        srv = env.spawn([TRAFFIC, "tcp-serve", "127.0.0.1", "5013", "4444"], env=clean_env())
+        cli = env.spawn([TRAFFIC, "tcp-send-wait", "127.0.0.1", "5013", "55555"],
+                        env=clean_env(), ready="connected", stdin=subprocess.PIPE)
+        env.start_daemon()
+        cli_rep = env.finish(cli, stdin="go\n")
+        srv_rep = env.finish(srv)
+        frames = env.stop()
+        check_exact(frames, cli_rep, "client (pre-existing socket)", "TCP", "IPV4")
+        check_exact(frames, srv_rep, "server (pre-existing listener)", "TCP", "IPV4")
+
+
+def test_softirq_sends():
+    """The server waits before reading, so most of the client's 8 MB leave
+    from softirq, on whatever task the window update interrupted (often the
+    server): bytes follow the socket, never current."""
+    with Env() as env:
+        srv = env.spawn([TRAFFIC, "tcp-serve", "127.0.0.1", "5014", "1000"],
+                        env=clean_env(TM_SERVE_DELAY_MS="500"))
+        cli = env.run([TRAFFIC, "tcp-send", "127.0.0.1", "5014", str(8 << 20)], env=clean_env())
+        srv_rep = env.finish(srv)
+        frames = env.stop()
+        print(f"client retransmitted {cli['retrans']} bytes")
+        check_exact(frames, cli, "client", "TCP", peer_retrans=srv_rep["retrans"])
+        check_exact(frames, srv_rep, "server", "TCP", peer_retrans=cli["retrans"])
+
+
+def set_last_pid(pid):
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(pid - 1))
+
+
+def test_pid_reuse():
+    """A process exits and a new one gets its pid: two records, never merged."""
+    with Env() as env:
+        sink = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", "5015", "2"], env=clean_env())
+        first = env.run([TRAFFIC, "udp-once", "127.0.0.1", "5015", "111"], env=clean_env())
+        second = None
+        for _ in range(50):  # another process may take the pid first: retry
+            set_last_pid(first["pid"])
+            rep = env.run([TRAFFIC, "udp-once", "127.0.0.1", "5015", "222"], env=clean_env())
+            if rep["pid"] == first["pid"]:
+                second = rep
+                break
+            env.run([TRAFFIC, "udp-once", "127.0.0.1", "5016", "1"], env=clean_env())
+        if second is None:
+            raise Skip("could not get the pid reused")
+        env.finish(sink)
+        frames = env.stop()
+        recs = records_of_pid(frames, first["pid"])
+        check_eq(len(recs), 2, "records for the reused pid")
+        check(recs[0]["start_time_ns"] != recs[1]["start_time_ns"], "same start time")
+        check_eq(sorted(payload(r, "EGRESS", "UDP") for r in recs), [111, 222],
+                 "payload per process")
+
+
+def test_threads_aggregate():
+    """Traffic of 8 threads, each on its own socket, is one process record."""
+    with Env() as env:
+        sink = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", "5017", str(8 * 25)],
+                         env=clean_env())
+        rep = env.run([TRAFFIC, "threads", "127.0.0.1", "5017", "8", "25000"], env=clean_env())
+        env.finish(sink)
+        frames = env.stop()
+        check_eq(rep["sent"], 8 * 25_000, "ground truth")
+        check_exact(frames, rep, "threaded process", "UDP", "IPV4")
+
+
+def test_udp_unconnected_many_peers():
+    with Env() as env:
+        peers = [env.spawn([TRAFFIC, "udp-recv", "::1", str(5020 + i), "30"], env=clean_env())
+                 for i in range(3)]
+        rep = env.run([TRAFFIC, "udp-multi", "::1", "5020", "3", "30", "700"], env=clean_env())
+        peer_reps = [env.finish(p) for p in peers]
+        frames = env.stop()
+        check_exact(frames, rep, "sendto/recvfrom client", "UDP", "IPV6")
+        for p in peer_reps:
+            check_exact(frames, p, f"peer {p['pid']}", "UDP", "IPV6")
+
+
+def test_v4_mapped_is_ipv4():
+    """An AF_INET6 socket talking to ::ffff:127.0.0.1 carries IPv4 packets
+    and is reported as IPv4."""
+    with Env() as env:
+        srv = env.spawn([TRAFFIC, "tcp-serve", "127.0.0.1", "5018", "1234"], env=clean_env())
+        cli = env.run([TRAFFIC, "tcp-send", "::ffff:127.0.0.1", "5018", "4321"], env=clean_env())
+        env.finish(srv)
+        frames = env.stop()
+        rec = check_exact(frames, cli, "v4-mapped client", "TCP", "IPV4")
+        check_eq(payload(rec, "EGRESS", family="IPV6"), 0, "IPv6 payload of a v4-mapped flow")
+
+
+def test_icmp_ping_sockets():
+    with Env() as env:
+        env.netns_exec("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
+        v4 = env.run([TRAFFIC, "ping", "127.0.0.1", "20", "56"], env=clean_env())
+        v6 = env.run([TRAFFIC, "ping", "::1", "10", "100"], env=clean_env())
+        frames = env.stop()
+        check_eq((v4["sent"], v4["received"]), (20 * 56, 20 * 56), "ground truth v4")
+        check_exact(frames, v4, "ping socket v4", "ICMP", "IPV4")
+        check_exact(frames, v6, "ping socket v6", "ICMP", "IPV6")
+
+
+def test_icmp_raw_socket():
+    with Env() as env:
+        rep = env.run([TRAFFIC, "raw-ping", "127.0.0.1", "15", "200"], env=clean_env())
+        frames = env.stop()
+        # a raw socket also receives its own requests as they arrive on lo
+        check_eq((rep["sent"], rep["received"]), (15 * 200, 2 * 15 * 200), "ground truth")
+        check_exact(frames, rep, "raw ICMP socket", "ICMP", "IPV4")
+
+
+def test_containers_and_namespaces():
+    """Records carry cgroup path, container id, service and namespaces:
+    processes in nested cgroups named as container runtimes and systemd
+    name them, and in a network namespace of their own."""
+    cid = "0123456789abcdef" * 4
+    with Env() as env:
+        docker_cg = env.add_cgroup(f"system.slice/docker-{cid}.scope")
+        svc_cg = env.add_cgroup("system.slice/billing.service")
+        other_ns = env.add_netns("b")
+        sink = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", "5030", "2"], env=clean_env(),
+                         cgroup=svc_cg)
+        # linger, to read its mount namespace while it lives (nsfs inode
+        # numbers are reused once a namespace is gone)
+        lingering = env.spawn([TRAFFIC, "udp-once", "127.0.0.1", "5030", "300"],
+                              env=clean_env(TM_LINGER_MS="2000"), cgroup=docker_cg, ready=None)
+        in_container = parse_report(lingering.stdout.readline())
+        mntns = os.stat(f"/proc/{in_container['pid']}/ns/mnt").st_ino
+        lingering.wait(timeout=10)
+        in_service = env.run([TRAFFIC, "udp-once", "127.0.0.1", "5030", "400"],
+                             env=clean_env(), cgroup=svc_cg)
+        sink_rep = env.finish(sink)
+        sink_b = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", "5031", "1"], env=clean_env(),
+                           ns=other_ns)
+        in_ns_b = env.run([TRAFFIC, "udp-once", "127.0.0.1", "5031", "500"], env=clean_env(),
+                          ns=other_ns)
+        env.finish(sink_b)
+        frames = env.stop()
+        netns = {n: os.stat(f"/run/netns/{n}").st_ino for n in (env.ns, other_ns)}
+        base = "/" + os.path.relpath(env.cg, os.path.dirname(env.cg))
+        c = check_exact(frames, in_container, "process in a docker scope", "UDP")
+        check_eq(c.get("cgroup_path"), f"{base}/system.slice/docker-{cid}.scope", "cgroup path")
+        check_eq((c.get("container_id"), c.get("container_runtime")), (cid, "docker"),
+                 "container")
+        check_eq(c.get("netns"), netns[env.ns], "netns of the container process")
+        check_eq(c.get("cgroup_id"), os.stat(docker_cg).st_ino, "cgroup id")
+        check_eq(c.get("mntns"), mntns, "mount namespace")
+        s = check_exact(frames, in_service, "process in a service", "UDP")
+        check_eq(s.get("service"), "billing.service", "systemd service")
+        check("container_id" not in s, "a service is not a container")
+        check_exact(frames, sink_rep, "sink in the service", "UDP")
+        b = check_exact(frames, in_ns_b, "process in the second netns", "UDP")
+        check_eq(b.get("netns"), netns[other_ns], "netns of the second namespace")
+        for rec in (c, s, b):
+            check_eq(rec.get("pidns"), os.stat("/proc/self/ns/pid").st_ino, "pid namespace")
