@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/types.h>
@@ -12,6 +13,7 @@
 #include "bpfload.h"
 #include "log.h"
 #include "procfs.h"
+#include "sockdiag.h"
 #include "taskmeter.h"
 #include "taskmeter.skel.h"
 
@@ -188,4 +190,28 @@ unsigned long long tm_bpf_map_memory(const struct tm_config *c, int ncpus)
 	unsigned long long meta = (unsigned long long)c->meta_entries * (sizeof(struct tm_owner) + 16 + 48);
 
 	return counters + meta + c->ringbuf_kib * 1024ull;
+}
+
+static int seed_one(const struct tm_sock_seed *s, void *ctx)
+{
+	int fd = *(int *)ctx;
+	__u32 tgid = s->tgid;
+
+	if (bpf_map_update_elem(fd, &s->cookie, &tgid, BPF_NOEXIST) && errno != EEXIST)
+		return errno == E2BIG ? 0 : -errno; /* full: the rest stays unattributed */
+	return 0;
+}
+
+int tm_bpf_seed_sockets(struct tm_bpf *b)
+{
+	int fd = bpf_map__fd(b->skel->maps.tm_seed), n;
+
+	n = tm_sockdiag_scan(seed_one, &fd);
+	if (n < 0) {
+		tm_warn("enumerating existing sockets: %s: their traffic stays unattributed "
+			"until a process uses them\n", strerror(-n));
+		return n;
+	}
+	tm_info("seeded the owners of %d sockets that existed before start-up\n", n);
+	return 0;
 }

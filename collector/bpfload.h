@@ -30,6 +30,11 @@ int tm_bpf_load(struct tm_bpf *b, const struct tm_config *c);
  * tracepoints. Links only: nothing survives the process. */
 int tm_bpf_attach(struct tm_bpf *b, const struct tm_config *c);
 
+/* Owners of the TCP/UDP sockets that existed before we attached, from
+ * sock_diag and /proc/<pid>/fd. Call after tm_bpf_attach(): a socket
+ * created in between is stamped by the hooks or found by the scan. */
+int tm_bpf_seed_sockets(struct tm_bpf *b);
+
 void tm_bpf_destroy(struct tm_bpf *b);
 
 /* Bytes of kernel memory the maps may take with this config (upper bound). */

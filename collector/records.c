@@ -491,12 +491,14 @@ int tm_records_read(struct tm_records *r, int counters_fd, int overflow_fd)
 	bool first = true;
 	int err;
 
+	r->counter_entries = 0;
 	do {
 		count = (__u32)r->batch_cap;
 		err = bpf_map_lookup_batch(counters_fd, first ? NULL : &in, &out, r->batch_keys,
 					   r->batch_vals, &count, &opts);
 		if (err && errno != ENOENT)
 			return -errno;
+		r->counter_entries += count;
 		for (__u32 i = 0; i < count; i++)
 			fold(r, (struct tm_counter_key *)r->batch_keys + i,
 			     (struct tm_counter_val *)((char *)r->batch_vals + i * vsz));

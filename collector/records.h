@@ -66,6 +66,7 @@ struct tm_records {
 	uint64_t frame_seq;
 	uint64_t procfs_reads;
 	uint64_t procfs_failures;
+	uint64_t counter_entries;       /* keys seen by the last read */
 	struct tm_arena *arena;         /* frame scratch, reset every frame */
 	struct tm_cgroups *cgroups;     /* cgroup id -> path cache */
 	/* batch-read buffers for the counter map */

@@ -230,6 +230,8 @@ static void read_stats(struct tm_daemon *d, Taskmeter__CollectorStats *st)
 	st->subscribers = tm_export_subscribers(d->exp);
 	st->frames_dropped = tm_export_dropped(d->exp);
 	st->records_live = d->rec.count;
+	st->has_counter_entries = 1;
+	st->counter_entries = d->rec.counter_entries;
 }
 
 static int publish(struct tm_daemon *d, Taskmeter__Frame *f)
@@ -342,6 +344,9 @@ static int setup(struct tm_daemon *d)
 	}
 	err = tm_bpf_attach(&d->bpf, &d->cfg);
 	if (err)
+		return err;
+	err = tm_bpf_seed_sockets(&d->bpf);
+	if (err == -ENOTRECOVERABLE) /* stuck in another network namespace */
 		return err;
 	err = start_timer(d);
 	if (!err)

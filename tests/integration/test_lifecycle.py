@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 """Short-lived processes and execve."""
+import time
+
 from tmtest import (Env, TRAFFIC, check, check_eq, clean_env, final_records, payload,
                     records_of_pid)
 
@@ -61,3 +63,51 @@ def test_exec_refreshes_metadata():
                  "payload after exec (tx, rx)")
         for rec in recs:
             check_eq(rec["metadata_source"], "SOURCE_TASK_WORK", "metadata source")
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def storm(env, n, size, port):
+    sink = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", str(port), str(n)], env=clean_env())
+    rep = env.run([TRAFFIC, "fork-storm", "127.0.0.1", str(port), str(n), str(size)],
+                  env=clean_env(), timeout=300)
+    env.finish(sink)
+    return rep
+
+
+def test_exit_frees_state():
+    """10,000 process lifetimes: each child's final bytes are reported, marked
+    exited, and then the collector and the BPF maps let go of it: live
+    records and counter entries return to what they were, and the
+    collector's memory does not grow from the first 5,000 to the next."""
+    n, size = 5000, 32
+    with Env(daemon_args=["--set", "exited_ttl=1"]) as env:
+        first = storm(env, n, size, 5040)
+        time.sleep(2.5)  # past exited_ttl: state freed
+        env.wait_frames(2)
+        rss_after_first = rss_kib(env.daemon.pid)
+        second = storm(env, n, size, 5041)
+        time.sleep(2.5)
+        env.wait_frames(2)
+        rss_after_second = rss_kib(env.daemon.pid)
+        frames = env.stop()
+        recs = final_records(frames)
+        for rep in (first, second):
+            kids = [r for r in recs.values() if r.get("ppid") == rep["pid"]]
+            check_eq(len(kids), n, f"children of storm {rep['pid']} reported")
+            check_eq(sum(payload(r, "EGRESS", "UDP") for r in kids), n * size,
+                     "their payload")
+            check(all(r.get("exited") for r in kids), "every child marked exited")
+        last = frames[-1]["stats"]
+        print(f"records_live {last['records_live']}, counter_entries "
+              f"{last['counter_entries']}, rss {rss_after_first} -> {rss_after_second} KiB, "
+              f"peak records {max(f['stats']['records_live'] for f in frames)}")
+        check(last["records_live"] <= 4, f"records still live: {last['records_live']}")
+        check(last["counter_entries"] <= 8, f"counter entries left: {last['counter_entries']}")
+        check(rss_after_second <= rss_after_first + 1024,
+              f"collector RSS grew {rss_after_first} -> {rss_after_second} KiB")

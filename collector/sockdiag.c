@@ -1,0 +1,591 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Socket seeding: dump sockets per network namespace, then map inodes to
+ * processes in one pass over /proc/<pid>/fd through a hash index, so that the
+ * cost is O(sockets + fds) however many processes share the host.
+ */
+#define _GNU_SOURCE /* setns */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+
+#include "log.h"
+#include "sockdiag.h"
+
+/*
+ * The kernel sizes dump skbs up to 32 KiB; a smaller buffer would make
+ * recvmsg() truncate them (libmnl reports that as ENOSPC).
+ */
+#define DUMP_BUF_SIZE 32768
+#define NO_INDEX UINT32_MAX
+
+/* Open addressing, linear probing; key 0 is "empty" (no inode or netns is 0). */
+struct u64_index {
+	uint64_t *keys;
+	uint32_t *vals;
+	size_t mask;
+	size_t used;
+};
+
+struct seed_ent {
+	struct tm_sock_seed s;
+	uint32_t last_pid; /* counts a process once however many fds it has */
+};
+
+struct netns_ent {
+	uint64_t ino;
+	int fd;
+};
+
+struct scan {
+	struct seed_ent *socks;
+	size_t n_socks, cap_socks;
+	struct netns_ent *ns;
+	size_t n_ns, cap_ns;
+	struct u64_index ns_idx;
+	struct u64_index sock_idx;
+	uint64_t home_ino;
+	int home_fd;
+	char *buf;
+	uint64_t cur_netns;     /* netns of the dump in progress */
+	uint8_t cur_protocol;
+	struct tm_sockdiag_stats st;
+};
+
+static const struct {
+	uint8_t family;
+	uint8_t protocol;
+} dumps[] = {
+	{ AF_INET, IPPROTO_TCP },
+	{ AF_INET6, IPPROTO_TCP },
+	{ AF_INET, IPPROTO_UDP },
+	{ AF_INET6, IPPROTO_UDP },
+};
+
+int tm_parse_socket_link(const char *link, uint64_t *inode)
+{
+	static const char prefix[] = "socket:[";
+	const char *p = link + sizeof(prefix) - 1;
+	uint64_t v = 0;
+
+	if (strncmp(link, prefix, sizeof(prefix) - 1))
+		return -EINVAL;
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (*p - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (*p - '0');
+	}
+	if (p[0] != ']' || p[1])
+		return -EINVAL;
+	*inode = v;
+	return 0;
+}
+
+int tm_sockdiag_parse(const struct nlmsghdr *nlh, struct tm_sock_seed *out)
+{
+	const struct inet_diag_msg *m;
+
+	if (nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+	    nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		return -EPROTO;
+	m = NLMSG_DATA(nlh);
+	if (m->idiag_family != AF_INET && m->idiag_family != AF_INET6)
+		return -EPROTO;
+	/* As sock_diag_save_cookie() splits sock_gen_cookie()'s u64. */
+	out->cookie = m->id.idiag_cookie[0] | (uint64_t)m->id.idiag_cookie[1] << 32;
+	out->inode = m->idiag_inode;
+	out->family = m->idiag_family;
+	out->state = m->idiag_state;
+	return 0;
+}
+
+static size_t idx_slot(const struct u64_index *ix, uint64_t key)
+{
+	/* Fibonacci hashing: inodes come in runs, the multiply spreads them. */
+	return (key * 0x9e3779b97f4a7c15ull >> 32) & ix->mask;
+}
+
+static uint32_t idx_get(const struct u64_index *ix, uint64_t key)
+{
+	if (!ix->keys)
+		return NO_INDEX;
+	for (size_t i = idx_slot(ix, key);; i = (i + 1) & ix->mask) {
+		if (ix->keys[i] == key)
+			return ix->vals[i];
+		if (!ix->keys[i])
+			return NO_INDEX;
+	}
+}
+
+static void idx_store(struct u64_index *ix, uint64_t key, uint32_t val)
+{
+	size_t i = idx_slot(ix, key);
+
+	while (ix->keys[i])
+		i = (i + 1) & ix->mask;
+	ix->keys[i] = key;
+	ix->vals[i] = val;
+	ix->used++;
+}
+
+static int idx_grow(struct u64_index *ix)
+{
+	struct u64_index old = *ix;
+	size_t size = old.keys ? (old.mask + 1) * 2 : 64;
+
+	ix->keys = calloc(size, sizeof(*ix->keys));
+	ix->vals = malloc(size * sizeof(*ix->vals));
+	if (!ix->keys || !ix->vals) {
+		free(ix->keys);
+		free(ix->vals);
+		*ix = old;
+		return -ENOMEM;
+	}
+	ix->mask = size - 1;
+	ix->used = 0;
+	for (size_t i = 0; old.keys && i <= old.mask; i++)
+		if (old.keys[i])
+			idx_store(ix, old.keys[i], old.vals[i]);
+	free(old.keys);
+	free(old.vals);
+	return 0;
+}
+
+/* -EEXIST if key is there already: its value is kept. */
+static int idx_put(struct u64_index *ix, uint64_t key, uint32_t val)
+{
+	int err;
+
+	if (idx_get(ix, key) != NO_INDEX)
+		return -EEXIST;
+	if (!ix->keys || (ix->used + 1) * 2 > ix->mask + 1) {
+		err = idx_grow(ix);
+		if (err)
+			return err;
+	}
+	idx_store(ix, key, val);
+	return 0;
+}
+
+static void idx_free(struct u64_index *ix)
+{
+	free(ix->keys);
+	free(ix->vals);
+}
+
+/* v (n used of *cap elements of size sz) with room for one more, or NULL. */
+static void *vec_reserve(void *v, size_t n, size_t *cap, size_t sz)
+{
+	size_t ncap = *cap ? *cap * 2 : 256;
+
+	if (n < *cap)
+		return v;
+	v = reallocarray(v, ncap, sz);
+	if (v)
+		*cap = ncap;
+	return v;
+}
+
+/* Numeric /proc entries are thread group ids: readdir never lists threads. */
+static uint32_t proc_pid(const struct dirent *de)
+{
+	char *end;
+	unsigned long pid;
+
+	if (de->d_name[0] < '1' || de->d_name[0] > '9')
+		return 0;
+	pid = strtoul(de->d_name, &end, 10);
+	return *end || pid > UINT32_MAX ? 0 : pid;
+}
+
+static int add_netns(struct scan *sc, int fd)
+{
+	struct stat st;
+	struct netns_ent *ns;
+	int err;
+
+	if (fstat(fd, &st))
+		return -errno;
+	ns = vec_reserve(sc->ns, sc->n_ns, &sc->cap_ns, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	sc->ns = ns;
+	/* The pid may have been reused since the fstatat(): trust the fd. */
+	err = idx_put(&sc->ns_idx, st.st_ino, sc->n_ns);
+	if (err)
+		return err;
+	sc->ns[sc->n_ns].ino = st.st_ino;
+	sc->ns[sc->n_ns].fd = fd;
+	sc->n_ns++;
+	return 0;
+}
+
+/* One fd per distinct netns; it pins the netns until the dump is done. */
+static int netns_of_pid(struct scan *sc, int procfd, uint32_t pid)
+{
+	char path[32];
+	struct stat st;
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%u/ns/net", pid);
+	/* Gone, a zombie (no namespaces left) or not ours to see: not an error. */
+	if (fstatat(procfd, path, &st, 0))
+		return 0;
+	if (idx_get(&sc->ns_idx, st.st_ino) != NO_INDEX)
+		return 0;
+	fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	err = add_netns(sc, fd);
+	if (err)
+		close(fd);
+	return err == -EEXIST ? 0 : err;
+}
+
+static int collect_netns(struct scan *sc)
+{
+	struct dirent *de;
+	DIR *d;
+	int err = 0;
+
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while (!err && (errno = 0, de = readdir(d))) {
+		uint32_t pid = proc_pid(de);
+
+		if (pid)
+			err = netns_of_pid(sc, dirfd(d), pid);
+	}
+	if (!err && errno)
+		err = -errno;
+	closedir(d);
+	return err;
+}
+
+static int dump_msg_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct scan *sc = data;
+	struct tm_sock_seed s = { 0 };
+	struct seed_ent *v;
+
+	if (tm_sockdiag_parse(nlh, &s)) {
+		tm_dbg("sock_diag: skipping message type %u len %u\n", nlh->nlmsg_type,
+		       nlh->nlmsg_len);
+		return MNL_CB_OK;
+	}
+	/* TIME_WAIT and request sockets: no inode, no fd, no process. */
+	if (!s.inode)
+		return MNL_CB_OK;
+	v = vec_reserve(sc->socks, sc->n_socks, &sc->cap_socks, sizeof(*v));
+	if (!v) {
+		errno = ENOMEM;
+		return MNL_CB_ERROR;
+	}
+	sc->socks = v;
+	s.protocol = sc->cur_protocol;
+	s.netns_ino = sc->cur_netns;
+	sc->socks[sc->n_socks++] = (struct seed_ent){ .s = s };
+	return MNL_CB_OK;
+}
+
+static int send_dump_req(struct mnl_socket *nl, int family, int protocol, uint32_t seq)
+{
+	struct inet_diag_req_v2 *req;
+	char buf[MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(*req))];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+
+	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
+	req->sdiag_family = family;
+	req->sdiag_protocol = protocol;
+	req->idiag_states = ~0u;
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	return 0;
+}
+
+static int recv_dump(struct scan *sc, struct mnl_socket *nl, uint32_t seq)
+{
+	unsigned int portid = mnl_socket_get_portid(nl);
+
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl, sc->buf, DUMP_BUF_SIZE);
+		int ret;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == ENOBUFS)
+			tm_warn("sock_diag: receive queue overflowed (ENOBUFS): "
+				"the dump lost replies, scan aborted\n");
+		if (n < 0)
+			return -errno;
+		ret = mnl_cb_run(sc->buf, n, seq, portid, dump_msg_cb, sc);
+		if (ret == MNL_CB_STOP)
+			return 0;
+		if (ret == MNL_CB_ERROR)
+			return errno ? -errno : -EPROTO;
+	}
+}
+
+static int dump_one(struct scan *sc, struct mnl_socket *nl, int i)
+{
+	uint32_t seq = time(NULL) + i;
+	size_t mark = sc->n_socks;
+	int err;
+
+	sc->cur_protocol = dumps[i].protocol;
+	err = send_dump_req(nl, dumps[i].family, dumps[i].protocol, seq);
+	if (!err)
+		err = recv_dump(sc, nl, seq);
+	if (!err)
+		return 0;
+	sc->n_socks = mark;
+	/* The kernel has no diag module for this protocol: nothing to dump. */
+	if (err == -ENOENT) {
+		tm_dbg("sock_diag: family %d protocol %d not supported\n", dumps[i].family,
+		       dumps[i].protocol);
+		return 0;
+	}
+	/* libmnl turns NLM_F_DUMP_INTR into EINTR: the dump is inconsistent. */
+	if (err == -EINTR)
+		err = -EAGAIN;
+	tm_warn("sock_diag dump (family %d protocol %d) in netns %llu: %s\n", dumps[i].family,
+		dumps[i].protocol, (unsigned long long)sc->cur_netns, strerror(-err));
+	return err;
+}
+
+/*
+ * A netlink socket belongs to the netns it was created in: enter the target
+ * netns just for socket(), come back before doing anything else. -errno if
+ * the socket could not be had there, -ENOTRECOVERABLE if the thread could not
+ * come back: everything it did next would happen in the wrong netns.
+ */
+static int open_diag_in(struct scan *sc, const struct netns_ent *ns, struct mnl_socket **nl)
+{
+	bool away = ns->ino != sc->home_ino;
+	int err = 0;
+
+	if (away && setns(ns->fd, CLONE_NEWNET))
+		return -errno;
+	*nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
+	if (!*nl)
+		err = -errno;
+	if (away && setns(sc->home_fd, CLONE_NEWNET)) {
+		tm_err("cannot return to netns %llu: %s\n", (unsigned long long)sc->home_ino,
+		       strerror(errno));
+		if (*nl)
+			mnl_socket_close(*nl);
+		return -ENOTRECOVERABLE;
+	}
+	return err;
+}
+
+static int dump_netns(struct scan *sc, const struct netns_ent *ns)
+{
+	struct mnl_socket *nl;
+	int err;
+
+	err = open_diag_in(sc, ns, &nl);
+	if (err == -ENOTRECOVERABLE)
+		return err;
+	if (err) {
+		tm_warn("sock_diag socket in netns %llu: %s: its sockets are not seeded\n",
+			(unsigned long long)ns->ino, strerror(-err));
+		sc->st.netns_skipped++;
+		return 0;
+	}
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		err = -errno;
+	sc->cur_netns = ns->ino;
+	for (size_t i = 0; !err && i < sizeof(dumps) / sizeof(dumps[0]); i++)
+		err = dump_one(sc, nl, i);
+	mnl_socket_close(nl);
+	if (!err)
+		sc->st.netns++;
+	return err;
+}
+
+static int index_sockets(struct scan *sc)
+{
+	int err;
+
+	for (size_t i = 0; i < sc->n_socks; i++) {
+		err = idx_put(&sc->sock_idx, sc->socks[i].s.inode, i);
+		/*
+		 * sockfs inodes are unique host-wide; a socket rehashed while
+		 * the dump walked its table can be listed twice.
+		 */
+		if (err == -EEXIST)
+			continue;
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void count_holder(struct scan *sc, const char *link, uint32_t pid)
+{
+	struct seed_ent *e;
+	uint64_t inode;
+	uint32_t i;
+
+	if (tm_parse_socket_link(link, &inode))
+		return;
+	i = idx_get(&sc->sock_idx, inode);
+	if (i == NO_INDEX)
+		return;
+	e = &sc->socks[i];
+	sc->st.socket_fds++;
+	if (e->last_pid == pid)
+		return;
+	e->last_pid = pid;
+	if (!e->s.holders || pid < e->s.tgid)
+		e->s.tgid = pid;
+	e->s.holders++;
+}
+
+static void scan_fds(struct scan *sc, int procfd, uint32_t pid)
+{
+	char path[32], link[64];
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	snprintf(path, sizeof(path), "%u/fd", pid);
+	/* ENOENT / ESRCH: the process exited; EACCES: not ours to see. */
+	fd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	sc->st.procs++;
+	while ((de = readdir(d))) {
+		ssize_t n = readlinkat(fd, de->d_name, link, sizeof(link) - 1);
+
+		/* "." and "..", an fd closed since readdir(), a dying process. */
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		count_holder(sc, link, pid);
+	}
+	closedir(d);
+}
+
+static int map_holders(struct scan *sc)
+{
+	struct dirent *de;
+	DIR *d;
+	int err;
+
+	err = index_sockets(sc);
+	if (err)
+		return err;
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while ((errno = 0, de = readdir(d))) {
+		uint32_t pid = proc_pid(de);
+
+		if (pid)
+			scan_fds(sc, dirfd(d), pid);
+	}
+	err = -errno;
+	closedir(d);
+	return err;
+}
+
+static int deliver(struct scan *sc, tm_sock_seed_cb cb, void *ctx)
+{
+	int err;
+
+	for (size_t i = 0; i < sc->n_socks; i++) {
+		if (!sc->socks[i].s.holders)
+			continue;
+		err = cb(&sc->socks[i].s, ctx);
+		if (err < 0)
+			return err;
+		sc->st.held++;
+	}
+	return sc->st.held > INT_MAX ? INT_MAX : (int)sc->st.held;
+}
+
+static int scan_open(struct scan *sc)
+{
+	struct stat st;
+
+	sc->home_fd = -1;
+	sc->buf = malloc(DUMP_BUF_SIZE);
+	if (!sc->buf)
+		return -ENOMEM;
+	/* thread-self, not self: setns() moves only the calling thread. */
+	sc->home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (sc->home_fd < 0 || fstat(sc->home_fd, &st))
+		return -errno;
+	sc->home_ino = st.st_ino;
+	return 0;
+}
+
+static void scan_close(struct scan *sc)
+{
+	for (size_t i = 0; i < sc->n_ns; i++)
+		close(sc->ns[i].fd);
+	if (sc->home_fd >= 0)
+		close(sc->home_fd);
+	idx_free(&sc->ns_idx);
+	idx_free(&sc->sock_idx);
+	free(sc->ns);
+	free(sc->socks);
+	free(sc->buf);
+}
+
+int tm_sockdiag_scan_stats(tm_sock_seed_cb cb, void *ctx, struct tm_sockdiag_stats *stats)
+{
+	struct scan sc = { 0 };
+	int err;
+
+	err = scan_open(&sc);
+	if (!err)
+		err = collect_netns(&sc);
+	for (size_t i = 0; !err && i < sc.n_ns; i++)
+		err = dump_netns(&sc, &sc.ns[i]);
+	sc.st.sockets = sc.n_socks;
+	if (!err)
+		err = map_holders(&sc);
+	if (!err)
+		err = deliver(&sc, cb, ctx);
+	tm_dbg("sock_diag: %u netns (%u skipped), %u processes, %llu sockets, %llu held\n",
+	       sc.st.netns, sc.st.netns_skipped, sc.st.procs, (unsigned long long)sc.st.sockets,
+	       (unsigned long long)sc.st.held);
+	if (stats)
+		*stats = sc.st;
+	scan_close(&sc);
+	return err;
+}
+
+int tm_sockdiag_scan(tm_sock_seed_cb cb, void *ctx)
+{
+	return tm_sockdiag_scan_stats(cb, ctx, NULL);
+}
