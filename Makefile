@@ -27,13 +27,18 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
+.SECONDARY:
 .PHONY: all clean deps test check run bench
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+# Standalone objects with skeletons of their own (they share the main
+# object's maps by fd): XDP, which libxdp loads, and TC.
+BPF_SOLO   := xdp tc
+SOLO_SKELS := $(patsubst %,$(BUILD)/taskmeter_%.skel.h,$(BPF_SOLO))
 # maps.bpf.o defines what the others declare extern: libbpf 1.1's linker
 # needs the definitions first.
-BPF_OBJS   := $(BUILD)/maps.bpf.o $(filter-out $(BUILD)/maps.bpf.o,\
-	$(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS)))
+BPF_OBJS   := $(BUILD)/maps.bpf.o $(filter-out $(BUILD)/maps.bpf.o \
+	$(patsubst %,$(BUILD)/%.bpf.o,$(BPF_SOLO)),$(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS)))
 PROTO_C    := $(BUILD)/taskmeter.pb-c.c
 PROTO_H    := $(BUILD)/taskmeter.pb-c.h
 PROTO_O    := $(BUILD)/taskmeter.pb-c.o
@@ -68,6 +73,11 @@ $(BUILD)/taskmeter.skel.h: $(BPF_OBJS)
 	$(Q)$(BPFTOOL) gen object $(BUILD)/taskmeter.linked.o $(BPF_OBJS)
 	$(Q)$(BPFTOOL) gen skeleton $(BUILD)/taskmeter.linked.o name taskmeter_bpf > $@
 
+$(BUILD)/taskmeter_%.skel.h: $(BUILD)/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen object $(BUILD)/$*.linked.o $<
+	$(Q)$(BPFTOOL) gen skeleton $(BUILD)/$*.linked.o name taskmeter_$* > $@
+
 $(PROTO_C) $(PROTO_H) &: proto/taskmeter.proto | $(BUILD)
 	$(call msg,PROTOC,$<)
 	$(Q)$(PROTOC_C) --proto_path=proto --c_out=$(BUILD) $<
@@ -80,7 +90,7 @@ $(BUILD)/%.o: collector/%.c $(wildcard collector/*.h) include/taskmeter.h $(PROT
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o: $(BUILD)/taskmeter.skel.h
+$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/ifaces.o: $(BUILD)/taskmeter.skel.h $(SOLO_SKELS)
 
 $(BUILD)/taskmeterd: $(DAEMON_OBJS) $(LIB_OBJS)
 	$(call msg,LINK,$@)

@@ -11,23 +11,46 @@
 #include "packet.bpf.h"
 #include "metadata.bpf.h"
 #include "owner.bpf.h"
+#include "flow.bpf.h"
+
+/* Tell the hooks that run before the socket (XDP, TC ingress, drops) whose
+ * flow this is: once per socket and owner. Listeners and unconnected
+ * sockets are published by local address and port only. */
+static __always_inline void tm_publish(struct __sk_buff *skb, struct tm_sk *st,
+				       struct bpf_sock *sk, const struct tm_pkt *p, __u8 dir)
+{
+	struct sk_buff *kskb;
+	struct tm_flow_key k;
+
+	if (st->pub_tgid == st->owner.tgid || !p->has_ports)
+		return;
+	kskb = bpf_cast_to_kern_ctx(skb);
+	tm_flow_of(p, dir, BPF_CORE_READ(kskb, sk, __sk_common.skc_net.net, ns.inum), &k);
+	if (sk->state == BPF_TCP_LISTEN || !sk->dst_port) {
+		k.rport = 0;
+		__builtin_memset(k.raddr, 0, sizeof(k.raddr));
+	}
+	tm_flow_publish(&k, &st->owner);
+	st->pub_tgid = st->owner.tgid;
+}
 
 static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 {
 	struct tm_counter_key key = { .dir = dir };
+	struct bpf_sock *sk = NULL;
 	struct tm_counter_val a;
 	struct tm_pkt p = {};
 	struct tm_sk *st;
 	bool listener;
 
-	if (tm_parse_ip(skb, 0, &p)) {
+	if (tm_parse_ip(skb, 0, &p, false)) {
 		tm_stat_inc(TM_STAT_MALFORMED);
 		p.l4 = TM_L4_OTHER;
 		p.hdr_len = 0;
 		p.family = skb->family == 10 /* AF_INET6 */ ? TM_FAMILY_IPV6 : TM_FAMILY_IPV4;
 	}
 	tm_amount(&p, skb->len, skb->gso_segs, &a);
-	st = tm_sk_of(skb, &listener);
+	st = tm_sk_of(skb, &listener, &sk);
 	if (st && !listener) {
 		if (dir == TM_DIR_EGRESS && tm_in_task())
 			tm_claim(st, bpf_get_current_task_btf());
@@ -38,9 +61,10 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 		if (st->pending[0].packets | st->pending[1].packets)
 			tm_flush_pending(st); /* raced with a claim on another CPU */
 	}
-	if (st) {
+	if (st && sk) {
 		key.owner = st->owner;
 		key.exec_seq = tm_meta_touch(&st->owner);
+		tm_publish(skb, st, sk, &p, dir);
 	}
 	key.l4 = p.l4;
 	key.family = p.family;

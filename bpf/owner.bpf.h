@@ -100,7 +100,8 @@ static __always_inline struct tm_sk *tm_sk_seeded(struct __sk_buff *skb, struct 
 }
 
 /* The ownership state of skb's socket, or NULL (no socket, or not ours). */
-static __always_inline struct tm_sk *tm_sk_of(struct __sk_buff *skb, bool *listener)
+static __always_inline struct tm_sk *tm_sk_of(struct __sk_buff *skb, bool *listener,
+					      struct bpf_sock **skp)
 {
 	struct bpf_sock *sk = skb->sk;
 	struct tm_sk *st;
@@ -120,6 +121,7 @@ static __always_inline struct tm_sk *tm_sk_of(struct __sk_buff *skb, bool *liste
 		*listener = true;
 		st->adopt = 1; /* what is accepted from it inherits this */
 	}
+	*skp = sk;
 	return st;
 }
 

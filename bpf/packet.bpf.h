@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Packet classification and accounting shared by the packet hooks. Parsing
- * goes through bpf_skb_load_bytes() from an L3 offset, so it works on
- * non-linear and GSO skbs alike.
+ * Packet classification and accounting shared by the packet hooks: parse
+ * from an L3 offset, count into the socket-layer or interface-layer maps.
  */
 #ifndef TM_PACKET_BPF_H
 #define TM_PACKET_BPF_H
@@ -19,15 +18,31 @@
 #define TM_IPPROTO_DSTOPTS 60
 #define TM_IPV6_EXT_MAX 4
 
-/* What one (possibly GSO) skb amounts to. */
+/* What one (possibly GSO) packet amounts to, and its flow. */
 struct tm_pkt {
 	__u8 l4;          /* enum tm_l4 */
 	__u8 family;      /* enum tm_family */
+	__u8 first_frag;  /* 0: a non-first fragment, no L4 header */
+	__u8 has_ports;   /* sport/dport valid (TCP, UDP, ICMP echo id) */
 	__u32 hdr_len;    /* L3 + L4 header bytes of one segment */
+	__u32 ip_len;     /* length the IP header gives (0: unknown, e.g. jumbo) */
 	__u32 l4_off;     /* offset of the L4 header from L3 start */
 	__u32 ip_proto;
-	__u8 first_frag;  /* 0: a non-first fragment, no L4 header */
+	__be16 sport, dport;
+	__u32 saddr[4], daddr[4];
 };
+
+/*
+ * One parser for skbs and XDP frames: `xdp` is a compile-time constant at
+ * every call, so each program keeps only its own load helper. Loads copy
+ * from non-linear data too (GSO skbs, XDP multi-buffer frames).
+ */
+static __always_inline long tm_load(void *ctx, __u32 off, void *to, __u32 len, bool xdp)
+{
+	if (xdp)
+		return bpf_xdp_load_bytes(ctx, off, to, len);
+	return bpf_skb_load_bytes(ctx, off, to, len);
+}
 
 static __always_inline __u8 tm_l4_of(__u32 proto)
 {
@@ -45,45 +60,48 @@ static __always_inline __u8 tm_l4_of(__u32 proto)
 }
 
 /* IPv4 header at off; returns 0 or -1 (malformed). */
-static __always_inline int tm_parse_ipv4(struct __sk_buff *skb, __u32 off, struct tm_pkt *p)
+static __always_inline int tm_parse_ipv4(void *ctx, __u32 off, struct tm_pkt *p, bool xdp)
 {
 	struct iphdr ip;
 
-	if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)))
+	if (tm_load(ctx, off, &ip, sizeof(ip), xdp))
 		return -1;
-	if (ip.ihl < 5)
+	if (ip.ihl < 5 || ip.version != 4)
 		return -1;
 	p->family = TM_FAMILY_IPV4;
 	p->ip_proto = ip.protocol;
 	p->l4_off = ip.ihl * 4;
 	p->first_frag = !(ip.frag_off & bpf_htons(0x1fff));
+	p->ip_len = bpf_ntohs(ip.tot_len);
+	p->saddr[0] = ip.saddr;
+	p->daddr[0] = ip.daddr;
 	return 0;
 }
 
 /* IPv6 header and up to TM_IPV6_EXT_MAX extension headers. */
-static __always_inline int tm_parse_ipv6(struct __sk_buff *skb, __u32 off, struct tm_pkt *p)
+static __always_inline int tm_parse_ipv6(void *ctx, __u32 off, struct tm_pkt *p, bool xdp)
 {
 	struct ipv6hdr ip6;
-	__u8 ext[2];
+	__u8 ext[4];
 	__u32 nh, pos = sizeof(ip6);
 
-	if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)))
+	if (tm_load(ctx, off, &ip6, sizeof(ip6), xdp))
 		return -1;
 	p->family = TM_FAMILY_IPV6;
 	p->first_frag = 1;
+	p->ip_len = ip6.payload_len ? bpf_ntohs(ip6.payload_len) + sizeof(ip6) : 0;
+	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
 	nh = ip6.nexthdr;
 	for (int i = 0; i < TM_IPV6_EXT_MAX; i++) {
 		if (nh != TM_IPPROTO_HOPOPTS && nh != TM_IPPROTO_ROUTING &&
 		    nh != TM_IPPROTO_DSTOPTS && nh != TM_IPPROTO_FRAGMENT)
 			break;
-		if (bpf_skb_load_bytes(skb, off + pos, ext, sizeof(ext)))
+		if (tm_load(ctx, off + pos, ext, sizeof(ext), xdp))
 			return -1;
 		if (nh == TM_IPPROTO_FRAGMENT) {
-			__be16 frag_off;
-
-			if (bpf_skb_load_bytes(skb, off + pos + 2, &frag_off, sizeof(frag_off)))
-				return -1;
-			p->first_frag = !(frag_off & bpf_htons(0xfff8));
+			/* ext[2..3]: offset (13 bits) and flags */
+			p->first_frag = !((ext[2] << 8 | ext[3]) & 0xfff8);
 			pos += 8;
 		} else {
 			pos += (ext[1] + 1) * 8;
@@ -95,10 +113,10 @@ static __always_inline int tm_parse_ipv6(struct __sk_buff *skb, __u32 off, struc
 	return 0;
 }
 
-/* L4 header length; 0 for protocols whose payload we do not separate. */
-static __always_inline int tm_parse_l4(struct __sk_buff *skb, __u32 off, struct tm_pkt *p)
+/* L4 header length and ports; payload is everything after the header. */
+static __always_inline int tm_parse_l4(void *ctx, __u32 off, struct tm_pkt *p, bool xdp)
 {
-	__u8 doff;
+	__u8 h[14]; /* TCP: ports .. data offset; UDP: ports; ICMP: type .. echo id */
 
 	p->l4 = tm_l4_of(p->ip_proto);
 	p->hdr_len = p->l4_off;
@@ -106,38 +124,52 @@ static __always_inline int tm_parse_l4(struct __sk_buff *skb, __u32 off, struct 
 		return 0;
 	switch (p->l4) {
 	case TM_L4_TCP:
-		if (bpf_skb_load_bytes(skb, off + p->l4_off + 12, &doff, 1))
+		if (tm_load(ctx, off + p->l4_off, h, 14, xdp) || (h[12] >> 4) < 5)
 			return -1;
-		if ((doff >> 4) < 5)
-			return -1;
-		p->hdr_len += (doff >> 4) * 4;
-		return 0;
+		p->hdr_len += (h[12] >> 4) * 4;
+		break;
 	case TM_L4_UDP:
 	case TM_L4_ICMP:
+		if (tm_load(ctx, off + p->l4_off, h, 8, xdp))
+			return -1;
 		p->hdr_len += 8;
-		return 0;
+		break;
 	default:
 		return 0;
 	}
+	if (p->l4 == TM_L4_ICMP) {
+		/* echo request/reply: the id plays the port (ping sockets) */
+		bool req = h[0] == 8 || h[0] == 128, rep = h[0] == 0 || h[0] == 129;
+
+		if (!req && !rep)
+			return 0;
+		__builtin_memcpy(rep ? &p->dport : &p->sport, &h[4], 2);
+		p->has_ports = 1;
+		return 0;
+	}
+	__builtin_memcpy(&p->sport, &h[0], 2);
+	__builtin_memcpy(&p->dport, &h[2], 2);
+	p->has_ports = 1;
+	return 0;
 }
 
 /* Parse the IP packet that starts at off. 0, or -1 when malformed. */
-static __always_inline int tm_parse_ip(struct __sk_buff *skb, __u32 off, struct tm_pkt *p)
+static __always_inline int tm_parse_ip(void *ctx, __u32 off, struct tm_pkt *p, bool xdp)
 {
 	__u8 ver;
 	int err;
 
-	if (bpf_skb_load_bytes(skb, off, &ver, 1))
+	if (tm_load(ctx, off, &ver, 1, xdp))
 		return -1;
 	if ((ver >> 4) == 4)
-		err = tm_parse_ipv4(skb, off, p);
+		err = tm_parse_ipv4(ctx, off, p, xdp);
 	else if ((ver >> 4) == 6)
-		err = tm_parse_ipv6(skb, off, p);
+		err = tm_parse_ipv6(ctx, off, p, xdp);
 	else
 		return -1;
 	if (err)
 		return err;
-	return tm_parse_l4(skb, off, p);
+	return tm_parse_l4(ctx, off, p, xdp);
 }
 
 static __always_inline void tm_add(struct tm_counter_val *v, __u64 pkts, __u64 bytes, __u64 payload)

@@ -61,6 +61,7 @@ extern void bpf_task_release(struct task_struct *p) __ksym;
 struct tm_sk {
 	struct tm_owner owner;
 	__u32 adopt;         /* 1: inherited from a listener, not used by a process yet */
+	__u32 pub_tgid;      /* owner last published to tm_flows (0: never) */
 	__u8 pend_l4;        /* enum tm_l4 of the pending traffic */
 	__u8 pend_family;    /* enum tm_family of the pending traffic */
 	__u16 pad;
@@ -130,6 +131,45 @@ TM_DECL struct {
 	__type(key, __u32);
 	__type(value, struct tm_counter_val);
 } tm_overflow SEC(".maps");
+
+/* Interface-layer counters (XDP, TC, drops). Key: struct tm_if_key. Value:
+ * per-CPU struct tm_counter_val. Written: XDP, TC, kfree_skb tracepoint.
+ * Read and deleted (exited owners): collector. Size: if_counter_entries. */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tm_if_key);
+	__type(value, struct tm_counter_val);
+} tm_if_counters SEC(".maps");
+
+/* Interface-layer traffic when tm_if_counters is full. Index: layer *
+ * TM_DIR_MAX + dir. Read: collector. */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TM_IF_OVERFLOW_SLOTS);
+	__type(key, __u32);
+	__type(value, struct tm_counter_val);
+} tm_if_overflow SEC(".maps");
+
+/* Flow -> owner, for hooks that run before the socket is known. Written:
+ * cgroup_skb (connected flows, listeners, unconnected sockets, when the
+ * owner changes), cgroup/post_bind. Read: XDP, TC ingress, drops. LRU:
+ * bounded; an evicted flow falls back to its listener or to a bucket. */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tm_flow_key);
+	__type(value, struct tm_owner);
+} tm_flows SEC(".maps");
+
+/* Interfaces taskmeterd attached to. Written: collector. Read: TC ingress
+ * (does XDP count this interface's ingress already?). */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct tm_iface_key);
+	__type(value, struct tm_iface_val);
+} tm_ifaces SEC(".maps");
 
 /* Self-monitoring counters. Index: enum tm_stat. Read: collector. */
 TM_DECL struct {

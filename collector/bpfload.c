@@ -52,7 +52,6 @@ int tm_bpf_load(struct tm_bpf *b, const struct tm_config *c)
 {
 	int err;
 
-	b->cgroup_fd = -1;
 	b->kfunc = tm_bpf_detect_kfunc();
 	b->task_work = b->kfunc && !c->metadata_procfs;
 	if (b->kfunc)
@@ -99,7 +98,7 @@ static int add_link(struct tm_bpf *b, struct bpf_link *link, const char *what)
 }
 
 /* cgroup: a path under the cgroup2 mount, or one relative to it. */
-static int open_cgroup(struct tm_bpf *b, const struct tm_config *c)
+int tm_bpf_open_cgroup(struct tm_bpf *b, const struct tm_config *c)
 {
 	const char *rel = c->cgroup;
 	char mnt[2048];
@@ -135,9 +134,7 @@ int tm_bpf_attach(struct tm_bpf *b, const struct tm_config *c)
 	struct taskmeter_bpf *s = b->skel;
 	int err;
 
-	err = open_cgroup(b, c);
-	if (err)
-		return err;
+	(void)c;
 	/* Lifecycle and context tracking first, so the packet hooks never
 	 * see an exec, exit or softirq they were not told about. */
 	err = add_link(b, bpf_program__attach(s->progs.tm_softirq_entry), "tp_btf/softirq_entry");

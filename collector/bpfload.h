@@ -23,6 +23,10 @@ struct tm_bpf {
 /* Name of the task_work kfunc in the running kernel's BTF, or NULL. */
 const char *tm_bpf_detect_kfunc(void);
 
+/* Open the configured cgroup (before anything is loaded: a wrong path is a
+ * configuration error). */
+int tm_bpf_open_cgroup(struct tm_bpf *b, const struct tm_config *c);
+
 /* Open the skeleton, apply the config (map sizes, settings), load. */
 int tm_bpf_load(struct tm_bpf *b, const struct tm_config *c);
 

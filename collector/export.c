@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -336,10 +338,43 @@ uint64_t tm_export_dropped(const struct tm_export *e)
 	return e->dropped;
 }
 
+/* Give queued frames up to timeout_ms to leave, so that a subscriber that
+ * is merely behind gets the final frame whole instead of a cut stream. */
+static void drain_all(struct tm_export *e, int timeout_ms)
+{
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		struct pollfd pfd[64];
+		struct tm_sub *s, *next;
+		nfds_t n = 0;
+		long left;
+
+		for (s = e->subs; s && n < 64; s = next) {
+			next = s->next;
+			if (s->q_len && sub_flush(e, s)) {
+				sub_close(e, s, "write failed at exit");
+				continue;
+			}
+			if (s->q_len)
+				pfd[n++] = (struct pollfd){ .fd = s->w.fd, .events = POLLOUT };
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 +
+				     (now.tv_nsec - start.tv_nsec) / 1000000);
+		if (!n || left <= 0)
+			return;
+		if (poll(pfd, n, (int)left) < 0 && errno != EINTR)
+			return;
+	}
+}
+
 void tm_export_close(struct tm_export *e)
 {
 	if (!e)
 		return;
+	drain_all(e, 2000);
 	while (e->subs)
 		sub_close(e, e->subs, "collector exiting");
 	epoll_ctl(e->epfd, EPOLL_CTL_DEL, e->w.fd, NULL);

@@ -43,6 +43,7 @@ struct tm_daemon {
 	struct tm_export *exp;
 	struct tm_watch rb_watch, timer_watch;
 	int epfd;
+	int config_error;       /* setup failed on the configuration: exit 2 */
 	uint64_t seq;
 	uint64_t last_read_ns;
 	char hostname[256];
@@ -316,25 +317,33 @@ static int setup(struct tm_daemon *d)
 {
 	int err, ncpus = libbpf_num_possible_cpus();
 
-	if (ncpus < 0)
-		return ncpus;
-	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->epfd < 0)
-		return -errno;
-	gethostname(d->hostname, sizeof(d->hostname) - 1);
-	err = tm_records_init(&d->rec, &d->cfg, ncpus);
-	if (err)
+	err = tm_bpf_open_cgroup(&d->bpf, &d->cfg);
+	if (err) {
+		d->config_error = 1;
 		return err;
+	}
+	if (ncpus < 0) {
+		tm_err("counting CPUs: %s\n", strerror(-ncpus));
+		return ncpus;
+	}
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	err = d->epfd < 0 ? -errno : tm_records_init(&d->rec, &d->cfg, ncpus);
+	if (err) {
+		tm_err("setting up: %s\n", strerror(-err));
+		return err;
+	}
+	gethostname(d->hostname, sizeof(d->hostname) - 1);
 	err = tm_bpf_load(&d->bpf, &d->cfg);
 	if (err)
 		return err;
 	d->rb = ring_buffer__new(bpf_map__fd(d->bpf.skel->maps.tm_events), tm_records_on_event,
 				 &d->rec, NULL);
-	if (!d->rb)
-		return -errno;
-	err = watch(d, &d->rb_watch, TM_WATCH_RINGBUF, ring_buffer__epoll_fd(d->rb));
-	if (err)
+	err = d->rb ? watch(d, &d->rb_watch, TM_WATCH_RINGBUF, ring_buffer__epoll_fd(d->rb))
+		    : -errno;
+	if (err) {
+		tm_err("ring buffer: %s\n", strerror(-err));
 		return err;
+	}
 	d->exp = tm_export_open(d->cfg.socket_path, d->cfg.socket_mode, d->cfg.subscriber_queue,
 				d->epfd, &err);
 	if (!d->exp) {
@@ -349,10 +358,13 @@ static int setup(struct tm_daemon *d)
 	if (err == -ENOTRECOVERABLE) /* stuck in another network namespace */
 		return err;
 	err = start_timer(d);
-	if (!err)
-		tm_info("streaming to %s every %u ms (metadata: %s)\n", d->cfg.socket_path,
-			d->cfg.interval_ms, d->bpf.task_work ? "task_work" : "procfs");
-	return err;
+	if (err) {
+		tm_err("interval timer: %s\n", strerror(-err));
+		return err;
+	}
+	tm_info("streaming to %s every %u ms (metadata: %s)\n", d->cfg.socket_path,
+		d->cfg.interval_ms, d->bpf.task_work ? "task_work" : "procfs");
+	return 0;
 }
 
 static void teardown(struct tm_daemon *d)
@@ -415,7 +427,7 @@ static int loop(struct tm_daemon *d)
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
-	static struct tm_daemon d = { .epfd = -1 };
+	static struct tm_daemon d = { .epfd = -1, .bpf.cgroup_fd = -1 };
 	struct tm_args args = { 0 };
 	int err;
 
@@ -444,13 +456,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	err = setup(&d);
-	if (!err)
+	if (!err) {
 		err = loop(&d);
-	teardown(&d);
-	if (err) {
-		tm_err("%s\n", strerror(-err));
-		return 1;
+		if (err)
+			tm_err("poll loop: %s\n", strerror(-err));
 	}
+	teardown(&d);
+	if (err)
+		return d.config_error ? TM_EXIT_CONFIG : 1;
 	tm_info("detached, exiting\n");
 	return 0;
 }

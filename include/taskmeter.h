@@ -31,6 +31,28 @@ enum tm_family {
 	TM_FAMILY_IPV4 = 0,
 	TM_FAMILY_IPV6 = 1,
 	TM_FAMILY_MAX,
+	TM_FAMILY_NONE = TM_FAMILY_MAX, /* interface layer: not IP */
+};
+
+/* Where a packet was counted. The socket layer (cgroup_skb) is the
+ * per-process truth; the interface layers see every frame of an interface. */
+enum tm_layer {
+	TM_LAYER_CGROUP_SKB = 0,
+	TM_LAYER_XDP = 1,     /* interface ingress, first look */
+	TM_LAYER_TC = 2,      /* interface egress (and ingress without XDP) */
+	TM_LAYER_DROP = 3,    /* received for an owner, dropped before its socket had it */
+	TM_LAYER_MAX,
+};
+
+/* Who interface-layer traffic without a local owner belongs to. */
+enum tm_bucket {
+	TM_BUCKET_OWNER = 0,     /* the key's owner */
+	TM_BUCKET_FORWARDED,     /* routed through this host */
+	TM_BUCKET_LOCAL,         /* to/from this host, no owning process: closed
+				  * ports, kernel-generated (RST, ICMP, ND) */
+	TM_BUCKET_NON_IP,        /* ARP, LLDP, ... */
+	TM_BUCKET_MALFORMED,     /* headers that do not parse */
+	TM_BUCKET_MAX,
 };
 
 /* Process identity: pid reuse gives a new start time, so the pair is unique.
@@ -56,6 +78,53 @@ struct tm_counter_val {
 	__u64 payload_bytes;
 };
 
+/* Interface-layer counters: per owner (or bucket) per interface. */
+struct tm_if_key {
+	struct tm_owner owner;  /* tgid 0: see bucket */
+	__u32 exec_seq;
+	__u32 ifindex;
+	__u32 netns;            /* inode of the interface's network namespace */
+	__u8 dir;               /* enum tm_dir */
+	__u8 l4;                /* enum tm_l4 */
+	__u8 family;            /* enum tm_family, or TM_FAMILY_NONE */
+	__u8 layer;             /* enum tm_layer */
+	__u8 bucket;            /* enum tm_bucket */
+	__u8 pad[3];
+};
+
+/* Local socket by flow, for the hooks that run before the socket is known
+ * (XDP, TC ingress, drops). Addresses as in the packet: v4-mapped sockets
+ * are keyed as IPv4. rport 0 and raddr 0: a listener or unconnected socket;
+ * laddr 0 as well: bound to the wildcard address. */
+struct tm_flow_key {
+	__u32 netns;
+	__u8 family;            /* enum tm_family */
+	__u8 proto;             /* IPPROTO_TCP, _UDP, _ICMP(V6) (ports: echo id) */
+	__be16 lport;
+	__be16 rport;
+	__u16 pad;
+	__u32 laddr[4];
+	__u32 raddr[4];
+};
+
+/* Per interface the collector attached to. Key: struct tm_iface_key. */
+struct tm_iface_key {
+	__u32 netns;
+	__u32 ifindex;
+};
+
+#define TM_IFACE_XDP_RX (1u << 0)     /* XDP counts this interface's ingress */
+#define TM_IFACE_COUNT_SEGS (1u << 1) /* the device counts GSO/GRO segments, not skbs */
+
+struct tm_iface_val {
+	__u32 flags;            /* TM_IFACE_* */
+	__u32 pad;
+};
+
+/* Where interface-layer packets go when tm_if_counters is full.
+ * Index: layer * TM_DIR_MAX + dir. */
+#define TM_IF_OVERFLOW_SLOTS (TM_LAYER_MAX * TM_DIR_MAX)
+
 /* Index into the overflow per-CPU array: where a packet goes when the
  * counter map is full. */
 #define TM_OVERFLOW_IDX(dir, l4, fam) (((dir) * TM_L4_MAX + (l4)) * TM_FAMILY_MAX + (fam))
@@ -69,6 +138,8 @@ enum tm_stat {
 	TM_STAT_COUNTER_MAP_FULL,
 	TM_STAT_META_MAP_FULL,
 	TM_STAT_MALFORMED,
+	TM_STAT_IF_MAP_FULL,     /* interface-layer packets that went to overflow */
+	TM_STAT_FLOW_PUBLISHED,  /* flow -> owner entries written */
 	TM_STAT_MAX,
 };
 

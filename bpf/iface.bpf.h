@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The interface layer (XDP and TC): every frame an interface carries, in an
+ * owner's record or a named bucket, counted as the device counts it, so that
+ * per interface the records add up to the kernel's own counters.
+ */
+#ifndef TM_IFACE_BPF_H
+#define TM_IFACE_BPF_H
+
+#include "taskmeter.bpf.h"
+#include "packet.bpf.h"
+#include "flow.bpf.h"
+
+#define TM_ETH_P_IP 0x0800
+#define TM_ETH_P_IPV6 0x86DD
+#define TM_ETH_P_8021Q 0x8100
+#define TM_ETH_P_8021AD 0x88A8
+#define TM_AF_INET 2
+#define TM_AF_INET6 10
+
+/* Ethernet header at 0 (and up to two VLAN tags): ethertype and L3 offset. */
+static __always_inline int tm_parse_eth(void *ctx, __u32 *l3off, __u16 *proto, bool xdp)
+{
+	__u8 h[4];
+	__u32 off = 12;
+
+	for (int i = 0; i < 3; i++) {
+		if (tm_load(ctx, off, h, 4, xdp))
+			return -1;
+		*proto = (__u16)(h[0] << 8 | h[1]);
+		if (*proto != TM_ETH_P_8021Q && *proto != TM_ETH_P_8021AD)
+			break;
+		off += 4; /* tag: TCI, then the next ethertype */
+	}
+	*l3off = off + 2;
+	return 0;
+}
+
+/* Not ours: routed through (forwarded) or addressed to this host. */
+static __always_inline __u8 tm_bucket_of(void *ctx, const struct tm_pkt *p, __u32 ifindex)
+{
+	struct bpf_fib_lookup fib = {};
+	long rc;
+
+	fib.family = p->family == TM_FAMILY_IPV4 ? TM_AF_INET : TM_AF_INET6;
+	fib.l4_protocol = (__u8)p->ip_proto;
+	fib.sport = p->sport;
+	fib.dport = p->dport;
+	fib.ifindex = ifindex;
+	if (p->family == TM_FAMILY_IPV4) {
+		fib.ipv4_src = p->saddr[0];
+		fib.ipv4_dst = p->daddr[0];
+	} else {
+		__builtin_memcpy(fib.ipv6_src, p->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, p->daddr, 16);
+	}
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH ||
+	    rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return TM_BUCKET_FORWARDED;
+	return TM_BUCKET_LOCAL;
+}
+
+/* Payload of one frame: from the IP header's length, so that Ethernet
+ * padding of short frames is not taken for data. */
+static __always_inline __u64 tm_frame_payload(const struct tm_pkt *p, __u32 l3len)
+{
+	__u32 ip_len = p->ip_len && p->ip_len < l3len ? p->ip_len : l3len;
+
+	return ip_len > p->hdr_len ? ip_len - p->hdr_len : 0;
+}
+
+/*
+ * Classify a received frame whose IP packet starts at l3off: owner by flow,
+ * else a bucket. Fills key (l4, family, owner or bucket), a->payload_bytes
+ * and *pp (the parsed packet; zero when not IP).
+ */
+static __always_inline void tm_ingress_classify(void *ctx, __u32 l3off, __u16 ethertype,
+						__u32 len, struct tm_if_key *key,
+						struct tm_counter_val *a, struct tm_pkt *pp, bool xdp)
+{
+	struct tm_pkt p = {};
+	struct tm_flow_key fk;
+	struct tm_owner *o;
+
+	key->l4 = TM_L4_OTHER;
+	key->family = TM_FAMILY_NONE;
+	if (ethertype != TM_ETH_P_IP && ethertype != TM_ETH_P_IPV6) {
+		key->bucket = TM_BUCKET_NON_IP;
+		return;
+	}
+	if (tm_parse_ip(ctx, l3off, &p, xdp)) {
+		key->bucket = TM_BUCKET_MALFORMED;
+		return;
+	}
+	key->l4 = p.l4;
+	key->family = p.family;
+	a->payload_bytes = tm_frame_payload(&p, len > l3off ? len - l3off : 0);
+	o = NULL;
+	if (p.has_ports) {
+		tm_flow_of(&p, TM_DIR_INGRESS, key->netns, &fk);
+		o = tm_flow_owner(&fk);
+	}
+	if (o)
+		tm_if_owner(key, o);
+	else
+		key->bucket = tm_bucket_of(ctx, &p, key->ifindex);
+	*pp = p;
+}
+
+#endif /* TM_IFACE_BPF_H */

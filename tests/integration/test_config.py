@@ -1,0 +1,172 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""Configuration errors: exit 2 with the file, line, key and why, before
+anything is attached or any socket is made; --check-config and --help."""
+import contextlib
+import os
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+
+from tmtest import ROOT, TASKMETERD, cgroup2_mount, check, check_eq, sh
+
+CONFIG_EXAMPLE = os.path.join(ROOT, "configs", "taskmeter.conf")
+DAEMON_SOURCE = os.path.join(ROOT, "collector", "taskmeterd.c")
+
+
+@contextlib.contextmanager
+def scratch():
+    """A cgroup of our own (no daemon is meant to attach to it, but if one
+    does, it is not the host's) and a temp dir for config files and sockets."""
+    name = f"taskmeter-test-cfg-{os.getpid()}-{random.randrange(1 << 30):x}"
+    cg = os.path.join(cgroup2_mount(), name)
+    tmp = tempfile.mkdtemp(prefix="taskmeter-test-")
+    os.mkdir(cg)
+    try:
+        yield name, cg, tmp
+    finally:
+        os.rmdir(cg)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write(tmp, name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def run_daemon(args, timeout=15):
+    try:
+        p = subprocess.run([TASKMETERD] + args, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"taskmeterd {args} kept running: the error was not caught")
+    print(f"taskmeterd {' '.join(args)}: exit {p.returncode}\n{p.stderr}")
+    return p
+
+
+def check_nothing_made(cg, sock):
+    check_eq(sh("bpftool", "cgroup", "show", cg).strip(), "", f"programs attached to {cg}")
+    check(not os.path.exists(sock), f"socket {sock} exists")
+
+
+def check_config_error(args, cg, sock, want):
+    """Exit 2, exactly `want` on stderr and nothing on stdout, nothing made."""
+    p = run_daemon(args)
+    check_eq(p.returncode, 2, f"exit status of taskmeterd {' '.join(args)}")
+    check_eq(p.stderr, want + "\n", "stderr")
+    check_eq(p.stdout, "", "stdout")
+    check_nothing_made(cg, sock)
+
+
+def test_bad_value_in_file():
+    with scratch() as (cg_rel, cg, tmp):
+        sock = os.path.join(tmp, "tm.sock")
+        conf = write(tmp, "bad.conf", "# test config\nsocket_mode = 0600\ninterval = 5x\n"
+                     "argv_max = 128\n")
+        want = (f"taskmeterd: {conf}:3: interval: '5x' is not a duration "
+                "(use 500ms, 2s or a number of seconds)")
+        check_config_error(["-c", conf, "--cgroup", cg_rel, "--socket", sock], cg, sock, want)
+        # the same with the cgroup given as an absolute path, and --check-config
+        check_config_error(["-c", conf, "--cgroup", cg, "--socket", sock], cg, sock, want)
+        check_config_error(["-c", conf, "--check-config"], cg, sock, want)
+
+
+def test_unknown_and_duplicate_keys():
+    with scratch() as (cg_rel, cg, tmp):
+        sock = os.path.join(tmp, "tm.sock")
+        common = ["--cgroup", cg_rel, "--socket", sock]
+        conf = write(tmp, "unknown.conf", "interval = 1s\ncolour = blue\n")
+        check_config_error(["-c", conf] + common, cg, sock,
+                           f"taskmeterd: {conf}:2: colour: unknown key")
+        conf = write(tmp, "dup.conf", "interval = 1s\nsocket_mode = 0600\n\n"
+                     "  interval = 2s  # again\n")
+        check_config_error(["-c", conf] + common, cg, sock,
+                           f"taskmeterd: {conf}:4: interval: set twice (first on line 1)")
+
+
+def test_bad_command_line_values():
+    with scratch() as (cg_rel, cg, tmp):
+        sock = os.path.join(tmp, "tm.sock")
+        empty = write(tmp, "empty.conf", "")  # not /etc/taskmeter/taskmeter.conf
+        common = ["-c", empty, "--cgroup", cg_rel, "--socket", sock]
+        cases = [
+            (["--set", "subscriber_queue=0"],
+             "taskmeterd: command line: subscriber_queue: 0 is out of range (1..1024)"),
+            (["--set", "ringbuf_kib=100"],
+             "taskmeterd: command line: ringbuf_kib: 100 is not a power of two"),
+            (["--set", "no_such_key=1"], "taskmeterd: command line: no_such_key: unknown key"),
+            (["--set", "interval"], "taskmeterd: --set interval: expected KEY=VALUE"),
+            (["--metadata", "kprobe"],
+             "taskmeterd: command line: metadata: 'kprobe' is not one of task_work, procfs"),
+            (["--metadata", ""], "taskmeterd: command line: metadata: empty value"),
+            (["--interval", "50ms"],
+             "taskmeterd: command line: interval: 50ms is out of range (100ms..3600s)"),
+        ]
+        for extra, want in cases:
+            check_config_error(common + extra, cg, sock, want)
+        # a valid file does not rescue a bad override
+        good = write(tmp, "good.conf", "interval = 1s\n")
+        check_config_error(["-c", good, "--cgroup", cg_rel, "--socket", sock,
+                            "--metadata", "kprobe"], cg, sock,
+                           "taskmeterd: command line: metadata: 'kprobe' is not one of "
+                           "task_work, procfs")
+
+
+def test_check_config_example():
+    p = run_daemon(["-c", CONFIG_EXAMPLE, "--check-config"])
+    check_eq((p.returncode, p.stdout, p.stderr), (0, "configuration OK\n", ""),
+             "--check-config on configs/taskmeter.conf")
+
+
+def getopt_table():
+    """[(long name, has_arg, val)] of the getopt_long table, and the optstring."""
+    src = open(DAEMON_SOURCE).read()
+    m = re.search(r"static const struct option \w+\[\] = \{(.*?)\n\t\};", src, re.S)
+    check(m is not None, f"no getopt_long table in {DAEMON_SOURCE}")
+    rows = re.findall(r'\{\s*"([^"]+)",\s*(\w+),\s*NULL,\s*([^ }]+)\s*\}', m.group(1))
+    n_rows = len(re.findall(r"\{\s*\"", m.group(1)))
+    check_eq(len(rows), n_rows, "getopt rows understood")
+    short = re.search(r'getopt_long\(argc, argv, "([^"]*)"', src)
+    check(short is not None, "no getopt_long call")
+    return rows, short.group(1)
+
+
+def test_help_lists_every_option():
+    rows, optstring = getopt_table()
+    names = [r[0] for r in rows]
+    check("config" in names and "help" in names and len(names) >= 8,
+          f"getopt table parsed wrong: {names}")
+    p = run_daemon(["--help"])
+    check_eq((p.returncode, p.stderr), (0, ""), "--help exit status and stderr")
+    text = p.stdout
+    for name, has_arg, val in rows:
+        if has_arg == "required_argument":
+            check(re.search(rf"--{name} [A-Z][A-Z=]*\b", text),
+                  f"--help does not show --{name} with its argument")
+        else:
+            check(re.search(rf"--{name}(\s|$)", text), f"--help does not mention --{name}")
+        if re.fullmatch(r"'.'", val):
+            check(f"-{val[1]}, --{name}" in text, f"--help does not show -{val[1]}, --{name}")
+    for letter in optstring.replace(":", ""):
+        check(re.search(rf"-{letter}, --", text), f"--help lacks short option -{letter}")
+    # -h is the same text
+    p = run_daemon(["-h"])
+    check_eq((p.returncode, p.stdout), (0, text), "-h")
+
+
+def test_missing_cgroup():
+    with scratch() as (cg_rel, cg, tmp):
+        sock = os.path.join(tmp, "tm.sock")
+        empty = write(tmp, "empty.conf", "")
+        missing = f"{cg_rel}-does-not-exist"
+        missing_abs = os.path.join(cgroup2_mount(), missing)
+        for given in (missing, missing_abs):
+            p = run_daemon(["-c", empty, "--cgroup", given, "--socket", sock])
+            check(p.returncode != 0, f"--cgroup {given}: exit status 0")
+            check(f"opening cgroup {missing_abs}: No such file or directory" in p.stderr,
+                  f"stderr does not name {missing_abs} and why: {p.stderr!r}")
+            check(not os.path.exists(sock), f"socket {sock} left behind")
+            check(not os.path.exists(missing_abs), f"{missing_abs} was created")
+            check_eq(os.listdir(tmp), ["empty.conf"], f"files left in {tmp}")
