@@ -14,7 +14,7 @@ CFLAGS    ?= -O2 -g
 WARN      := -Wall -Wextra -Werror
 CPPFLAGS  += -Iinclude -Icollector -I$(BUILD)
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(CPPFLAGS)
-LDLIBS    += -lbpf -lelf -lz -lprotobuf-c -lmnl
+LDLIBS    += -lxdp -lbpf -lelf -lz -lprotobuf-c -lmnl
 BPF_CFLAGS := -g -O2 --target=bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -std=gnu11 -Wall -Werror \
 	-Iinclude -I$(BUILD) -Ibpf
 
@@ -45,9 +45,10 @@ PROTO_O    := $(BUILD)/taskmeter.pb-c.o
 
 # Collector modules shared by the daemon, the client and the unit tests.
 LIB_SRCS   := collector/config.c collector/procfs.c collector/frame.c collector/log.c \
-	collector/cgroups.c collector/sockdiag.c
+	collector/cgroups.c collector/sockdiag.c collector/netlink.c
 LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
-DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/records.c collector/export.c
+DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/records.c collector/export.c \
+	collector/ifaces.c
 DAEMON_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(DAEMON_SRCS))
 CLIENT_SRCS := collector/taskmeter.c collector/render.c
 CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS))

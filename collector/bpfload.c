@@ -45,6 +45,10 @@ static int set_sizes(struct taskmeter_bpf *skel, const struct tm_config *c)
 		err = bpf_map__set_max_entries(skel->maps.tm_meta, c->meta_entries);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.tm_events, c->ringbuf_kib * 1024u);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.tm_flows, c->flow_entries);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.tm_if_counters, c->if_counter_entries);
 	return err;
 }
 
@@ -155,6 +159,14 @@ int tm_bpf_attach(struct tm_bpf *b, const struct tm_config *c)
 	if (!err)
 		err = add_link(b, bpf_program__attach_cgroup(s->progs.tm_cgskb_ingress, b->cgroup_fd),
 			       "cgroup_skb/ingress");
+	if (!err)
+		err = add_link(b, bpf_program__attach_cgroup(s->progs.tm_post_bind4, b->cgroup_fd),
+			       "cgroup/post_bind4");
+	if (!err)
+		err = add_link(b, bpf_program__attach_cgroup(s->progs.tm_post_bind6, b->cgroup_fd),
+			       "cgroup/post_bind6");
+	if (!err)
+		err = add_link(b, bpf_program__attach(s->progs.tm_drop), "tp_btf/kfree_skb");
 	if (!err)
 		err = add_link(b, bpf_program__attach(s->progs.tm_send_length),
 			       "tp_btf/sock_send_length");

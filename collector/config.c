@@ -70,6 +70,11 @@ void tm_config_defaults(struct tm_config *c)
 	c->meta_entries = 16384;
 	c->ringbuf_kib = 8192;
 	c->exited_ttl_s = 10;
+	strcpy(c->ifaces[c->n_ifaces++], "*");
+	c->xdp_mode = TM_XDP_AUTO;
+	c->tc_attach = TM_TC_AUTO;
+	c->flow_entries = 65536;
+	c->if_counter_entries = 65536;
 	c->log_level = TM_LOG_INFO;
 }
 
@@ -295,6 +300,69 @@ static int parse_env_allow(struct tm_config *c, const struct key *k, const char 
 	return 0;
 }
 
+/* A comma/blank separated list into char[TM_LIST_MAX][TM_LIST_ITEM_MAX]. */
+static int parse_list(char (*items)[TM_LIST_ITEM_MAX], unsigned int *n, const char *v,
+		      const char *bad_chars, char *why)
+{
+	static const char seps[] = ", \t";
+
+	memset(items, 0, sizeof(char[TM_LIST_MAX][TM_LIST_ITEM_MAX]));
+	*n = 0;
+	for (v += strspn(v, seps); *v; v += strspn(v, seps)) {
+		size_t len = strcspn(v, seps);
+
+		if (len >= TM_LIST_ITEM_MAX || *n == TM_LIST_MAX) {
+			snprintf(why, WHY_MAX, len >= TM_LIST_ITEM_MAX ? "'%.32s...' is too long"
+								       : "more than 32 entries", v);
+			return -EINVAL;
+		}
+		if (strcspn(v, bad_chars) < len) {
+			snprintf(why, WHY_MAX, "'%.*s' has a character not allowed here (%s)",
+				 (int)(len < 64 ? len : 64), v, bad_chars);
+			return -EINVAL;
+		}
+		memcpy(items[(*n)++], v, len);
+		v += len;
+	}
+	return 0;
+}
+
+static int parse_ifaces(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	(void)k;
+	return parse_list(c->ifaces, &c->n_ifaces, v, "/:\"'", why);
+}
+
+static int parse_netns(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	(void)k;
+	return parse_list(c->netns, &c->n_netns, v, "*?[\"'", why);
+}
+
+static int parse_xdp_mode(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	static const char *const names[] = { "auto", "native", "skb", "off" };
+	int i = parse_enum(v, names, 4, "auto, native, skb, off", why);
+
+	(void)k;
+	if (i < 0)
+		return i;
+	c->xdp_mode = i;
+	return 0;
+}
+
+static int parse_tc_attach(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	static const char *const names[] = { "auto", "tcx", "clsact", "off" };
+	int i = parse_enum(v, names, 4, "auto, tcx, clsact, off", why);
+
+	(void)k;
+	if (i < 0)
+		return i;
+	c->tc_attach = i;
+	return 0;
+}
+
 #define F(field) offsetof(struct tm_config, field), sizeof(((struct tm_config *)0)->field)
 
 static const struct key keys[] = {
@@ -311,6 +379,12 @@ static const struct key keys[] = {
 	{ "meta_entries", parse_uint, F(meta_entries), 1024, 1048576, 0 },
 	{ "ringbuf_kib", parse_uint, F(ringbuf_kib), 64, 262144, K_POW2 },
 	{ "exited_ttl", parse_duration, F(exited_ttl_s), 0, 3600 * 1000, K_SECONDS },
+	{ "interfaces", parse_ifaces, F(ifaces), 0, 0, K_EMPTY_OK },
+	{ "netns", parse_netns, F(netns), 0, 0, K_EMPTY_OK },
+	{ "xdp_mode", parse_xdp_mode, F(xdp_mode), 0, 0, 0 },
+	{ "tc_attach", parse_tc_attach, F(tc_attach), 0, 0, 0 },
+	{ "flow_entries", parse_uint, F(flow_entries), 1024, 4194304, 0 },
+	{ "if_counter_entries", parse_uint, F(if_counter_entries), 1024, 4194304, 0 },
 	{ "log_level", parse_log_level, F(log_level), 0, 0, 0 },
 };
 

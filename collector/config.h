@@ -12,10 +12,15 @@
 
 #include "log.h"
 
+#define TM_LIST_MAX 32     /* entries of interfaces / netns */
+#define TM_LIST_ITEM_MAX 128
 #define TM_ENV_ALLOW_MAX 32
 #define TM_ENV_NAME_MAX 64
 /* sizeof(((struct sockaddr_un *)0)->sun_path), without dragging in sys/un.h */
 #define TM_SOCKET_PATH_MAX 108
+
+enum tm_xdp_mode { TM_XDP_AUTO = 0, TM_XDP_NATIVE, TM_XDP_SKB, TM_XDP_OFF };
+enum tm_tc_attach { TM_TC_AUTO = 0, TM_TC_TCX, TM_TC_CLSACT, TM_TC_OFF };
 
 struct tm_config {
 	/* cgroup: cgroup v2 dir to attach to, absolute or relative to the
@@ -35,6 +40,18 @@ struct tm_config {
 	unsigned int meta_entries;            /* meta_entries: 1024 .. 1048576 */
 	unsigned int ringbuf_kib;             /* ringbuf_kib: power of 2, 64 .. 262144 */
 	unsigned int exited_ttl_s;            /* exited_ttl: 0 .. 3600 s */
+	/* interfaces: glob patterns of interfaces for XDP/TC; loopback only
+	 * when named exactly; "" = none */
+	char ifaces[TM_LIST_MAX][TM_LIST_ITEM_MAX];
+	unsigned int n_ifaces;
+	/* netns: network namespaces whose interfaces are watched (names in
+	 * /run/netns or absolute paths); "" = the collector's own */
+	char netns[TM_LIST_MAX][TM_LIST_ITEM_MAX];
+	unsigned int n_netns;
+	enum tm_xdp_mode xdp_mode;            /* xdp_mode: auto|native|skb|off */
+	enum tm_tc_attach tc_attach;          /* tc_attach: auto|tcx|clsact|off */
+	unsigned int flow_entries;            /* flow_entries: 1024 .. 4194304 */
+	unsigned int if_counter_entries;      /* if_counter_entries: 1024 .. 4194304 */
 	enum tm_log_level log_level;          /* log_level: error|warn|info|debug */
 };
 

@@ -17,6 +17,7 @@ enum tm_watch_kind {
 	TM_WATCH_TIMER,
 	TM_WATCH_LISTENER,
 	TM_WATCH_SUBSCRIBER,
+	TM_WATCH_NETLINK,
 };
 
 struct tm_watch {

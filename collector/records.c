@@ -118,6 +118,23 @@ static struct tm_record *find(struct tm_records *r, const struct tm_owner *o, ui
 	return NULL;
 }
 
+/* tgid 0 is not a process: start_ns then names the bucket (enum tm_bucket). */
+static int record_kind(const struct tm_owner *o)
+{
+	static const int kinds[TM_BUCKET_MAX] = {
+		[TM_BUCKET_OWNER] = TASKMETER__RECORD_KIND__UNATTRIBUTED,
+		[TM_BUCKET_FORWARDED] = TASKMETER__RECORD_KIND__FORWARDED,
+		[TM_BUCKET_LOCAL] = TASKMETER__RECORD_KIND__LOCAL_NO_OWNER,
+		[TM_BUCKET_NON_IP] = TASKMETER__RECORD_KIND__NON_IP,
+		[TM_BUCKET_MALFORMED] = TASKMETER__RECORD_KIND__MALFORMED,
+	};
+
+	if (o->tgid)
+		return TASKMETER__RECORD_KIND__PROCESS;
+	return o->start_ns < TM_BUCKET_MAX ? kinds[o->start_ns]
+					   : TASKMETER__RECORD_KIND__UNATTRIBUTED;
+}
+
 static struct tm_record *find_or_add(struct tm_records *r, const struct tm_owner *o,
 				     uint32_t exec_seq)
 {
@@ -133,7 +150,7 @@ static struct tm_record *find_or_add(struct tm_records *r, const struct tm_owner
 		return NULL;
 	rec->owner = *o;
 	rec->exec_seq = exec_seq;
-	rec->kind = o->tgid ? TASKMETER__RECORD_KIND__PROCESS : TASKMETER__RECORD_KIND__UNATTRIBUTED;
+	rec->kind = record_kind(o);
 	rec->source = TASKMETER__METADATA_SOURCE__SOURCE_NONE;
 	rec->first_frame = r->frame_seq;
 	h = owner_hash(o) & (r->n_buckets - 1);
@@ -145,6 +162,7 @@ static struct tm_record *find_or_add(struct tm_records *r, const struct tm_owner
 
 static void record_free(struct tm_record *rec)
 {
+	free(rec->ifs);
 	free(rec->cgroup_path);
 	free(rec->argv);
 	free(rec->env);
@@ -160,7 +178,7 @@ int tm_records_init(struct tm_records *r, const struct tm_config *c, int ncpus)
 	r->buckets = calloc(r->n_buckets, sizeof(*r->buckets));
 	r->arena = calloc(1, sizeof(*r->arena));
 	r->batch_cap = TM_BATCH;
-	r->batch_keys = calloc(TM_BATCH, sizeof(struct tm_counter_key));
+	r->batch_keys = calloc(TM_BATCH, sizeof(struct tm_if_key)); /* the larger key */
 	r->batch_vals = calloc(TM_BATCH, sizeof(struct tm_counter_val) * (size_t)ncpus);
 	if (!r->buckets || !r->arena || !r->batch_keys || !r->batch_vals) {
 		tm_records_free(r);
@@ -191,6 +209,8 @@ void tm_records_free(struct tm_records *r)
 		arena_free(r->arena);
 	free(r->batch_keys);
 	free(r->batch_vals);
+	free(r->if_totals);
+	free(r->overflow.ifs);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -435,18 +455,24 @@ static void sum_cpus(const struct tm_counter_val *v, int ncpus, struct tm_counte
 	}
 }
 
-/* Fold a map value into a slot. A value below the last one means the entry
- * was deleted and created anew: all of it is new. */
-static void slot_update(struct tm_slot *s, const struct tm_counter_val *now)
+/* Fold a map value into a slot; *d gets what was added. A value below the
+ * last one means the entry was deleted and created anew: all of it is new. */
+static void slot_update(struct tm_slot *s, const struct tm_counter_val *now,
+			struct tm_counter_val *d)
 {
 	const struct tm_counter_val *base = &s->last;
-	struct tm_counter_val zero = { 0 };
+	struct tm_counter_val zero = { 0 }, dd;
 
 	if (now->packets < s->last.packets || now->bytes < s->last.bytes)
 		base = &zero;
-	s->total.packets += now->packets - base->packets;
-	s->total.bytes += now->bytes - base->bytes;
-	s->total.payload_bytes += now->payload_bytes - base->payload_bytes;
+	if (!d)
+		d = &dd;
+	d->packets = now->packets - base->packets;
+	d->bytes = now->bytes - base->bytes;
+	d->payload_bytes = now->payload_bytes - base->payload_bytes;
+	s->total.packets += d->packets;
+	s->total.bytes += d->bytes;
+	s->total.payload_bytes += d->payload_bytes;
 	s->last = *now;
 }
 
@@ -464,7 +490,7 @@ static void fold(struct tm_records *r, const struct tm_counter_key *k,
 		return;
 	idx = TM_OVERFLOW_IDX(k->dir, k->l4, k->family);
 	sum_cpus(vals, r->ncpus, &sum);
-	slot_update(&rec->slots[idx], &sum);
+	slot_update(&rec->slots[idx], &sum, NULL);
 	rec->slots_used |= 1u << idx;
 }
 
@@ -476,36 +502,189 @@ static int read_overflow(struct tm_records *r, int fd)
 		if (bpf_map_lookup_elem(fd, &i, vals))
 			return -errno;
 		sum_cpus(vals, r->ncpus, &sum);
-		slot_update(&r->overflow.slots[i], &sum);
+		slot_update(&r->overflow.slots[i], &sum, NULL);
 		if (sum.packets)
 			r->overflow.slots_used |= 1u << i;
 	}
 	return 0;
 }
 
-int tm_records_read(struct tm_records *r, int counters_fd, int overflow_fd)
+/* Batch-read a per-CPU hash, calling fn per entry; returns entries or -errno. */
+static long read_map(struct tm_records *r, int fd, size_t key_size,
+		     void (*fn)(struct tm_records *, const void *, const struct tm_counter_val *))
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	size_t vsz = sizeof(struct tm_counter_val) * (size_t)r->ncpus;
 	__u32 in = 0, out = 0, count;
 	bool first = true;
+	long n = 0;
 	int err;
 
-	r->counter_entries = 0;
 	do {
 		count = (__u32)r->batch_cap;
-		err = bpf_map_lookup_batch(counters_fd, first ? NULL : &in, &out, r->batch_keys,
+		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, r->batch_keys,
 					   r->batch_vals, &count, &opts);
 		if (err && errno != ENOENT)
 			return -errno;
-		r->counter_entries += count;
+		n += count;
 		for (__u32 i = 0; i < count; i++)
-			fold(r, (struct tm_counter_key *)r->batch_keys + i,
-			     (struct tm_counter_val *)((char *)r->batch_vals + i * vsz));
+			fn(r, (char *)r->batch_keys + i * key_size,
+			   (struct tm_counter_val *)((char *)r->batch_vals + i * vsz));
 		in = out;
 		first = false;
 	} while (!err);
+	return n;
+}
+
+static void fold_cb(struct tm_records *r, const void *k, const struct tm_counter_val *v)
+{
+	fold(r, k, v);
+}
+
+int tm_records_read(struct tm_records *r, int counters_fd, int overflow_fd)
+{
+	long n = read_map(r, counters_fd, sizeof(struct tm_counter_key), fold_cb);
+
+	if (n < 0)
+		return (int)n;
+	r->counter_entries = (uint64_t)n;
 	return read_overflow(r, overflow_fd);
+}
+
+/* ---- the interface layer ---- */
+
+static void val_add(struct tm_counter_val *a, const struct tm_counter_val *b)
+{
+	a->packets += b->packets;
+	a->bytes += b->bytes;
+	a->payload_bytes += b->payload_bytes;
+}
+
+static struct tm_if_total *if_total(struct tm_records *r, uint32_t netns, uint32_t ifindex)
+{
+	struct tm_if_total *t;
+
+	for (size_t i = 0; i < r->n_if_totals; i++)
+		if (r->if_totals[i].netns == netns && r->if_totals[i].ifindex == ifindex)
+			return &r->if_totals[i];
+	if (r->n_if_totals == r->cap_if_totals) {
+		size_t cap = r->cap_if_totals ? 2 * r->cap_if_totals : 16;
+
+		t = realloc(r->if_totals, cap * sizeof(*t));
+		if (!t)
+			return NULL;
+		r->if_totals = t;
+		r->cap_if_totals = cap;
+	}
+	t = &r->if_totals[r->n_if_totals++];
+	memset(t, 0, sizeof(*t));
+	t->netns = netns;
+	t->ifindex = ifindex;
+	return t;
+}
+
+static bool ifslot_is(const struct tm_ifslot *x, const struct tm_if_key *k)
+{
+	return x->netns == k->netns && x->ifindex == k->ifindex && x->dir == k->dir &&
+	       x->l4 == k->l4 && x->family == k->family && x->layer == k->layer;
+}
+
+static struct tm_ifslot *ifslot(struct tm_record *rec, const struct tm_if_key *k)
+{
+	struct tm_ifslot *x;
+
+	for (uint32_t i = 0; i < rec->n_ifs; i++)
+		if (ifslot_is(&rec->ifs[i], k))
+			return &rec->ifs[i];
+	if (rec->n_ifs == rec->cap_ifs) {
+		uint32_t cap = rec->cap_ifs ? 2 * rec->cap_ifs : 4;
+
+		x = realloc(rec->ifs, cap * sizeof(*x));
+		if (!x)
+			return NULL;
+		rec->ifs = x;
+		rec->cap_ifs = cap;
+	}
+	x = &rec->ifs[rec->n_ifs++];
+	memset(x, 0, sizeof(*x));
+	x->netns = k->netns;
+	x->ifindex = k->ifindex;
+	x->dir = k->dir;
+	x->l4 = k->l4;
+	x->family = k->family;
+	x->layer = k->layer;
+	return x;
+}
+
+/* What an interface-layer slot gained also goes to its interface's sums
+ * (drops are not traffic the interface carried twice: they are left out). */
+static void if_fold(struct tm_records *r, struct tm_record *rec, const struct tm_if_key *k,
+		    const struct tm_counter_val *sum)
+{
+	struct tm_ifslot *x = ifslot(rec, k);
+	struct tm_counter_val d;
+	struct tm_if_total *t;
+
+	if (!x)
+		return;
+	slot_update(&x->s, sum, &d);
+	if (k->layer == TM_LAYER_DROP || k->dir >= TM_DIR_MAX)
+		return;
+	t = if_total(r, k->netns, k->ifindex);
+	if (t)
+		val_add(&t->dir[k->dir], &d);
+}
+
+static void fold_if(struct tm_records *r, const struct tm_if_key *k,
+		    const struct tm_counter_val *vals)
+{
+	struct tm_owner bucket = { .start_ns = k->bucket };
+	struct tm_counter_val sum;
+	struct tm_record *rec;
+
+	if (k->layer >= TM_LAYER_MAX || k->bucket >= TM_BUCKET_MAX)
+		return;
+	rec = find_or_add(r, k->bucket == TM_BUCKET_OWNER ? &k->owner : &bucket,
+			  k->bucket == TM_BUCKET_OWNER ? k->exec_seq : 0);
+	if (!rec)
+		return;
+	sum_cpus(vals, r->ncpus, &sum);
+	if_fold(r, rec, k, &sum);
+}
+
+static int read_if_overflow(struct tm_records *r, int fd)
+{
+	struct tm_counter_val *vals = r->batch_vals, sum;
+	struct tm_if_key k = { 0 };
+
+	for (__u32 i = 0; i < TM_IF_OVERFLOW_SLOTS; i++) {
+		if (bpf_map_lookup_elem(fd, &i, vals))
+			return -errno;
+		sum_cpus(vals, r->ncpus, &sum);
+		if (!sum.packets)
+			continue;
+		k.layer = (__u8)(i / TM_DIR_MAX);
+		k.dir = (__u8)(i % TM_DIR_MAX);
+		k.l4 = TM_L4_OTHER;
+		k.family = TM_FAMILY_NONE;
+		if_fold(r, &r->overflow, &k, &sum); /* interface unknown: ifindex 0 */
+	}
+	return 0;
+}
+
+static void fold_if_cb(struct tm_records *r, const void *k, const struct tm_counter_val *v)
+{
+	fold_if(r, k, v);
+}
+
+int tm_records_read_if(struct tm_records *r, int if_fd, int if_overflow_fd)
+{
+	long n = read_map(r, if_fd, sizeof(struct tm_if_key), fold_if_cb);
+
+	if (n < 0)
+		return (int)n;
+	r->if_entries = (uint64_t)n;
+	return read_if_overflow(r, if_overflow_fd);
 }
 
 /* ---- frames ---- */
@@ -519,13 +698,6 @@ static void counters_init(Taskmeter__Counters *c, const struct tm_counter_val *v
 	c->payload_bytes = v->payload_bytes;
 }
 
-static void val_add(struct tm_counter_val *a, const struct tm_counter_val *b)
-{
-	a->packets += b->packets;
-	a->bytes += b->bytes;
-	a->payload_bytes += b->payload_bytes;
-}
-
 static void val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
 		    const struct tm_counter_val *b)
 {
@@ -534,50 +706,84 @@ static void val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
 	d->payload_bytes = a->payload_bytes - b->payload_bytes;
 }
 
-static void traffic_init(Taskmeter__Traffic *t, unsigned int slot, Taskmeter__Counters *c)
+static void traffic_init(Taskmeter__Traffic *t, unsigned int dir, unsigned int l4,
+			 unsigned int family, unsigned int layer, Taskmeter__Counters *c)
 {
-	unsigned int dir = slot / (TM_L4_MAX * TM_FAMILY_MAX);
-
 	taskmeter__traffic__init(t);
-	t->has_direction = t->has_protocol = t->has_family = 1;
+	t->has_direction = t->has_protocol = t->has_family = t->has_layer = 1;
 	t->direction = dir == TM_DIR_INGRESS ? TASKMETER__DIRECTION__INGRESS
 					     : TASKMETER__DIRECTION__EGRESS;
-	/* enum tm_l4 / tm_family are the proto enums minus one */
-	t->protocol = (Taskmeter__L4Protocol)((slot / TM_FAMILY_MAX) % TM_L4_MAX + 1);
-	t->family = (Taskmeter__IpFamily)(slot % TM_FAMILY_MAX + 1);
+	/* enum tm_l4 / tm_family / tm_layer are the proto enums minus one */
+	t->protocol = (Taskmeter__L4Protocol)(l4 + 1);
+	t->family = (Taskmeter__IpFamily)(family + 1);
+	t->layer = (Taskmeter__Layer)(layer + 1);
 	t->total = &c[0];
 	t->delta = &c[1];
 }
 
-/* The traffic[] entries and the rx/tx sums of one record. */
+/* total and delta of one slot; the slot remembers what was reported. */
+static void slot_report(struct tm_slot *s, Taskmeter__Counters *c, struct tm_counter_val *delta)
+{
+	val_sub(delta, &s->total, &s->reported);
+	s->reported = s->total;
+	counters_init(&c[0], &s->total);
+	counters_init(&c[1], delta);
+}
+
+static const struct tm_if_view *view_of(struct tm_records *r, uint32_t netns, uint32_t ifindex)
+{
+	for (size_t i = 0; i < r->n_views; i++)
+		if ((uint32_t)r->views[i].netns == netns && (uint32_t)r->views[i].ifindex == ifindex)
+			return &r->views[i];
+	return NULL;
+}
+
+static void traffic_if(struct tm_records *r, struct tm_ifslot *x, Taskmeter__Traffic *t,
+		       Taskmeter__Counters *c)
+{
+	const struct tm_if_view *v = view_of(r, x->netns, x->ifindex);
+	struct tm_counter_val delta;
+
+	slot_report(&x->s, c, &delta);
+	traffic_init(t, x->dir, x->l4, x->family, x->layer, c);
+	t->has_ifindex = t->has_netns = x->ifindex != 0;
+	t->ifindex = x->ifindex;
+	t->netns = x->netns;
+	if (v)
+		t->ifname = (char *)v->name;
+}
+
+/* The traffic[] entries and the rx/tx sums of one record: socket layer
+ * first, then the interface layer. */
 static int build_traffic(struct tm_records *r, struct tm_record *rec, Taskmeter__ProcessRecord *pr)
 {
 	struct tm_counter_val sums[TM_DIR_MAX][2] = { 0 }; /* [dir][total, delta] */
-	size_t n = (size_t)__builtin_popcount(rec->slots_used), k = 0;
+	size_t n = (size_t)__builtin_popcount(rec->slots_used) + rec->n_ifs, k = 0;
 	Taskmeter__Traffic *t;
 	Taskmeter__Counters *c;
 
-	pr->traffic = arena_alloc(r->arena, n * sizeof(*pr->traffic));
-	t = arena_alloc(r->arena, n * sizeof(*t));
+	pr->traffic = arena_alloc(r->arena, n * sizeof(*pr->traffic) + 1);
+	t = arena_alloc(r->arena, n * sizeof(*t) + 1);
 	c = arena_alloc(r->arena, (2 * n + 4) * sizeof(*c));
 	if (!pr->traffic || !t || !c)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < TM_SLOTS; i++) {
-		struct tm_slot *s = &rec->slots[i];
 		unsigned int dir = i / (TM_L4_MAX * TM_FAMILY_MAX);
 		struct tm_counter_val delta;
 
 		if (!(rec->slots_used & (1u << i)))
 			continue;
-		val_sub(&delta, &s->total, &s->reported);
-		s->reported = s->total;
-		counters_init(&c[2 * k], &s->total);
-		counters_init(&c[2 * k + 1], &delta);
-		traffic_init(&t[k], i, &c[2 * k]);
-		val_add(&sums[dir][0], &s->total);
+		slot_report(&rec->slots[i], &c[2 * k], &delta);
+		traffic_init(&t[k], dir, (i / TM_FAMILY_MAX) % TM_L4_MAX, i % TM_FAMILY_MAX,
+			     TM_LAYER_CGROUP_SKB, &c[2 * k]);
+		val_add(&sums[dir][0], &rec->slots[i].total);
 		val_add(&sums[dir][1], &delta);
 		pr->traffic[k] = &t[k];
 		k++;
+	}
+	for (uint32_t i = 0; i < rec->n_ifs; i++, k++) {
+		traffic_if(r, &rec->ifs[i], &t[k], &c[2 * k]);
+		pr->traffic[k] = &t[k];
 	}
 	pr->n_traffic = k;
 	c += 2 * n;
@@ -727,18 +933,70 @@ static void backfill(struct tm_records *r, struct tm_record *rec)
 		read_procfs(r, rec);
 }
 
-int tm_records_build(struct tm_records *r, Taskmeter__Frame *f)
+static Taskmeter__Counters *counters_new(struct tm_records *r, const struct tm_counter_val *v,
+					 bool payload)
+{
+	Taskmeter__Counters *c = arena_alloc(r->arena, sizeof(*c));
+
+	if (c) {
+		counters_init(c, v);
+		c->has_payload_bytes = payload;
+	}
+	return c;
+}
+
+static Taskmeter__Interface *build_iface(struct tm_records *r, const struct tm_if_view *v)
+{
+	Taskmeter__Interface *m = arena_alloc(r->arena, sizeof(*m));
+	struct tm_if_total *t = if_total(r, (uint32_t)v->netns, (uint32_t)v->ifindex);
+
+	if (!m || !t)
+		return NULL;
+	taskmeter__interface__init(m);
+	m->has_netns = m->has_ifindex = 1;
+	m->netns = v->netns;
+	m->ifindex = (uint32_t)v->ifindex;
+	m->name = (char *)v->name;
+	m->xdp_mode = (char *)v->xdp;
+	m->tc_mode = (char *)v->tc;
+	m->rx_records = counters_new(r, &t->dir[TM_DIR_INGRESS], true);
+	m->tx_records = counters_new(r, &t->dir[TM_DIR_EGRESS], true);
+	m->rx_kernel = counters_new(r, &v->kernel[TM_DIR_INGRESS], false);
+	m->tx_kernel = counters_new(r, &v->kernel[TM_DIR_EGRESS], false);
+	if (!m->rx_records || !m->tx_records || !m->rx_kernel || !m->tx_kernel)
+		return NULL;
+	return m;
+}
+
+static int build_ifaces(struct tm_records *r, Taskmeter__Frame *f)
+{
+	f->interfaces = arena_alloc(r->arena, r->n_views * sizeof(*f->interfaces) + 1);
+	if (!f->interfaces)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_views; i++) {
+		f->interfaces[i] = build_iface(r, &r->views[i]);
+		if (!f->interfaces[i])
+			return -ENOMEM;
+	}
+	f->n_interfaces = r->n_views;
+	return 0;
+}
+
+int tm_records_build(struct tm_records *r, Taskmeter__Frame *f, const struct tm_if_view *views,
+		     size_t n_views)
 {
 	size_t n = 0;
 
 	r->frame_seq++;
+	r->views = views;
+	r->n_views = n_views;
 	arena_reset(r->arena);
 	f->records = arena_alloc(r->arena, (r->count + 1) * sizeof(*f->records));
 	if (!f->records)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->n_buckets; i++) {
 		for (struct tm_record *rec = r->buckets[i]; rec; rec = rec->next) {
-			if (!rec->slots_used)
+			if (!rec->slots_used && !rec->n_ifs)
 				continue;
 			backfill(r, rec);
 			f->records[n] = build_one(r, rec);
@@ -746,13 +1004,13 @@ int tm_records_build(struct tm_records *r, Taskmeter__Frame *f)
 				return -ENOMEM;
 		}
 	}
-	if (r->overflow.slots_used) {
+	if (r->overflow.slots_used || r->overflow.n_ifs) {
 		f->records[n] = build_one(r, &r->overflow);
 		if (!f->records[n++])
 			return -ENOMEM;
 	}
 	f->n_records = n;
-	return 0;
+	return build_ifaces(r, f);
 }
 
 /* ---- expiry of exited processes ---- */
@@ -766,11 +1024,36 @@ static void key_of_slot(struct tm_counter_key *k, unsigned int slot)
 
 /* Take what is left of rec's entries out of the counter map. True if bytes
  * arrived after the last frame: rec must be reported once more. */
-static bool drain(struct tm_records *r, struct tm_record *rec, int counters_fd)
+static bool drain_if(struct tm_records *r, struct tm_record *rec, int if_fd)
+{
+	struct tm_if_key key = { .owner = rec->owner, .exec_seq = rec->exec_seq };
+	struct tm_counter_val sum;
+	bool fresh = false;
+
+	for (uint32_t i = 0; i < rec->n_ifs; i++) {
+		struct tm_ifslot *x = &rec->ifs[i];
+
+		key.netns = x->netns;
+		key.ifindex = x->ifindex;
+		key.dir = x->dir;
+		key.l4 = x->l4;
+		key.family = x->family;
+		key.layer = x->layer;
+		if (!bpf_map_lookup_and_delete_elem(if_fd, &key, r->batch_vals)) {
+			sum_cpus(r->batch_vals, r->ncpus, &sum);
+			if_fold(r, rec, &key, &sum);
+			x->s.last = (struct tm_counter_val){ 0 };
+		}
+		fresh |= x->s.total.packets != x->s.reported.packets;
+	}
+	return fresh;
+}
+
+static bool drain(struct tm_records *r, struct tm_record *rec, int counters_fd, int if_fd)
 {
 	struct tm_counter_key key = { .owner = rec->owner, .exec_seq = rec->exec_seq };
 	struct tm_counter_val sum;
-	bool fresh = false;
+	bool fresh = drain_if(r, rec, if_fd);
 
 	for (unsigned int i = 0; i < TM_SLOTS; i++) {
 		if (!(rec->slots_used & (1u << i)))
@@ -778,7 +1061,7 @@ static bool drain(struct tm_records *r, struct tm_record *rec, int counters_fd)
 		key_of_slot(&key, i);
 		if (!bpf_map_lookup_and_delete_elem(counters_fd, &key, r->batch_vals)) {
 			sum_cpus(r->batch_vals, r->ncpus, &sum);
-			slot_update(&rec->slots[i], &sum);
+			slot_update(&rec->slots[i], &sum, NULL);
 			rec->slots[i].last = (struct tm_counter_val){ 0 };
 		}
 		fresh |= rec->slots[i].total.packets != rec->slots[i].reported.packets;
@@ -795,7 +1078,8 @@ static bool owner_has_records(struct tm_records *r, const struct tm_owner *o)
 	return false;
 }
 
-void tm_records_expire(struct tm_records *r, int counters_fd, int meta_fd, uint64_t now)
+void tm_records_expire(struct tm_records *r, int counters_fd, int if_fd, int meta_fd,
+		       uint64_t now)
 {
 	uint64_t ttl = (uint64_t)r->cfg->exited_ttl_s * 1000000000ull;
 
@@ -807,7 +1091,7 @@ void tm_records_expire(struct tm_records *r, int counters_fd, int meta_fd, uint6
 				pp = &rec->next;
 				continue;
 			}
-			if (drain(r, rec, counters_fd)) {
+			if (drain(r, rec, counters_fd, if_fd)) {
 				rec->expire_ns = now + ttl;
 				pp = &rec->next;
 				continue;

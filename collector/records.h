@@ -26,6 +26,30 @@ struct tm_slot {
 	struct tm_counter_val reported; /* total in the previous frame */
 };
 
+/* Interface-layer counters of one record: one per interface x direction x
+ * protocol x family x layer. */
+struct tm_ifslot {
+	uint32_t netns, ifindex;
+	uint8_t dir, l4, family, layer;
+	struct tm_slot s;
+};
+
+/* Cumulative interface-layer sums of one interface, kept apart from the
+ * records so that freeing an exited process's record does not lower them. */
+struct tm_if_total {
+	uint32_t netns, ifindex;
+	struct tm_counter_val dir[TM_DIR_MAX];
+};
+
+/* An interface as the frame shows it (filled by the daemon each frame). */
+struct tm_if_view {
+	uint64_t netns;
+	int ifindex;
+	char name[16];
+	char xdp[8], tc[8];
+	struct tm_counter_val kernel[TM_DIR_MAX]; /* packets, bytes */
+};
+
 struct tm_record {
 	struct tm_record *next;         /* hash chain */
 	struct tm_owner owner;
@@ -51,6 +75,8 @@ struct tm_record {
 	uint64_t expire_ns;             /* CLOCK_MONOTONIC; 0 = live */
 	uint16_t slots_used;            /* bitmap of slots with counters */
 	struct tm_slot slots[TM_SLOTS];
+	struct tm_ifslot *ifs;          /* interface layer */
+	uint32_t n_ifs, cap_ifs;
 };
 
 struct tm_arena;
@@ -69,9 +95,14 @@ struct tm_records {
 	uint64_t counter_entries;       /* keys seen by the last read */
 	struct tm_arena *arena;         /* frame scratch, reset every frame */
 	struct tm_cgroups *cgroups;     /* cgroup id -> path cache */
-	/* batch-read buffers for the counter map */
+	/* batch-read buffers for the counter maps */
 	void *batch_keys, *batch_vals;
 	size_t batch_cap;
+	uint64_t if_entries;            /* keys in the interface-layer map */
+	struct tm_if_total *if_totals;
+	size_t n_if_totals, cap_if_totals;
+	const struct tm_if_view *views; /* this frame's interfaces */
+	size_t n_views;
 };
 
 int tm_records_init(struct tm_records *r, const struct tm_config *c, int ncpus);
@@ -82,11 +113,16 @@ int tm_records_on_event(void *ctx, void *data, size_t len);
 
 /* Fold the counter and overflow maps into the records. */
 int tm_records_read(struct tm_records *r, int counters_fd, int overflow_fd);
+/* The same for the interface layer (tm_if_counters, tm_if_overflow). */
+int tm_records_read_if(struct tm_records *r, int if_fd, int if_overflow_fd);
 
-/* Fill f->records (memory owned by r until the next call). */
-int tm_records_build(struct tm_records *r, Taskmeter__Frame *f);
+/* Fill f->records and, from views, f->interfaces (memory owned by r until
+ * the next call). */
+int tm_records_build(struct tm_records *r, Taskmeter__Frame *f, const struct tm_if_view *views,
+		     size_t n_views);
 
 /* Free exited records whose time is up, with their map entries. */
-void tm_records_expire(struct tm_records *r, int counters_fd, int meta_fd, uint64_t now_ns);
+void tm_records_expire(struct tm_records *r, int counters_fd, int if_fd, int meta_fd,
+		       uint64_t now_ns);
 
 #endif /* TM_RECORDS_H */

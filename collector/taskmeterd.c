@@ -20,11 +20,13 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <xdp/libxdp.h>
 
 #include "bpfload.h"
 #include "config.h"
 #include "export.h"
 #include "frame.h"
+#include "ifaces.h"
 #include "log.h"
 #include "records.h"
 #include "taskmeter.skel.h"
@@ -41,6 +43,9 @@ struct tm_daemon {
 	struct tm_records rec;
 	struct ring_buffer *rb;
 	struct tm_export *exp;
+	struct tm_ifaces *ifs;
+	struct tm_if_view *views;   /* this frame's interfaces */
+	size_t n_views, cap_views;
 	struct tm_watch rb_watch, timer_watch;
 	int epfd;
 	int config_error;       /* setup failed on the configuration: exit 2 */
@@ -74,6 +79,11 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	tm_log(l, "libbpf: %s", msg);
 	return 0;
+}
+
+static int libxdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
+{
+	return libbpf_print((enum libbpf_print_level)level, fmt, ap);
 }
 
 static void usage(FILE *f)
@@ -249,6 +259,52 @@ static int publish(struct tm_daemon *d, Taskmeter__Frame *f)
 	return err;
 }
 
+static void add_view(void *ctx, const struct tm_iface_info *info)
+{
+	struct tm_daemon *d = ctx;
+	struct tm_if_view *v;
+
+	if (d->n_views == d->cap_views) {
+		size_t cap = d->cap_views ? 2 * d->cap_views : 16;
+
+		v = realloc(d->views, cap * sizeof(*v));
+		if (!v)
+			return;
+		d->views = v;
+		d->cap_views = cap;
+	}
+	v = &d->views[d->n_views++];
+	memset(v, 0, sizeof(*v));
+	v->netns = info->netns;
+	v->ifindex = info->ifindex;
+	snprintf(v->name, sizeof(v->name), "%s", info->name);
+	snprintf(v->xdp, sizeof(v->xdp), "%s", info->xdp);
+	snprintf(v->tc, sizeof(v->tc), "%s", info->tc);
+	v->kernel[TM_DIR_INGRESS].packets = info->stats.rx_packets;
+	v->kernel[TM_DIR_INGRESS].bytes = info->stats.rx_bytes;
+	v->kernel[TM_DIR_EGRESS].packets = info->stats.tx_packets;
+	v->kernel[TM_DIR_EGRESS].bytes = info->stats.tx_bytes;
+}
+
+/* Counters of both layers, then the kernel's interface counters at once. */
+static void read_counters(struct tm_daemon *d)
+{
+	struct taskmeter_bpf *s = d->bpf.skel;
+	int err;
+
+	err = tm_records_read(&d->rec, bpf_map__fd(s->maps.tm_counters),
+			      bpf_map__fd(s->maps.tm_overflow));
+	if (!err)
+		err = tm_records_read_if(&d->rec, bpf_map__fd(s->maps.tm_if_counters),
+					 bpf_map__fd(s->maps.tm_if_overflow));
+	if (err)
+		tm_warn("reading counters: %s\n", strerror(-err));
+	d->n_views = 0;
+	err = tm_ifaces_each(d->ifs, add_view, d);
+	if (err)
+		tm_warn("reading interface counters: %s\n", strerror(-err));
+}
+
 static int tick(struct tm_daemon *d)
 {
 	Taskmeter__CollectorStats st = TASKMETER__COLLECTOR_STATS__INIT;
@@ -258,11 +314,8 @@ static int tick(struct tm_daemon *d)
 
 	/* Events first: metadata and exits that precede these counters. */
 	ring_buffer__consume(d->rb);
-	err = tm_records_read(&d->rec, bpf_map__fd(d->bpf.skel->maps.tm_counters),
-			      bpf_map__fd(d->bpf.skel->maps.tm_overflow));
-	if (err)
-		tm_warn("reading counters: %s\n", strerror(-err));
-	err = tm_records_build(&d->rec, &f);
+	read_counters(d);
+	err = tm_records_build(&d->rec, &f, d->views, d->n_views);
 	if (err)
 		return err;
 	f.has_seq = f.has_timestamp_ns = f.has_interval_ns = f.has_metadata_mode = 1;
@@ -279,6 +332,7 @@ static int tick(struct tm_daemon *d)
 	f.stats = &st;
 	err = publish(d, &f);
 	tm_records_expire(&d->rec, bpf_map__fd(d->bpf.skel->maps.tm_counters),
+			  bpf_map__fd(d->bpf.skel->maps.tm_if_counters),
 			  bpf_map__fd(d->bpf.skel->maps.tm_meta), clock_ns(CLOCK_MONOTONIC));
 	return err;
 }
@@ -357,6 +411,9 @@ static int setup(struct tm_daemon *d)
 	err = tm_bpf_seed_sockets(&d->bpf);
 	if (err == -ENOTRECOVERABLE) /* stuck in another network namespace */
 		return err;
+	d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd, &err);
+	if (!d->ifs)
+		return err;
 	err = start_timer(d);
 	if (err) {
 		tm_err("interval timer: %s\n", strerror(-err));
@@ -370,7 +427,9 @@ static int setup(struct tm_daemon *d)
 static void teardown(struct tm_daemon *d)
 {
 	/* reverse of setup: detach first so nothing new arrives */
+	tm_ifaces_close(d->ifs);
 	tm_bpf_destroy(&d->bpf);
+	free(d->views);
 	if (d->timer_watch.fd > 0)
 		close(d->timer_watch.fd);
 	tm_export_close(d->exp);
@@ -402,6 +461,9 @@ static void dispatch(struct tm_daemon *d, struct epoll_event *ev)
 		break;
 	case TM_WATCH_SUBSCRIBER:
 		tm_export_ready(d->exp, w, ev->events);
+		break;
+	case TM_WATCH_NETLINK:
+		tm_ifaces_ready(d->ifs, w);
 		break;
 	}
 }
@@ -451,6 +513,7 @@ int main(int argc, char **argv)
 	}
 	libbpf_debug = args.verbose >= 2;
 	libbpf_set_print(libbpf_print);
+	libxdp_set_print(libxdp_print);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);

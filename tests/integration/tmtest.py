@@ -102,8 +102,10 @@ class Env:
         return False
 
     def start_daemon(self, extra=()):
+        # interfaces: only those of the test's own namespaces, never the host's
         argv = [TASKMETERD, "--cgroup", self.cg_rel, "--socket", self.sock,
-                "--interval", self.interval, "-v"] + self.daemon_args + list(extra)
+                "--interval", self.interval, "--set", f"netns={self.ns}", "-v"] \
+            + self.daemon_args + list(extra)
         self.daemon = subprocess.Popen(argv, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
         self.wait_socket()
         self.dump = subprocess.Popen([TASKMETER, "dump", "--json", "--socket", self.sock],
@@ -286,18 +288,21 @@ def records_of_pid(frames, pid):
     return [r for k, r in sorted(final_records(frames).items()) if k[0] == pid]
 
 
-def payload(rec, direction, protocol=None, family=None):
+def payload(rec, direction, protocol=None, family=None, layer="CGROUP_SKB", field="payload_bytes"):
+    """Sum of a record's traffic[] totals; by default its socket layer, the
+    per-process truth (the interface layers see the same bytes again)."""
     total = 0
     for t in rec.get("traffic", []):
-        if t["direction"] != direction:
+        if t["direction"] != direction or t.get("layer", "CGROUP_SKB") != layer:
             continue
         if protocol and t["protocol"] != protocol:
             continue
         if family and t["family"] != family:
             continue
-        total += t["total"].get("payload_bytes", 0)
+        total += t["total"].get(field, 0)
     return total
 
 
-def traffic_entries(rec, direction):
-    return [t for t in rec.get("traffic", []) if t["direction"] == direction]
+def traffic_entries(rec, direction, layer="CGROUP_SKB"):
+    return [t for t in rec.get("traffic", [])
+            if t["direction"] == direction and t.get("layer", "CGROUP_SKB") == layer]

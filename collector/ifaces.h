@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * XDP and TC on the selected interfaces of the watched network namespaces,
+ * following link events; and the kernel's own counters of those interfaces.
+ */
+#ifndef TM_IFACES_H
+#define TM_IFACES_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "export.h"
+#include "netlink.h"
+
+struct tm_bpf;
+struct tm_ifaces;
+
+struct tm_iface_info {
+	uint64_t netns;          /* network namespace inode */
+	int ifindex;
+	const char *name;
+	const char *xdp;         /* "native", "skb", "off" */
+	const char *tc;          /* "tcx", "clsact", "off" */
+	struct tm_link_stats stats;
+};
+
+typedef void (*tm_iface_cb)(void *ctx, const struct tm_iface_info *info);
+
+/* Load the TC programs, open the namespaces (rtnetlink, watched on epfd),
+ * attach to every selected interface there now. NULL and *err on failure. */
+struct tm_ifaces *tm_ifaces_open(const struct tm_config *c, struct tm_bpf *b, int epfd, int *err);
+/* A namespace's link events are readable (w: TM_WATCH_NETLINK). */
+void tm_ifaces_ready(struct tm_ifaces *s, struct tm_watch *w);
+/* Each attached interface with its kernel counters, read now. */
+int tm_ifaces_each(struct tm_ifaces *s, tm_iface_cb cb, void *ctx);
+/* Detach everything we attached, remove what we created. */
+void tm_ifaces_close(struct tm_ifaces *s);
+
+#endif /* TM_IFACES_H */
