@@ -54,10 +54,14 @@ CLIENT_SRCS := collector/taskmeter.c collector/render.c
 CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS))
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 UNIT_OBJS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRCS))
+PACKET_SRCS := $(wildcard tests/packet/*.c)
+PACKET_OBJS := $(patsubst tests/packet/%.c,$(BUILD)/packet/%.o,$(PACKET_SRCS))
+TEST_BPF   := $(patsubst tests/bpf/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(wildcard tests/bpf/*.bpf.c))
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-all: $(BUILD)/taskmeterd $(BUILD)/taskmeter $(BUILD)/unit_tests $(TOOLS)
+all: $(BUILD)/taskmeterd $(BUILD)/taskmeter $(BUILD)/unit_tests $(TOOLS) $(TEST_BPF) \
+	$(if $(PACKET_SRCS),$(BUILD)/packet_tests)
 
 # vmlinux.h through a temp file and cmp, so an unchanged kernel rebuilds nothing.
 $(BUILD)/vmlinux.h: | $(BUILD)
@@ -110,6 +114,23 @@ $(BUILD)/unit_tests: $(UNIT_OBJS) $(LIB_OBJS) $(BUILD)/render.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
+# Table-driven packet tests: the real programs through BPF_PROG_TEST_RUN.
+$(BUILD)/packet/%.o: tests/packet/%.c $(wildcard tests/packet/*.h) $(wildcard tests/unit/*.h) \
+		$(BUILD)/taskmeter.skel.h $(SOLO_SKELS) include/taskmeter.h | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -Itests/packet -c $< -o $@
+
+$(BUILD)/packet_tests: $(PACKET_OBJS) $(BUILD)/unit/main.o $(LIB_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# BPF programs the tests use as bystanders (e.g. another TC program).
+$(BUILD)/tests/%.bpf.o: tests/bpf/%.bpf.c $(BUILD)/vmlinux.h | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
 $(BUILD)/tools/%: tests/tools/%.c | $(BUILD)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
@@ -122,7 +143,7 @@ $(BUILD):
 # what is missing, so a warm machine pays one dpkg query.
 DEB_PKGS := clang llvm libbpf-dev libxdp-dev libmnl-dev libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler python3-protobuf bpftool iproute2 \
-	libelf-dev zlib1g-dev make gcc pkg-config
+	libelf-dev zlib1g-dev make gcc pkg-config nftables
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || printf '%s ' $$p; \

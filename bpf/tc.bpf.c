@@ -30,14 +30,31 @@ static __always_inline int tm_tc_l3(struct __sk_buff *skb, struct sk_buff *kskb,
 	return 0;
 }
 
+/* Will the device take this GSO skb whole? If not (no TSO, e.g. a veth
+ * whose peer runs native XDP), the stack segments it before the device
+ * counts it. As the kernel's net_gso_ok(): the GSO type bits are feature
+ * bits shifted by NETIF_F_GSO_SHIFT (== NETIF_F_TSO_BIT). */
+static __always_inline bool tm_dev_takes_gso(struct sk_buff *kskb)
+{
+	struct skb_shared_info *shi = (void *)(BPF_CORE_READ(kskb, head) + BPF_CORE_READ(kskb, end));
+	__u64 feature = (__u64)BPF_CORE_READ(shi, gso_type)
+			<< NETIF_F_GSO_SHIFT;
+	__u64 features = BPF_CORE_READ(kskb, dev, features);
+
+	return (features & feature) == feature;
+}
+
 /* Segments as the device counts them: one per skb on veth and other
- * software devices, the wire segments where the collector says so. */
+ * software devices, the wire segments where the collector says the device
+ * counts those (hardware) or where the skb is segmented before the device. */
 static __always_inline void tm_tc_amount(__u32 len, __u32 segs, const struct tm_iface_val *ifv,
-					 __u32 l3off, __u32 hdr_len, struct tm_counter_val *a)
+					 __u32 l3off, __u32 hdr_len, struct tm_counter_val *a,
+					 struct sk_buff *kskb)
 {
 	a->packets = 1;
 	a->bytes = len;
-	if (segs > 1 && ifv && (ifv->flags & TM_IFACE_COUNT_SEGS)) {
+	if (segs > 1 && ((ifv && (ifv->flags & TM_IFACE_COUNT_SEGS)) ||
+			 (kskb && !tm_dev_takes_gso(kskb)))) {
 		a->packets = segs;
 		a->bytes += (__u64)(segs - 1) * (l3off + hdr_len);
 	}
@@ -94,7 +111,7 @@ int tm_tc_egress(struct __sk_buff *skb)
 	}
 	segs = skb->gso_segs; /* read once: the verifier wants ctx loads at fixed offsets */
 	tm_tc_amount(skb->len, segs, segs > 1 ? tm_iface(key.netns, key.ifindex) : NULL, l3off,
-		     p.hdr_len, &a);
+		     p.hdr_len, &a, kskb);
 	if (key.family != TM_FAMILY_NONE)
 		a.payload_bytes = tm_frame_payload(&p, skb->len - l3off);
 	tm_if_count(&key, &a);
@@ -124,7 +141,7 @@ int tm_tc_ingress(struct __sk_buff *skb)
 	} else {
 		tm_ingress_classify(skb, l3off, ethertype, skb->len, &key, &a, &p, false);
 	}
-	tm_tc_amount(skb->len, skb->gso_segs, ifv, l3off, p.hdr_len, &a);
+	tm_tc_amount(skb->len, skb->gso_segs, ifv, l3off, p.hdr_len, &a, NULL);
 	tm_if_count(&key, &a);
 	return TM_TC_NEXT;
 }

@@ -32,7 +32,9 @@
 
 #define TM_BPF_TCX_INGRESS 46 /* enum bpf_attach_type, Linux 6.6; not in our uapi headers */
 #define TM_BPF_TCX_EGRESS 47
-#define TM_TC_PRIO 0xc0de     /* our clsact filters: priority and handle */
+/* Our clsact filters: first in line (they only count and return "next",
+ * so whatever comes after still sees every packet), and a handle of ours. */
+#define TM_TC_PRIO 1
 #define TM_TC_HANDLE 0x7a5c
 
 struct tm_netns {
@@ -41,6 +43,7 @@ struct tm_netns {
 	struct tm_ifaces *s;
 	char name[TM_LIST_ITEM_MAX];
 	int fd;                    /* -1: our own */
+	int ref_fd;                /* an fd of it in any case, for RTM_GETNSID */
 	uint64_t ino;
 	struct tm_nl *nl;
 };
@@ -51,6 +54,7 @@ struct tm_iface {
 	int ifindex;
 	char name[IFNAMSIZ];
 	char kind[16];
+	int link_ifindex, link_netnsid; /* the veth peer (see struct tm_link) */
 	struct taskmeter_xdp *xdp_skel;
 	struct xdp_program *xdp;
 	enum xdp_attach_mode xdp_mode;
@@ -332,6 +336,8 @@ static void iface_add(struct tm_ifaces *s, struct tm_netns *ns, const struct tm_
 	i->tcx_fd[0] = i->tcx_fd[1] = -1;
 	snprintf(i->name, sizeof(i->name), "%s", l->name);
 	snprintf(i->kind, sizeof(i->kind), "%s", l->kind);
+	i->link_ifindex = l->link_ifindex;
+	i->link_netnsid = l->link_netnsid;
 	tm_netns_run(ns->fd, attach_in_ns, &a);
 	iface_flags(s, i);
 	i->next = s->ifs;
@@ -453,7 +459,7 @@ static int netns_open(struct tm_ifaces *s, const char *name)
 	if (!ns)
 		return -ENOMEM;
 	ns->s = s;
-	ns->fd = -1;
+	ns->fd = ns->ref_fd = -1;
 	snprintf(ns->name, sizeof(ns->name), "%s", name ? name : "(own)");
 	if (name) {
 		snprintf(path, sizeof(path), name[0] == '/' ? "%s" : "/run/netns/%s", name);
@@ -466,6 +472,7 @@ static int netns_open(struct tm_ifaces *s, const char *name)
 		goto fail;
 	}
 	ns->ino = st.st_ino;
+	ns->ref_fd = name ? ns->fd : open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	ns->nl = tm_nl_open(ns->fd, true);
 	if (!ns->nl) {
 		err = -errno;
@@ -485,6 +492,8 @@ static int netns_open(struct tm_ifaces *s, const char *name)
 fail:
 	if (ns->nl)
 		tm_nl_close(ns->nl);
+	if (ns->ref_fd >= 0 && ns->ref_fd != ns->fd)
+		close(ns->ref_fd);
 	if (ns->fd >= 0)
 		close(ns->fd);
 	free(ns);
@@ -540,6 +549,8 @@ void tm_ifaces_close(struct tm_ifaces *s)
 		next = ns->next;
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, ns->w.fd, NULL);
 		tm_nl_close(ns->nl);
+		if (ns->ref_fd >= 0 && ns->ref_fd != ns->fd)
+			close(ns->ref_fd);
 		if (ns->fd >= 0)
 			close(ns->fd);
 		free(ns);
@@ -572,6 +583,41 @@ static void on_stats(void *p, int ifindex, const struct tm_link_stats *st)
 	info.tc = tc_mode_name(i);
 	info.stats = *st;
 	x->cb(x->ctx, &info);
+}
+
+static struct tm_iface *iface_by(struct tm_ifaces *s, uint64_t netns, int ifindex)
+{
+	for (struct tm_iface *i = s ? s->ifs : NULL; i; i = i->next)
+		if (i->ns->ino == netns && i->ifindex == ifindex)
+			return i;
+	return NULL;
+}
+
+/* The other end of a veth, if we manage it too. */
+static struct tm_iface *veth_peer(struct tm_ifaces *s, const struct tm_iface *i)
+{
+	struct tm_netns *peer_ns = i->link_netnsid < 0 ? i->ns : NULL;
+
+	for (struct tm_netns *ns = s->nss; ns && !peer_ns; ns = ns->next)
+		if (ns != i->ns && tm_nl_nsid(i->ns->nl, ns->ref_fd) == i->link_netnsid)
+			peer_ns = ns;
+	return peer_ns ? iface_by(s, peer_ns->ino, i->link_ifindex) : NULL;
+}
+
+/*
+ * A veth's counters come from the receiving end's queue when that end runs
+ * native XDP, and that queue counts from the network header: the frame's
+ * rx on that end and its tx on the peer are 14 bytes short of what XDP and
+ * TC saw.
+ */
+unsigned int tm_ifaces_l2_less(struct tm_ifaces *s, uint64_t netns, int ifindex, int dir)
+{
+	struct tm_iface *i = iface_by(s, netns, ifindex), *rx_end;
+
+	if (!i || strcmp(i->kind, "veth"))
+		return 0;
+	rx_end = dir == TM_DIR_INGRESS ? i : veth_peer(s, i);
+	return rx_end && rx_end->xdp_mode == XDP_MODE_NATIVE ? 14 : 0;
 }
 
 int tm_ifaces_each(struct tm_ifaces *s, tm_iface_cb cb, void *ctx)

@@ -21,6 +21,7 @@
 #include <linux/if_link.h>
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
+#include <linux/net_namespace.h>
 #include <linux/rtnetlink.h>
 
 #include "log.h"
@@ -263,6 +264,8 @@ static int link_attr_cb(const struct nlattr *attr, void *data)
 		return MNL_CB_OK;
 	if (type == IFLA_IFNAME)
 		err = mnl_attr_validate(attr, MNL_TYPE_NUL_STRING);
+	else if (type == IFLA_LINK || type == IFLA_LINK_NETNSID)
+		err = mnl_attr_validate(attr, MNL_TYPE_U32);
 	else if (type == IFLA_LINKINFO)
 		err = mnl_attr_validate(attr, MNL_TYPE_NESTED);
 	if (err)
@@ -328,7 +331,12 @@ static int parse_link(const struct nlmsghdr *nlh, struct tm_link *l, struct tm_l
 
 	if (!ifi || mnl_attr_parse(nlh, sizeof(*ifi), link_attr_cb, tb) != MNL_CB_OK)
 		return -EBADMSG;
-	*l = (struct tm_link){ .ifindex = ifi->ifi_index, .flags = ifi->ifi_flags };
+	*l = (struct tm_link){ .ifindex = ifi->ifi_index, .flags = ifi->ifi_flags,
+			       .link_netnsid = -1 };
+	if (tb[IFLA_LINK])
+		l->link_ifindex = (int)mnl_attr_get_u32(tb[IFLA_LINK]);
+	if (tb[IFLA_LINK_NETNSID])
+		l->link_netnsid = (int)mnl_attr_get_u32(tb[IFLA_LINK_NETNSID]);
 	if (tb[IFLA_IFNAME])
 		snprintf(l->name, sizeof(l->name), "%s", mnl_attr_get_str(tb[IFLA_IFNAME]));
 	if (link_kind(tb[IFLA_LINKINFO], l->kind, sizeof(l->kind)))
@@ -825,4 +833,33 @@ int tm_nl_filter_count(struct tm_nl *nl, int ifindex, bool ingress)
 	if (err)
 		tc_fail(nl, "listing filters", ifindex, err);
 	return err ? err : n;
+}
+
+static int nsid_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *a;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct rtgenmsg)) {
+		if (mnl_attr_get_type(a) == NETNSA_NSID &&
+		    mnl_attr_validate(a, MNL_TYPE_U32) == 0)
+			*(int *)data = (int)mnl_attr_get_u32(a);
+	}
+	return MNL_CB_OK;
+}
+
+int tm_nl_nsid(struct tm_nl *nl, int other_fd)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(nl->reqbuf);
+	struct rtgenmsg *g;
+	int id = -1, err;
+
+	nlh->nlmsg_type = RTM_GETNSID;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK; /* the reply, then an ACK */
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->rtgen_family = AF_UNSPEC;
+	mnl_attr_put_u32(nlh, NETNSA_FD, (uint32_t)other_fd);
+	err = talk(nl, nlh, nsid_cb, &id);
+	if (err)
+		return err;
+	return id < 0 ? -ENOENT : id;
 }

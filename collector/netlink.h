@@ -21,6 +21,9 @@ struct tm_link {
 	char name[IFNAMSIZ];
 	unsigned int flags; /* IFF_* */
 	char kind[16];      /* IFLA_INFO_KIND ("veth", "bridge", ...), "" for none */
+	int link_ifindex;   /* IFLA_LINK: a veth's peer, ... (0: none) */
+	int link_netnsid;   /* IFLA_LINK_NETNSID: the peer's netns, as this netns
+			     * numbers it; -1: the same netns */
 };
 
 /* From IFLA_STATS64; for lo every packet counts once as tx and once as rx. */
@@ -102,6 +105,12 @@ int tm_nl_filter_add(struct tm_nl *nl, int ifindex, bool ingress, int prog_fd, c
 int tm_nl_filter_del(struct tm_nl *nl, int ifindex, bool ingress, uint16_t prio, uint32_t handle);
 /* Filters on that clsact hook (any kind, any owner); 0 without clsact; -errno. */
 int tm_nl_filter_count(struct tm_nl *nl, int ifindex, bool ingress);
+
+/*
+ * The id this netns gives to the netns of other_fd (RTM_GETNSID), as used
+ * in IFLA_LINK_NETNSID; -ENOENT if it has none.
+ */
+int tm_nl_nsid(struct tm_nl *nl, int other_fd);
 
 /*
  * Runs fn(arg) with the calling thread inside netns_fd (-1: where it is),

@@ -210,6 +210,7 @@ void tm_records_free(struct tm_records *r)
 	free(r->batch_keys);
 	free(r->batch_vals);
 	free(r->if_totals);
+	free(r->names);
 	free(r->overflow.ifs);
 	memset(r, 0, sizeof(*r));
 }
@@ -649,6 +650,9 @@ static void fold_if(struct tm_records *r, const struct tm_if_key *k,
 	if (!rec)
 		return;
 	sum_cpus(vals, r->ncpus, &sum);
+	if (k->layer != TM_LAYER_DROP && r->l2_less) /* as the device counts */
+		sum.bytes -= sum.packets * r->l2_less(r->l2_less_ctx, k->netns, (int)k->ifindex,
+						      k->dir);
 	if_fold(r, rec, k, &sum);
 }
 
@@ -730,12 +734,41 @@ static void slot_report(struct tm_slot *s, Taskmeter__Counters *c, struct tm_cou
 	counters_init(&c[1], delta);
 }
 
+static struct tm_if_view *name_of(struct tm_records *r, uint64_t netns, int ifindex)
+{
+	for (size_t i = 0; i < r->n_names; i++)
+		if (r->names[i].netns == netns && r->names[i].ifindex == ifindex)
+			return &r->names[i];
+	return NULL;
+}
+
+/* Remember every interface's name: records of a removed interface keep
+ * being reported (cumulative counters) and must still say which it was. */
+static void remember_names(struct tm_records *r)
+{
+	for (size_t i = 0; i < r->n_views; i++) {
+		const struct tm_if_view *v = &r->views[i];
+		struct tm_if_view *n = name_of(r, v->netns, v->ifindex);
+
+		if (!n && r->n_names == r->cap_names) {
+			size_t cap = r->cap_names ? 2 * r->cap_names : 16;
+
+			n = realloc(r->names, cap * sizeof(*n));
+			if (!n)
+				return;
+			r->names = n;
+			r->cap_names = cap;
+			n = NULL;
+		}
+		if (!n)
+			n = &r->names[r->n_names++];
+		*n = *v; /* an ifindex reused for another link takes its name */
+	}
+}
+
 static const struct tm_if_view *view_of(struct tm_records *r, uint32_t netns, uint32_t ifindex)
 {
-	for (size_t i = 0; i < r->n_views; i++)
-		if ((uint32_t)r->views[i].netns == netns && (uint32_t)r->views[i].ifindex == ifindex)
-			return &r->views[i];
-	return NULL;
+	return name_of(r, netns, (int)ifindex);
 }
 
 static void traffic_if(struct tm_records *r, struct tm_ifslot *x, Taskmeter__Traffic *t,
@@ -990,6 +1023,7 @@ int tm_records_build(struct tm_records *r, Taskmeter__Frame *f, const struct tm_
 	r->frame_seq++;
 	r->views = views;
 	r->n_views = n_views;
+	remember_names(r);
 	arena_reset(r->arena);
 	f->records = arena_alloc(r->arena, (r->count + 1) * sizeof(*f->records));
 	if (!f->records)

@@ -103,6 +103,12 @@ struct tm_records {
 	size_t n_if_totals, cap_if_totals;
 	const struct tm_if_view *views; /* this frame's interfaces */
 	size_t n_views;
+	/* bytes per frame an interface's counter leaves out (see
+	 * tm_ifaces_l2_less): interface-layer bytes are counted the same way */
+	unsigned int (*l2_less)(void *ctx, uint64_t netns, int ifindex, int dir);
+	void *l2_less_ctx;
+	struct tm_if_view *names;       /* every interface seen: names outlive links */
+	size_t n_names, cap_names;
 };
 
 int tm_records_init(struct tm_records *r, const struct tm_config *c, int ncpus);

@@ -348,6 +348,11 @@ static int watch(struct tm_daemon *d, struct tm_watch *w, enum tm_watch_kind kin
 	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
+static unsigned int l2_less(void *ctx, uint64_t netns, int ifindex, int dir)
+{
+	return tm_ifaces_l2_less(ctx, netns, ifindex, dir);
+}
+
 static int start_timer(struct tm_daemon *d)
 {
 	unsigned int ms = d->cfg.interval_ms;
@@ -414,6 +419,8 @@ static int setup(struct tm_daemon *d)
 	d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd, &err);
 	if (!d->ifs)
 		return err;
+	d->rec.l2_less = l2_less;
+	d->rec.l2_less_ctx = d->ifs;
 	err = start_timer(d);
 	if (err) {
 		tm_err("interval timer: %s\n", strerror(-err));

@@ -51,7 +51,7 @@ def main():
                 traceback.print_exc(file=buf)
         counts[result] += 1
         print(f"#{n} {name}:{result}", flush=True)
-        if result != "OK":
+        if result != "OK" or os.environ.get("TM_TEST_VERBOSE"):
             for line in buf.getvalue().splitlines():
                 print(f"    {line}")
     print(f"{counts['OK']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")

@@ -26,6 +26,8 @@
  *   tm_traffic ping ADDR COUNT SIZE                ICMP echo over a ping socket
  *   tm_traffic raw-ping ADDR COUNT SIZE            ICMP echo over a raw socket (IPv4)
  *   tm_traffic fork-storm ADDR PORT N SIZE         N children, one datagram each
+ *   tm_traffic udp-blast ADDR PORT COUNT SIZE      COUNT datagrams, no reply expected
+ *   tm_traffic udp-bind ADDR PORT MS               bind, wait MS, count what arrived
  *
  * ADDR is numeric IPv4 or IPv6. Extra arguments after the mode's own are
  * ignored, so tests can tag processes with distinctive argv. TM_LINGER_MS in
@@ -611,6 +613,44 @@ static int raw_ping(char **a)
 	return echo(a, SOCK_RAW);
 }
 
+static int udp_blast(char **a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd = udp_socket(a, &ss, &len), count = atoi(a[2]);
+	size_t size = (size_t)atol(a[3]);
+	static char buf[65536];
+
+	for (int i = 0; i < count; i++) {
+		if (sendto(fd, buf, size, 0, (struct sockaddr *)&ss, len) != (ssize_t)size)
+			die("sendto");
+		usleep(1000); /* no burst: nothing dropped on the way */
+	}
+	report((long long)count * (long long)size, 0);
+	return 0;
+}
+
+/* A socket that may never get its datagrams (a firewall drops them). */
+static int udp_bind(char **a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd = udp_socket(a, &ss, &len);
+	static char buf[65536];
+	long long got = 0;
+	ssize_t r;
+
+	if (bind(fd, (struct sockaddr *)&ss, len))
+		die("bind");
+	printf("listening\n");
+	fflush(stdout);
+	usleep((useconds_t)atoi(a[2]) * 1000);
+	while ((r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		got += r;
+	report(0, got);
+	return 0;
+}
+
 static int fork_storm(char **a)
 {
 	int n = atoi(a[2]);
@@ -651,7 +691,8 @@ int main(int argc, char **argv, char **envp)
 		{ "fork-send", 4, fork_send }, { "scm-send", 4, scm_send },
 		{ "threads", 4, threads },     { "udp-multi", 5, udp_multi },
 		{ "ping", 3, ping },           { "raw-ping", 3, raw_ping },
-		{ "fork-storm", 4, fork_storm },
+		{ "fork-storm", 4, fork_storm }, { "udp-blast", 4, udp_blast },
+		{ "udp-bind", 3, udp_bind },
 	};
 
 	if (argc >= 6 && strcmp(argv[1], "exec-send") == 0)

@@ -1,0 +1,321 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""The interface layer: XDP and TC on every interface of a client — router —
+server topology of network namespaces. Every byte an interface carries is in
+a record (a process's, or a bucket: forwarded, local without owner, non-IP),
+and per interface and direction the records add up to the kernel's own
+counters exactly."""
+import json
+import os
+import subprocess
+import time
+
+from tmtest import (Env, TRAFFIC, BUILD, TestFailure, check, check_eq, clean_env,
+                    final_records, records_of_pid, sh)
+
+
+class Topology:
+    """client (c) 10.1.0.1 — 10.1.0.254 router (r) 10.2.0.254 — 10.2.0.1 server (s),
+    and the same in IPv6 (fd01::/64, fd02::/64); the router forwards."""
+
+    def __init__(self, env):
+        self.env = env
+        self.c, self.r, self.s = (env.add_netns(x) for x in "crs")
+        for ns in (self.c, self.r, self.s):
+            for key in ("accept_dad=0", "router_solicitations=0"):
+                env_sysctl(ns, f"net.ipv6.conf.default.{key}")
+        sh("ip", "link", "add", "vc0", "netns", self.c, "type", "veth", "peer", "name", "vr0",
+           "netns", self.r)
+        sh("ip", "link", "add", "vr1", "netns", self.r, "type", "veth", "peer", "name", "vs0",
+           "netns", self.s)
+        self.addr(self.c, "vc0", "10.1.0.1/24", "fd01::1/64")
+        self.addr(self.r, "vr0", "10.1.0.254/24", "fd01::fe/64")
+        self.addr(self.r, "vr1", "10.2.0.254/24", "fd02::fe/64")
+        self.addr(self.s, "vs0", "10.2.0.1/24", "fd02::1/64")
+        sh("ip", "-n", self.c, "route", "add", "default", "via", "10.1.0.254")
+        sh("ip", "-n", self.s, "route", "add", "default", "via", "10.2.0.254")
+        sh("ip", "-n", self.c, "-6", "route", "add", "default", "via", "fd01::fe")
+        sh("ip", "-n", self.s, "-6", "route", "add", "default", "via", "fd02::fe")
+        env_sysctl(self.r, "net.ipv4.ip_forward=1")
+        env_sysctl(self.r, "net.ipv6.conf.all.forwarding=1")
+
+    @staticmethod
+    def addr(ns, dev, v4, v6):
+        sh("ip", "-n", ns, "addr", "add", v4, "dev", dev)
+        sh("ip", "-n", ns, "addr", "add", v6, "dev", dev, "nodad")
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+
+    def daemon_args(self):
+        return ["--set", f"netns={self.c},{self.r},{self.s}", "--set", "interfaces=*"]
+
+    def quiet(self):
+        quiet(self.c, self.r, self.s)
+
+
+def quiet(*namespaces, timeout=8.0):
+    """Wait until no interface's counters move for a second (link-up
+    chatter: neighbour discovery, MLD reports)."""
+    last, since = None, time.time()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        now = [sh("ip", "-n", ns, "-s", "-j", "link", "show") for ns in namespaces]
+        if now != last:
+            last, since = now, time.time()
+        elif time.time() - since >= 1.0:
+            return
+        time.sleep(0.1)
+    raise TestFailure("the interfaces never went quiet")
+
+
+def env_sysctl(ns, kv):
+    sh("ip", "netns", "exec", ns, "sysctl", "-qw", kv)
+
+
+def iface_map(frame):
+    return {(i["netns"], i["name"]): i for i in frame.get("interfaces", [])}
+
+
+def counters(c):
+    return (c.get("packets", 0), c.get("bytes", 0))
+
+
+def check_reconciled(first, last):
+    """Per interface and direction: what the records gained equals what the
+    kernel counted, packets and bytes."""
+    a, b = iface_map(first), iface_map(last)
+    check(a and set(a) == set(b), f"interfaces: {sorted(a)} -> {sorted(b)}")
+    for key, end in b.items():
+        start = a[key]
+        for d in ("rx", "tx"):
+            rec = [x - y for x, y in zip(counters(end[f"{d}_records"]),
+                                         counters(start[f"{d}_records"]))]
+            ker = [x - y for x, y in zip(counters(end[f"{d}_kernel"]),
+                                         counters(start[f"{d}_kernel"]))]
+            print(f"{key[1]} {d}: records {rec[0]} pkts {rec[1]} B, kernel {ker[0]} pkts "
+                  f"{ker[1]} B (xdp {end.get('xdp_mode')}, tc {end.get('tc_mode')})")
+            check_eq(rec, ker, f"{key[1]} {d} records vs kernel (packets, bytes)")
+            check(ker[0] > 0, f"{key[1]} {d}: no traffic in the window")
+
+
+def if_payload(rec, ifname, direction, layer, protocol=None):
+    return sum(t["total"].get("payload_bytes", 0) for t in rec.get("traffic", [])
+               if t.get("ifname") == ifname and t["direction"] == direction
+               and t.get("layer") == layer and (protocol is None or t["protocol"] == protocol))
+
+
+def bucket(frames, kind):
+    recs = [r for r in frames[-1]["records"] if r.get("kind") == kind]
+    check_eq(len(recs), 1, f"{kind} records")
+    return recs[0]
+
+
+def test_topology_reconciles():
+    reconcile([])
+
+
+def test_topology_reconciles_native_xdp_clsact():
+    """The other attach paths: native (driver) XDP, TC as clsact filters."""
+    reconcile(["--set", "xdp_mode=native", "--set", "tc_attach=clsact"])
+
+
+def reconcile(extra):
+    with Env(start=False) as env:
+        topo = Topology(env)
+        env.start_daemon(extra=topo.daemon_args() + extra)
+        topo.quiet()
+        env.wait_frames(2)
+        first_seq = env.count_frames()
+        srv = env.spawn([TRAFFIC, "tcp-serve", "10.2.0.1", "6001", "30000"], env=clean_env(),
+                        ns=topo.s)
+        cli = env.run([TRAFFIC, "tcp-send", "10.2.0.1", "6001", "200000"], env=clean_env(),
+                      ns=topo.c)
+        srv_rep = env.finish(srv)
+        srv6 = env.spawn([TRAFFIC, "udp-recv", "fd02::1", "6002", "20"], env=clean_env(),
+                         ns=topo.s)
+        cli6 = env.run([TRAFFIC, "udp-send", "fd02::1", "6002", "20", "900"], env=clean_env(),
+                       ns=topo.c)
+        env.finish(srv6)
+        closed = env.run([TRAFFIC, "udp-blast", "10.2.0.1", "6999", "10", "333"],
+                         env=clean_env(), ns=topo.c)
+        topo.quiet()
+        env.wait_frames(2)
+        frames = env.stop()
+        check_reconciled(frames[first_seq - 1], frames[-1])
+
+        # per process, at the interface layer: what crossed its interface
+        c = records_of_pid(frames, cli["pid"])[0]
+        check_eq(if_payload(c, "vc0", "EGRESS", "TC", "TCP"), cli["sent"] + cli["retrans"],
+                 "client TCP payload leaving vc0")
+        check_eq(if_payload(c, "vc0", "INGRESS", "XDP", "TCP"),
+                 cli["received"] + srv_rep["retrans"], "client TCP payload arriving on vc0")
+        s = records_of_pid(frames, srv_rep["pid"])[0]
+        check_eq(if_payload(s, "vs0", "INGRESS", "XDP", "TCP"), cli["sent"] + cli["retrans"],
+                 "server TCP payload arriving on vs0")
+        c6 = records_of_pid(frames, cli6["pid"])[0]
+        check_eq(if_payload(c6, "vc0", "EGRESS", "TC", "UDP"), 20 * 900, "IPv6 UDP leaving vc0")
+
+        # the router forwards both flows: its forwarded bucket has them all
+        fwd = bucket(frames, "FORWARDED")
+        check_eq(if_payload(fwd, "vr0", "INGRESS", "XDP", "TCP"), cli["sent"] + cli["retrans"],
+                 "forwarded TCP payload into vr0")
+        check_eq(if_payload(fwd, "vr1", "EGRESS", "TC", "TCP"), cli["sent"] + cli["retrans"],
+                 "forwarded TCP payload out of vr1")
+        check_eq(if_payload(fwd, "vr1", "INGRESS", "XDP", "UDP"), 20 * 900,
+                 "forwarded IPv6 UDP echo payload into vr1")
+
+        # a closed port: received by the host, owned by nobody
+        local = bucket(frames, "LOCAL_NO_OWNER")
+        check_eq(if_payload(local, "vs0", "INGRESS", "XDP", "UDP"), closed["sent"],
+                 "UDP payload to a closed port")
+
+
+def nft(ns, *rules):
+    for rule in rules:
+        sh("ip", "netns", "exec", ns, "nft", rule)
+
+
+def test_firewall_drop_per_owner():
+    """Datagrams an nftables rule drops before they reach their socket: the
+    interface saw them for the owner, the socket never did, the owner's DROP
+    layer has them."""
+    with Env(start=False) as env:
+        topo = Topology(env)
+        nft(topo.s, "add table inet tmtest",
+            "add chain inet tmtest input { type filter hook input priority 0 ; }",
+            "add rule inet tmtest input udp dport 7000 drop")
+        env.start_daemon(extra=topo.daemon_args())
+        bound = env.spawn([TRAFFIC, "udp-bind", "10.2.0.1", "7000", "2500"], env=clean_env(),
+                          ns=topo.s)
+        sent = env.run([TRAFFIC, "udp-blast", "10.2.0.1", "7000", "12", "444"],
+                       env=clean_env(), ns=topo.c)
+        rep = env.finish(bound)
+        frames = env.stop()
+        check_eq(rep["received"], 0, "ground truth: the socket got nothing")
+        b = records_of_pid(frames, rep["pid"])[0]
+        check_eq(if_payload(b, "vs0", "INGRESS", "XDP", "UDP"), sent["sent"],
+                 "payload the interface saw for the owner")
+        check_eq(if_payload(b, "vs0", "INGRESS", "DROP", "UDP"), sent["sent"],
+                 "payload dropped before the owner's socket")
+        check_eq(sum(t["total"].get("payload_bytes", 0) for t in b.get("traffic", [])
+                     if t.get("layer", "CGROUP_SKB") == "CGROUP_SKB"), 0,
+                 "socket-layer payload")
+
+
+def link_fds(pid):
+    """TCX links the collector holds."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            n += "link_type:\ttcx" in open(f"/proc/{pid}/fdinfo/{fd}").read()
+        except OSError:
+            pass
+    return n
+
+
+def wait_for(cond, what, timeout=1.5):
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise TestFailure(f"not within {timeout} s: {what}")
+        time.sleep(0.05)
+
+
+def test_hotplug():
+    """A veth pair added while the collector runs is attached within a
+    second and counted; removed, it leaves nothing behind."""
+    with Env(start=False) as env:
+        c, s = env.add_netns("c"), env.add_netns("s")
+        env.start_daemon(extra=["--set", f"netns={c},{s}", "--set", "interfaces=*"])
+        base = link_fds(env.daemon.pid)
+        sh("ip", "link", "add", "hc0", "netns", c, "type", "veth", "peer", "name", "hs0",
+           "netns", s)
+        added = time.time()
+        wait_for(lambda: link_fds(env.daemon.pid) == base + 4, "TCX links on both ends")
+        print(f"attached {time.time() - added:.3f} s after the link appeared")
+        Topology.addr(c, "hc0", "10.9.0.1/24", "fd09::1/64")
+        Topology.addr(s, "hs0", "10.9.0.2/24", "fd09::2/64")
+        sink = env.spawn([TRAFFIC, "udp-sink", "10.9.0.2", "6100", "15"], env=clean_env(), ns=s)
+        rep = env.run([TRAFFIC, "udp-blast", "10.9.0.2", "6100", "15", "700"], env=clean_env(),
+                      ns=c)
+        env.finish(sink)
+        env.wait_frames(2)
+        sh("ip", "-n", c, "link", "del", "hc0")
+        wait_for(lambda: link_fds(env.daemon.pid) == base, "links released")
+        env.wait_frames(2)
+        frames = env.stop()
+        rec = records_of_pid(frames, rep["pid"])[0]
+        check_eq(if_payload(rec, "hc0", "EGRESS", "TC", "UDP"), 15 * 700,
+                 "payload counted on the hot-plugged interface")
+        names = {i["name"] for i in frames[-2].get("interfaces", [])}
+        check("hc0" not in names and "hs0" not in names, f"removed interfaces still listed: {names}")
+
+
+def bystander_count(ns, dev):
+    """Packets the bystander TC program counted (its map, found from tc)."""
+    filters = json.loads(sh("tc", "-n", ns, "-j", "filter", "show", "dev", dev, "ingress"))
+    prog = [f["options"]["prog"]["id"] for f in filters if "options" in f
+            and f["options"].get("prog", {}).get("name") == "tc_count"]
+    check_eq(len(prog), 1, "bystander filters")
+    info = json.loads(sh("bpftool", "-j", "prog", "show", "id", str(prog[0])))
+    dump = json.loads(sh("bpftool", "-j", "map", "dump", "id", str(info["map_ids"][0])))
+    entry = dump[0].get("formatted", dump[0])
+    value = entry["value"]
+    if isinstance(value, list):  # raw bytes, little endian
+        return int.from_bytes(bytes(int(b, 16) for b in value), "little")
+    return int(value)
+
+
+def rx_packets(ns, dev):
+    link = json.loads(sh("ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev))[0]
+    return link["stats64"]["rx"]["packets"]
+
+
+def coexist(tc_attach):
+    with Env(start=False) as env:
+        c, s = env.add_netns("c"), env.add_netns("s")
+        for ns in (c, s):
+            env_sysctl(ns, "net.ipv6.conf.default.router_solicitations=0")
+        sh("ip", "link", "add", "xc0", "netns", c, "type", "veth", "peer", "name", "xs0",
+           "netns", s)
+        Topology.addr(c, "xc0", "10.8.0.1/24", "fd08::1/64")
+        Topology.addr(s, "xs0", "10.8.0.2/24", "fd08::2/64")
+        sh("tc", "-n", s, "qdisc", "add", "dev", "xs0", "clsact")
+        sh("ip", "netns", "exec", s, "tc", "filter", "add", "dev", "xs0", "ingress", "bpf", "da",
+           "obj", os.path.join(BUILD, "tests", "tc_count.bpf.o"), "sec", "tc")
+
+        def burst(port, n):
+            sink = env.spawn([TRAFFIC, "udp-sink", "10.8.0.2", str(port), str(n)],
+                             env=clean_env(), ns=s)
+            env.run([TRAFFIC, "udp-blast", "10.8.0.2", str(port), str(n), "100"],
+                    env=clean_env(), ns=c)
+            env.finish(sink)
+
+        def counted_alongside(port):
+            quiet(c, s)
+            before, rx0 = bystander_count(s, "xs0"), rx_packets(s, "xs0")
+            burst(port, 20)
+            time.sleep(0.3)
+            got, rx = bystander_count(s, "xs0") - before, rx_packets(s, "xs0") - rx0
+            check_eq(got, rx, "bystander counted every received packet")
+            return got
+
+        counted_alongside(6200)
+        env.start_daemon(extra=["--set", f"netns={c},{s}", "--set", "interfaces=*",
+                                "--set", f"tc_attach={tc_attach}"])
+        during = counted_alongside(6201)
+        frames = env.stop()
+        after = counted_alongside(6202)
+        check(during >= 20 and after >= 20, "bystander saw the bursts")
+        tc_modes = {i["name"]: i["tc_mode"] for i in frames[-1]["interfaces"]}
+        check_eq(tc_modes.get("xs0"), tc_attach, "taskmeter's TC mode on xs0")
+        qdiscs = sh("tc", "-n", s, "qdisc", "show", "dev", "xs0")
+        check("clsact" in qdiscs, "the bystander's clsact qdisc was removed")
+        left = sh("tc", "-n", s, "filter", "show", "dev", "xs0", "ingress")
+        check("taskmeter" not in left and "tc_count" in left, f"filters left: {left}")
+
+
+def test_coexistence_tcx():
+    coexist("tcx")
+
+
+def test_coexistence_clsact():
+    coexist("clsact")
