@@ -43,7 +43,7 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 	struct tm_sk *st;
 	bool listener;
 
-	if (tm_parse_ip(skb, 0, &p, false)) {
+	if (tm_parse_ip(skb, 0, &p, 0, false)) {
 		tm_stat_inc(TM_STAT_MALFORMED);
 		p.l4 = TM_L4_OTHER;
 		p.hdr_len = 0;

@@ -21,19 +21,24 @@
 /* Ethernet header at 0 (and up to two VLAN tags): ethertype and L3 offset. */
 static __always_inline int tm_parse_eth(void *ctx, __u32 *l3off, __u16 *proto, bool xdp)
 {
-	__u8 h[4];
+	__u8 h[2];
 	__u32 off = 12;
 
 	for (int i = 0; i < 3; i++) {
-		if (tm_load(ctx, off, h, 4, xdp))
+		if (tm_load(ctx, off, h, 2, xdp))
 			return -1;
 		*proto = (__u16)(h[0] << 8 | h[1]);
 		if (*proto != TM_ETH_P_8021Q && *proto != TM_ETH_P_8021AD)
 			break;
-		off += 4; /* tag: TCI, then the next ethertype */
+		off += 4; /* ethertype and TCI, then the next ethertype */
 	}
 	*l3off = off + 2;
 	return 0;
+}
+
+static __always_inline __u8 tm_ip_version(__u16 ethertype)
+{
+	return ethertype == TM_ETH_P_IP ? 4 : 6;
 }
 
 /* Not ours: routed through (forwarded) or addressed to this host. */
@@ -89,7 +94,7 @@ static __always_inline void tm_ingress_classify(void *ctx, __u32 l3off, __u16 et
 		key->bucket = TM_BUCKET_NON_IP;
 		return;
 	}
-	if (tm_parse_ip(ctx, l3off, &p, xdp)) {
+	if (tm_parse_ip(ctx, l3off, &p, tm_ip_version(ethertype), xdp)) {
 		key->bucket = TM_BUCKET_MALFORMED;
 		return;
 	}

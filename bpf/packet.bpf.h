@@ -66,7 +66,7 @@ static __always_inline int tm_parse_ipv4(void *ctx, __u32 off, struct tm_pkt *p,
 
 	if (tm_load(ctx, off, &ip, sizeof(ip), xdp))
 		return -1;
-	if (ip.ihl < 5 || ip.version != 4)
+	if (ip.ihl < 5 || ip.version != 4 || bpf_ntohs(ip.tot_len) < ip.ihl * 4)
 		return -1;
 	p->family = TM_FAMILY_IPV4;
 	p->ip_proto = ip.protocol;
@@ -117,6 +117,7 @@ static __always_inline int tm_parse_ipv6(void *ctx, __u32 off, struct tm_pkt *p,
 static __always_inline int tm_parse_l4(void *ctx, __u32 off, struct tm_pkt *p, bool xdp)
 {
 	__u8 h[14]; /* TCP: ports .. data offset; UDP: ports; ICMP: type .. echo id */
+	__u8 last;
 
 	p->l4 = tm_l4_of(p->ip_proto);
 	p->hdr_len = p->l4_off;
@@ -127,6 +128,9 @@ static __always_inline int tm_parse_l4(void *ctx, __u32 off, struct tm_pkt *p, b
 		if (tm_load(ctx, off + p->l4_off, h, 14, xdp) || (h[12] >> 4) < 5)
 			return -1;
 		p->hdr_len += (h[12] >> 4) * 4;
+		/* the whole header, options included, must be there */
+		if (tm_load(ctx, off + p->hdr_len - 1, &last, 1, xdp))
+			return -1;
 		break;
 	case TM_L4_UDP:
 	case TM_L4_ICMP:
@@ -153,14 +157,19 @@ static __always_inline int tm_parse_l4(void *ctx, __u32 off, struct tm_pkt *p, b
 	return 0;
 }
 
-/* Parse the IP packet that starts at off. 0, or -1 when malformed. */
-static __always_inline int tm_parse_ip(void *ctx, __u32 off, struct tm_pkt *p, bool xdp)
+/* Parse the IP packet that starts at off; version: what the link layer
+ * says it carries (4 or 6), or 0 when it does not say. 0, or -1 when
+ * malformed. */
+static __always_inline int tm_parse_ip(void *ctx, __u32 off, struct tm_pkt *p, __u8 version,
+				       bool xdp)
 {
 	__u8 ver;
 	int err;
 
 	if (tm_load(ctx, off, &ver, 1, xdp))
 		return -1;
+	if (version && (ver >> 4) != version)
+		return -1; /* the stack drops these too */
 	if ((ver >> 4) == 4)
 		err = tm_parse_ipv4(ctx, off, p, xdp);
 	else if ((ver >> 4) == 6)

@@ -102,7 +102,7 @@ int tm_tc_egress(struct __sk_buff *skb)
 		key.bucket = TM_BUCKET_MALFORMED;
 	} else if (ethertype != TM_ETH_P_IP && ethertype != TM_ETH_P_IPV6) {
 		key.bucket = TM_BUCKET_NON_IP;
-	} else if (tm_parse_ip(skb, l3off, &p, false)) {
+	} else if (tm_parse_ip(skb, l3off, &p, tm_ip_version(ethertype), false)) {
 		key.bucket = TM_BUCKET_MALFORMED;
 	} else {
 		key.l4 = p.l4;

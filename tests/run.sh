@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-# The whole test suite: unit tests (plain and under ASan+UBSan), then the
-# integration tests, which load BPF inside network namespaces and cgroups of
-# their own. Needs root. Ends with one line "N passed, N failed, N skipped".
+# The whole test suite: unit tests (plain and under ASan+UBSan), packet
+# tests of the XDP/TC programs, then the integration tests, which load BPF
+# inside network namespaces and cgroups of their own. Needs root. Ends with one line "N passed, N failed, N skipped".
 # An argument selects tests by name (substring).
 set -u
 cd "$(dirname "$0")/.."
@@ -47,6 +47,10 @@ else
 	echo "ASan build failed"
 	failed=$((failed + 1))
 fi
+
+echo "== packet tests (the BPF programs through BPF_PROG_TEST_RUN)"
+build/packet_tests "$sel" | tee "$out" | grep -v ':OK$'
+tally "$out" packet_tests
 
 echo "== integration tests"
 /usr/bin/python3 tests/integration/run.py "$sel" | tee "$out"
