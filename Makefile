@@ -28,7 +28,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean deps test check run bench
+.PHONY: all clean deps bench-deps test check run bench
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 # Standalone objects with skeletons of their own (they share the main
@@ -144,6 +144,12 @@ $(BUILD):
 DEB_PKGS := clang llvm libbpf-dev libxdp-dev libmnl-dev libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler python3-protobuf bpftool iproute2 \
 	libelf-dev zlib1g-dev make gcc pkg-config nftables
+# What `make bench` needs on top: the load generator and the peer it is
+# compared with.
+BENCH_PKGS := iperf3 nethogs
+bench-deps:
+	$(Q)$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_PKGS)"
+
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || printf '%s ' $$p; \
@@ -166,6 +172,16 @@ run: deps
 	$(BUILD)/taskmeterd --config $(CONFIG) & pid=$$!; \
 	trap 'kill -INT $$pid 2>/dev/null; wait $$pid' EXIT INT TERM; \
 	$(BUILD)/taskmeter top --socket "$$sock" --wait 10
+
+# Benchmarks (not part of the tests): prints a table, writes BENCHMARKS.md.
+$(BUILD)/bench_prog: tests/bench/bench_prog.c $(BUILD)/taskmeter.skel.h $(SOLO_SKELS) \
+		include/taskmeter.h $(BUILD)/log.o | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/packet $< $(BUILD)/log.o $(LDLIBS) -o $@
+
+bench: deps bench-deps
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench_prog $(BUILD)/tests/empty.bpf.o
+	$(Q)/usr/bin/python3 tests/bench/bench.py
 
 clean:
 	$(call msg,CLEAN,$(BUILD))

@@ -22,7 +22,7 @@ static __always_inline void tm_publish(struct __sk_buff *skb, struct tm_sk *st,
 	struct sk_buff *kskb;
 	struct tm_flow_key k;
 
-	if (st->pub_tgid == st->owner.tgid || !p->has_ports)
+	if ((st->pub_tgid == st->owner.tgid && st->pub_seq == st->exec_seq) || !p->has_ports)
 		return;
 	kskb = bpf_cast_to_kern_ctx(skb);
 	tm_flow_of(p, dir, BPF_CORE_READ(kskb, sk, __sk_common.skc_net.net, ns.inum), &k);
@@ -30,8 +30,9 @@ static __always_inline void tm_publish(struct __sk_buff *skb, struct tm_sk *st,
 		k.rport = 0;
 		__builtin_memset(k.raddr, 0, sizeof(k.raddr));
 	}
-	tm_flow_publish(&k, &st->owner);
+	tm_flow_publish(&k, &st->owner, st->exec_seq);
 	st->pub_tgid = st->owner.tgid;
+	st->pub_seq = st->exec_seq;
 }
 
 static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
@@ -52,7 +53,7 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 	tm_amount(&p, skb->len, skb->gso_segs, &a);
 	st = tm_sk_of(skb, &listener, &sk);
 	if (st && !listener) {
-		if (dir == TM_DIR_EGRESS && tm_in_task())
+		if (dir == TM_DIR_EGRESS && tm_sent_by_user(sk))
 			tm_claim(st, bpf_get_current_task_btf());
 		if (st->adopt) {
 			tm_pend(st, dir, &p, &a);
@@ -64,6 +65,8 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 	if (st && sk) {
 		key.owner = st->owner;
 		key.exec_seq = tm_meta_touch(&st->owner);
+		if (st->exec_seq != key.exec_seq)
+			st->exec_seq = key.exec_seq;
 		tm_publish(skb, st, sk, &p, dir);
 	}
 	key.l4 = p.l4;
@@ -86,11 +89,11 @@ int tm_cgskb_egress(struct __sk_buff *skb)
 }
 
 /*
- * A process that sends or receives on a socket in a syscall (send, recv,
- * read, write, sendfile...) becomes its owner: sockets passed by fork or
- * SCM_RIGHTS, and accepted sockets, follow the process that uses them.
- * These tracepoints fire after the syscall moved the data; the egress hook
- * also claims on a send in process context, before its packets are counted.
+ * A process that receives on a socket in a syscall (recv, read, ...)
+ * becomes its owner: sockets passed by fork or SCM_RIGHTS, and accepted
+ * sockets, follow the process that uses them even if it never sends. The
+ * tracepoint fires after the data moved; sends are claimed by the egress
+ * hook, before their packets are counted.
  */
 static __always_inline void tm_syscall_claim(struct sock *sk)
 {
@@ -98,13 +101,6 @@ static __always_inline void tm_syscall_claim(struct sock *sk)
 
 	if (st)
 		tm_claim(st, bpf_get_current_task_btf());
-}
-
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(tm_send_length, struct sock *sk, int ret, int flags)
-{
-	tm_syscall_claim(sk);
-	return 0;
 }
 
 SEC("tp_btf/sock_recv_length")

@@ -60,7 +60,9 @@ int BPF_PROG(tm_drop, struct sk_buff *skb, void *location, enum skb_drop_reason 
 	     struct sock *rx_sk)
 {
 	struct tm_if_key key = { .dir = TM_DIR_INGRESS, .layer = TM_LAYER_DROP };
+	struct tm_flow_val *fv = NULL;
 	struct tm_owner *o = NULL;
+	__u32 exec_seq = 0;
 	struct tm_counter_val a;
 	struct tm_flow_key fk;
 	struct tm_pkt p = {};
@@ -79,13 +81,18 @@ int BPF_PROG(tm_drop, struct sk_buff *skb, void *location, enum skb_drop_reason 
 	st = sk ? bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0) : NULL;
 	if (st && st->owner.tgid) {
 		o = &st->owner;
+		exec_seq = st->exec_seq;
 	} else if (p.has_ports) {
 		tm_flow_of(&p, TM_DIR_INGRESS, key.netns, &fk);
-		o = tm_flow_owner(&fk);
+		fv = tm_flow_owner(&fk);
+		if (fv) {
+			o = &fv->owner;
+			exec_seq = fv->exec_seq;
+		}
 	}
 	if (!o)
 		return 0; /* nobody's: the interface layer has it in a bucket */
-	tm_if_owner(&key, o);
+	tm_if_owner(&key, o, exec_seq);
 	key.l4 = p.l4;
 	key.family = p.family;
 	/* a GRO skb: as many packets as it merged (skb_shinfo(skb)->gso_segs) */

@@ -38,9 +38,9 @@ static __always_inline void tm_flow_of(const struct tm_pkt *p, __u8 dir, __u32 n
 /* The owner of the local socket for k: the connected flow, else a socket
  * bound to the local address and port, else one bound to the wildcard
  * address (for IPv4 also a dual-stack IPv6 one). */
-static __always_inline struct tm_owner *tm_flow_owner(struct tm_flow_key *k)
+static __always_inline struct tm_flow_val *tm_flow_owner(struct tm_flow_key *k)
 {
-	struct tm_owner *o = bpf_map_lookup_elem(&tm_flows, k);
+	struct tm_flow_val *o = bpf_map_lookup_elem(&tm_flows, k);
 
 	if (o)
 		return o;
@@ -57,9 +57,12 @@ static __always_inline struct tm_owner *tm_flow_owner(struct tm_flow_key *k)
 	return bpf_map_lookup_elem(&tm_flows, k);
 }
 
-static __always_inline void tm_flow_publish(const struct tm_flow_key *k, const struct tm_owner *o)
+static __always_inline void tm_flow_publish(const struct tm_flow_key *k, const struct tm_owner *o,
+					    __u32 exec_seq)
 {
-	if (!bpf_map_update_elem(&tm_flows, k, o, BPF_ANY))
+	struct tm_flow_val v = { .owner = *o, .exec_seq = exec_seq };
+
+	if (!bpf_map_update_elem(&tm_flows, k, &v, BPF_ANY))
 		tm_stat_inc(TM_STAT_FLOW_PUBLISHED);
 }
 
@@ -98,15 +101,13 @@ static __always_inline void tm_if_count(struct tm_if_key *key, const struct tm_c
 		tm_add(v, a->packets, a->bytes, a->payload_bytes);
 }
 
-/* Owner (and its exec generation) or bucket of an interface-layer key. */
-static __always_inline void tm_if_owner(struct tm_if_key *key, const struct tm_owner *o)
+/* Owner and its exec generation of an interface-layer key. */
+static __always_inline void tm_if_owner(struct tm_if_key *key, const struct tm_owner *o,
+					__u32 exec_seq)
 {
-	struct tm_meta_slot *slot;
-
 	key->owner = *o;
 	key->bucket = TM_BUCKET_OWNER;
-	slot = bpf_map_lookup_elem(&tm_meta, o);
-	key->exec_seq = slot ? slot->exec_seq : 0;
+	key->exec_seq = exec_seq;
 }
 
 #endif /* TM_FLOW_BPF_H */

@@ -86,7 +86,7 @@ static __always_inline void tm_ingress_classify(void *ctx, __u32 l3off, __u16 et
 {
 	struct tm_pkt p = {};
 	struct tm_flow_key fk;
-	struct tm_owner *o;
+	struct tm_flow_val *o;
 
 	key->l4 = TM_L4_OTHER;
 	key->family = TM_FAMILY_NONE;
@@ -107,7 +107,7 @@ static __always_inline void tm_ingress_classify(void *ctx, __u32 l3off, __u16 et
 		o = tm_flow_owner(&fk);
 	}
 	if (o)
-		tm_if_owner(key, o);
+		tm_if_owner(key, &o->owner, o->exec_seq);
 	else
 		key->bucket = tm_bucket_of(ctx, &p, key->ifindex);
 	*pp = p;

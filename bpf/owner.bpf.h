@@ -11,17 +11,24 @@
 #include "packet.bpf.h"
 #include "metadata.bpf.h"
 
-/* In process context (not serving a softirq), current is a task using the
- * socket: the sender, or a reader sending an ACK. Softirq work (ACKs,
- * retransmits, timers, loopback delivery) runs on whatever task it
- * interrupted, so it never claims. The preempt count would tell, but its
- * per-CPU symbol is not resolvable without CONFIG_KALLSYMS_ALL: the softirq
- * tracepoints keep a per-CPU flag instead (task.bpf.c). */
-static __always_inline bool tm_in_task(void)
-{
-	__u32 zero = 0, *in_softirq = bpf_map_lookup_elem(&tm_softirq, &zero);
+#define TM_IPPROTO_TCP_SK 6
 
-	return in_softirq && !*in_softirq;
+/*
+ * Is the task sending this packet (current) a user of the socket? For UDP,
+ * ICMP and raw sockets, transmits happen only in the sender's syscall. For
+ * TCP, softirq work (ACKs, retransmits, timers, data released as the window
+ * opens) runs on whatever task it interrupted, but never while a process
+ * holds the socket lock: the stack defers to the lock owner instead. So a
+ * TCP packet sent while the socket is owned by a user is sent by that user.
+ */
+static __always_inline bool tm_sent_by_user(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp;
+
+	if (sk->protocol != TM_IPPROTO_TCP_SK)
+		return true;
+	tp = bpf_skc_to_tcp_sock(sk);
+	return tp && tp->inet_conn.icsk_inet.sk.sk_lock.owned;
 }
 
 static __always_inline bool tm_same_owner(const struct tm_owner *a, const struct tm_owner *b)

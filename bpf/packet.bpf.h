@@ -66,7 +66,8 @@ static __always_inline int tm_parse_ipv4(void *ctx, __u32 off, struct tm_pkt *p,
 
 	if (tm_load(ctx, off, &ip, sizeof(ip), xdp))
 		return -1;
-	if (ip.ihl < 5 || ip.version != 4 || bpf_ntohs(ip.tot_len) < ip.ihl * 4)
+	/* tot_len 0: a BIG TCP super-packet (over 64 KiB), its length is the skb's */
+	if (ip.ihl < 5 || ip.version != 4 || (ip.tot_len && bpf_ntohs(ip.tot_len) < ip.ihl * 4))
 		return -1;
 	p->family = TM_FAMILY_IPV4;
 	p->ip_proto = ip.protocol;

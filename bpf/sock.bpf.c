@@ -24,7 +24,9 @@ int tm_sock_create(struct bpf_sock *sk)
 static __always_inline int tm_post_bind(struct bpf_sock *sk, bool v6)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
+	struct tm_flow_val v = {};
 	struct tm_flow_key k = {};
+	struct tm_meta_slot *slot;
 	struct tm_sk *st;
 
 	st = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0);
@@ -45,7 +47,10 @@ static __always_inline int tm_post_bind(struct bpf_sock *sk, bool v6)
 		k.laddr[2] = sk->src_ip6[2];
 		k.laddr[3] = sk->src_ip6[3];
 	}
-	if (!bpf_map_update_elem(&tm_flows, &k, &st->owner, BPF_ANY))
+	v.owner = st->owner;
+	slot = bpf_map_lookup_elem(&tm_meta, &st->owner);
+	v.exec_seq = slot ? slot->exec_seq : 0;
+	if (!bpf_map_update_elem(&tm_flows, &k, &v, BPF_ANY))
 		tm_stat_inc(TM_STAT_FLOW_PUBLISHED);
 	return 1;
 }

@@ -49,27 +49,3 @@ int BPF_PROG(tm_exit, struct task_struct *p, bool group_dead)
 	bpf_ringbuf_submit(ev, 0);
 	return 0;
 }
-
-/* Softirqs do not nest on a CPU: a flag, set and cleared, is enough. It is
- * cleared rather than decremented so attaching mid-softirq cannot skew it. */
-static __always_inline void tm_softirq_set(__u32 v)
-{
-	__u32 zero = 0, *flag = bpf_map_lookup_elem(&tm_softirq, &zero);
-
-	if (flag)
-		*flag = v;
-}
-
-SEC("tp_btf/softirq_entry")
-int BPF_PROG(tm_softirq_entry, unsigned int vec)
-{
-	tm_softirq_set(1);
-	return 0;
-}
-
-SEC("tp_btf/softirq_exit")
-int BPF_PROG(tm_softirq_exit, unsigned int vec)
-{
-	tm_softirq_set(0);
-	return 0;
-}

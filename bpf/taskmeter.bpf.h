@@ -61,10 +61,12 @@ extern void bpf_task_release(struct task_struct *p) __ksym;
 struct tm_sk {
 	struct tm_owner owner;
 	__u32 adopt;         /* 1: inherited from a listener, not used by a process yet */
-	__u32 pub_tgid;      /* owner last published to tm_flows (0: never) */
+	__u32 exec_seq;      /* the owner's, as of the last packet at cgroup_skb */
+	__u32 pub_tgid;      /* owner and exec_seq last published to tm_flows */
+	__u32 pub_seq;       /* (pub_tgid 0: never) */
 	__u8 pend_l4;        /* enum tm_l4 of the pending traffic */
 	__u8 pend_family;    /* enum tm_family of the pending traffic */
-	__u16 pad;
+	__u8 pad[2];
 	struct tm_counter_val pending[TM_DIR_MAX];
 };
 
@@ -159,7 +161,7 @@ TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct tm_flow_key);
-	__type(value, struct tm_owner);
+	__type(value, struct tm_flow_val);
 } tm_flows SEC(".maps");
 
 /* Interfaces taskmeterd attached to. Written: collector. Read: TC ingress
@@ -178,15 +180,6 @@ TM_DECL struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } tm_stats SEC(".maps");
-
-/* 1 while this CPU serves a softirq. Index 0. Written: softirq tracepoints.
- * Read: packet hooks, to know whether current is the socket's user. */
-TM_DECL struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} tm_softirq SEC(".maps");
 
 /* Metadata, owner and exit events to the collector. Size: ringbuf_kib. */
 TM_DECL struct {

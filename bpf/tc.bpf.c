@@ -21,7 +21,7 @@
 static __always_inline int tm_tc_l3(struct __sk_buff *skb, struct sk_buff *kskb, __u32 *l3off,
 				    __u16 *ethertype)
 {
-	__u16 mac = BPF_CORE_READ(kskb, mac_header), net = BPF_CORE_READ(kskb, network_header);
+	__u16 mac = kskb->mac_header, net = kskb->network_header;
 
 	if (net > mac && net - mac >= 14)
 		return tm_parse_eth(skb, l3off, ethertype, false);
@@ -79,7 +79,7 @@ static __always_inline void tm_egress_owner(struct __sk_buff *skb, struct tm_if_
 	if (sk)
 		st = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0);
 	if (st && st->owner.tgid) {
-		tm_if_owner(key, &st->owner);
+		tm_if_owner(key, &st->owner, st->exec_seq); /* cgroup_skb egress ran first */
 		return;
 	}
 	key->bucket = !skb->sk && skb->ingress_ifindex ? TM_BUCKET_FORWARDED : TM_BUCKET_LOCAL;
@@ -97,7 +97,7 @@ int tm_tc_egress(struct __sk_buff *skb)
 	__u32 l3off = 0, segs;
 	__u16 ethertype = 0;
 
-	key.netns = BPF_CORE_READ(kskb, dev, nd_net.net, ns.inum);
+	key.netns = kskb->dev->nd_net.net->ns.inum;
 	if (tm_tc_l3(skb, kskb, &l3off, &ethertype)) {
 		key.bucket = TM_BUCKET_MALFORMED;
 	} else if (ethertype != TM_ETH_P_IP && ethertype != TM_ETH_P_IPV6) {
@@ -130,7 +130,7 @@ int tm_tc_ingress(struct __sk_buff *skb)
 	__u32 l3off = 0;
 	__u16 ethertype = 0;
 
-	key.netns = BPF_CORE_READ(kskb, dev, nd_net.net, ns.inum);
+	key.netns = kskb->dev->nd_net.net->ns.inum;
 	ifv = tm_iface(key.netns, key.ifindex);
 	if (ifv && (ifv->flags & TM_IFACE_XDP_RX))
 		return TM_TC_NEXT; /* XDP counted it */

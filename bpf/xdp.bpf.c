@@ -13,11 +13,13 @@
 #include "flow.bpf.h"
 #include "iface.bpf.h"
 
+/* Plain loads through BTF pointers (one instruction each), not
+ * BPF_CORE_READ's probe-read helper calls: this runs for every frame. */
 static __always_inline __u32 tm_xdp_netns(struct xdp_md *ctx)
 {
 	struct xdp_buff *x = bpf_cast_to_kern_ctx(ctx);
 
-	return BPF_CORE_READ(x, rxq, dev, nd_net.net, ns.inum);
+	return x->rxq->dev->nd_net.net->ns.inum;
 }
 
 SEC("xdp.frags")

@@ -139,14 +139,8 @@ int tm_bpf_attach(struct tm_bpf *b, const struct tm_config *c)
 	int err;
 
 	(void)c;
-	/* Lifecycle and context tracking first, so the packet hooks never
-	 * see an exec, exit or softirq they were not told about. */
-	err = add_link(b, bpf_program__attach(s->progs.tm_softirq_entry), "tp_btf/softirq_entry");
-	if (!err)
-		err = add_link(b, bpf_program__attach(s->progs.tm_softirq_exit),
-			       "tp_btf/softirq_exit");
-	if (!err)
-		err = add_link(b, bpf_program__attach(s->progs.tm_exec), "tp_btf/sched_process_exec");
+	/* Lifecycle first, so no exec or exit of an owner is missed. */
+	err = add_link(b, bpf_program__attach(s->progs.tm_exec), "tp_btf/sched_process_exec");
 	if (!err)
 		err = add_link(b, bpf_program__attach(s->progs.tm_exit),
 			       "tp_btf/sched_process_exit");
@@ -167,9 +161,6 @@ int tm_bpf_attach(struct tm_bpf *b, const struct tm_config *c)
 			       "cgroup/post_bind6");
 	if (!err)
 		err = add_link(b, bpf_program__attach(s->progs.tm_drop), "tp_btf/kfree_skb");
-	if (!err)
-		err = add_link(b, bpf_program__attach(s->progs.tm_send_length),
-			       "tp_btf/sock_send_length");
 	if (!err)
 		err = add_link(b, bpf_program__attach(s->progs.tm_recv_length),
 			       "tp_btf/sock_recv_length");

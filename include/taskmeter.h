@@ -107,6 +107,14 @@ struct tm_flow_key {
 	__u32 raddr[4];
 };
 
+/* tm_flows value: the owner and its exec generation, so the hooks that
+ * read it need no second lookup. */
+struct tm_flow_val {
+	struct tm_owner owner;
+	__u32 exec_seq;
+	__u32 pad;
+};
+
 /* Per interface the collector attached to. Key: struct tm_iface_key. */
 struct tm_iface_key {
 	__u32 netns;

@@ -448,6 +448,7 @@ static int row_seed(const struct row *r, bool set)
 	struct tm_iface_key ik = { .netns = fx.netns, .ifindex = 1 };
 	struct tm_iface_val iv = { .flags = r->iface_flags };
 	struct tm_flow_key k;
+	struct tm_flow_val v;
 	int err = 0, fd;
 
 	fd = map_fd(fx.main->maps.tm_flows);
@@ -455,8 +456,10 @@ static int row_seed(const struct row *r, bool set)
 		if (!r->seed[i].who)
 			continue;
 		flow_key(&r->seed[i], &k);
-		if (set ? bpf_map_update_elem(fd, &k, &owners[r->seed[i].who], BPF_ANY)
-			: bpf_map_delete_elem(fd, &k))
+		/* the publisher puts the owner's exec_seq next to it */
+		v = (struct tm_flow_val){ .owner = owners[r->seed[i].who],
+					  .exec_seq = r->seed[i].who == 1 && r->meta ? r->meta_exec_seq : 0 };
+		if (set ? bpf_map_update_elem(fd, &k, &v, BPF_ANY) : bpf_map_delete_elem(fd, &k))
 			err = -errno;
 	}
 	fd = map_fd(fx.main->maps.tm_ifaces);
@@ -610,7 +613,7 @@ TM_TEST(packet_xdp_protocols)
 		  .x = BUCKET(TCP, V4, B_LOCAL, 100) },
 		{ "v4 TCP, owner of the flow", XDP, { IN4(6), .sport = 40000, .dport = 80,
 		  .payload = 100 }, .seed = { FLOW4(1, 6, 40000, 80) }, .x = OWNER(TCP, V4, 100) },
-		{ "v4 TCP, owner with exec_seq 3 in tm_meta", XDP, { IN4(6), .sport = 40000,
+		{ "v4 TCP, owner published with exec_seq 3", XDP, { IN4(6), .sport = 40000,
 		  .dport = 80, .payload = 7 }, .seed = { FLOW4(1, 6, 40000, 80) }, .meta = true,
 		  .meta_exec_seq = 3, .x = { .l4 = TCP, .family = V4, .who = 1, .exec_seq = 3,
 		  .payload = 7 } },

@@ -28,6 +28,10 @@
  *   tm_traffic fork-storm ADDR PORT N SIZE         N children, one datagram each
  *   tm_traffic udp-blast ADDR PORT COUNT SIZE      COUNT datagrams, no reply expected
  *   tm_traffic udp-bind ADDR PORT MS               bind, wait MS, count what arrived
+ *   tm_traffic udp-drain ADDR PORT                 receive until killed (benchmarks)
+ *   tm_traffic swarm ADDR PORT N INTERVAL_MS       N processes, each sending a 64-byte
+ *                                                  datagram every INTERVAL_MS, until
+ *                                                  stdin closes (benchmarks)
  *
  * ADDR is numeric IPv4 or IPv6. Extra arguments after the mode's own are
  * ignored, so tests can tag processes with distinctive argv. TM_LINGER_MS in
@@ -47,6 +51,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -651,6 +657,63 @@ static int udp_bind(char **a)
 	return 0;
 }
 
+static int udp_drain(char **a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd = udp_socket(a, &ss, &len), big = 8 << 20;
+	static char buf[65536];
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	if (bind(fd, (struct sockaddr *)&ss, len))
+		die("bind");
+	printf("listening\n");
+	fflush(stdout);
+	for (;;)
+		if (recv(fd, buf, sizeof(buf), 0) < 0 && errno != EINTR)
+			die("recv");
+	return 0;
+}
+
+/* One member of a swarm: a datagram every interval, until its parent dies. */
+static void swarm_member(char **a, int interval_ms, int i)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd;
+	static char buf[64];
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	fd = udp_socket(a, &ss, &len);
+	usleep((useconds_t)(i % interval_ms) * 1000); /* spread over the interval */
+	for (;;) {
+		sendto(fd, buf, sizeof(buf), 0, (struct sockaddr *)&ss, len);
+		usleep((useconds_t)interval_ms * 1000);
+	}
+}
+
+static int swarm(char **a)
+{
+	int n = atoi(a[2]), interval_ms = atoi(a[3]);
+	char line[16];
+
+	if (interval_ms < 1)
+		interval_ms = 1000;
+	for (int i = 0; i < n; i++) {
+		pid_t c = fork();
+
+		if (c < 0)
+			die("fork");
+		if (c == 0)
+			swarm_member(a, interval_ms, i);
+	}
+	printf("ready\n");
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin))
+		;
+	return 0; /* the members die with us (PR_SET_PDEATHSIG) */
+}
+
 static int fork_storm(char **a)
 {
 	int n = atoi(a[2]);
@@ -692,7 +755,8 @@ int main(int argc, char **argv, char **envp)
 		{ "threads", 4, threads },     { "udp-multi", 5, udp_multi },
 		{ "ping", 3, ping },           { "raw-ping", 3, raw_ping },
 		{ "fork-storm", 4, fork_storm }, { "udp-blast", 4, udp_blast },
-		{ "udp-bind", 3, udp_bind },
+		{ "udp-bind", 3, udp_bind },   { "udp-drain", 2, udp_drain },
+		{ "swarm", 4, swarm },
 	};
 
 	if (argc >= 6 && strcmp(argv[1], "exec-send") == 0)
