@@ -131,13 +131,14 @@ static void iface_flags(struct tm_ifaces *s, struct tm_iface *i)
 
 /* ---- TC ---- */
 
-static int tcx_attach(struct tm_ifaces *s, struct tm_iface *i)
+/* d = 0: ingress too (no XDP here), 1: egress only */
+static int tcx_attach(struct tm_ifaces *s, struct tm_iface *i, int first)
 {
 	int progs[2] = { bpf_program__fd(s->tc->progs.tm_tc_ingress),
 			 bpf_program__fd(s->tc->progs.tm_tc_egress) };
 	int types[2] = { TM_BPF_TCX_INGRESS, TM_BPF_TCX_EGRESS };
 
-	for (int d = 0; d < 2; d++) {
+	for (int d = first; d < 2; d++) {
 		i->tcx_fd[d] = bpf_link_create(progs[d], i->ifindex, types[d], NULL);
 		if (i->tcx_fd[d] < 0) {
 			int err = -errno;
@@ -149,7 +150,7 @@ static int tcx_attach(struct tm_ifaces *s, struct tm_iface *i)
 	return 0;
 }
 
-static int clsact_attach(struct tm_ifaces *s, struct tm_iface *i)
+static int clsact_attach(struct tm_ifaces *s, struct tm_iface *i, int first)
 {
 	int progs[2] = { bpf_program__fd(s->tc->progs.tm_tc_ingress),
 			 bpf_program__fd(s->tc->progs.tm_tc_egress) };
@@ -157,7 +158,7 @@ static int clsact_attach(struct tm_ifaces *s, struct tm_iface *i)
 	int err;
 
 	err = tm_nl_clsact_ensure(i->ns->nl, i->ifindex, &i->clsact_created);
-	for (int d = 0; !err && d < 2; d++) {
+	for (int d = first; !err && d < 2; d++) {
 		err = tm_nl_filter_add(i->ns->nl, i->ifindex, d == 0, progs[d], names[d],
 				       TM_TC_PRIO, TM_TC_HANDLE);
 		i->filter[d] = !err;
@@ -182,22 +183,24 @@ static void tc_detach(struct tm_iface *i)
 	i->clsact_created = false;
 }
 
+/* TC egress always; TC ingress only where XDP does not count the ingress
+ * (XDP off or refused): running both would only add a lookup per frame. */
 static int tc_attach(struct tm_ifaces *s, struct tm_iface *i)
 {
 	enum tm_tc_attach how = s->cfg->tc_attach;
-	int err = -EOPNOTSUPP;
+	int err = -EOPNOTSUPP, first = i->xdp_mode == XDP_MODE_UNSPEC ? 0 : 1;
 
 	if (how == TM_TC_OFF)
 		return 0;
 	if (how == TM_TC_TCX || (how == TM_TC_AUTO && !s->tcx_missing)) {
-		err = tcx_attach(s, i);
+		err = tcx_attach(s, i, first);
 		if (!err || how == TM_TC_TCX)
 			goto out;
 		tc_detach(i);
 		s->tcx_missing = true; /* EINVAL: this kernel has no TCX */
 		tm_info("TCX attach refused (%s): using clsact filters\n", strerror(-err));
 	}
-	err = clsact_attach(s, i);
+	err = clsact_attach(s, i, first);
 out:
 	if (err)
 		tc_detach(i);
@@ -296,15 +299,14 @@ static int attach_in_ns(void *p)
 	struct attach_arg *a = p;
 	int err;
 
-	err = tc_attach(a->s, a->i);
-	if (err) {
-		tm_warn("%s: TC attach failed: %s (egress not counted here)\n", a->i->name,
-			strerror(-err));
-	}
 	err = xdp_attach(a->s, a->i);
 	if (err)
 		tm_warn("%s: XDP attach failed: %s (TC ingress counts instead)\n", a->i->name,
 			strerror(-err));
+	err = tc_attach(a->s, a->i);
+	if (err)
+		tm_warn("%s: TC attach failed: %s (%s not counted here)\n", a->i->name,
+			strerror(-err), a->i->xdp_mode ? "egress" : "egress and ingress");
 	return 0;
 }
 
@@ -319,7 +321,7 @@ static int detach_in_ns(void *p)
 
 static const char *tc_mode_name(const struct tm_iface *i)
 {
-	return i->tcx_fd[1] >= 0 ? "tcx" : i->filter[1] ? "clsact" : "off";
+	return i->tcx_fd[1] >= 0 ? "tcx" : i->filter[1] ? "clsact" : "off"; /* of egress */
 }
 
 static void iface_add(struct tm_ifaces *s, struct tm_netns *ns, const struct tm_link *l)

@@ -117,7 +117,12 @@ def test_topology_reconciles_native_xdp_clsact():
     reconcile(["--set", "xdp_mode=native", "--set", "tc_attach=clsact"])
 
 
-def reconcile(extra):
+def test_topology_reconciles_tc_only():
+    """No XDP: TC ingress counts the receive side."""
+    reconcile(["--set", "xdp_mode=off"], rx_layer="TC")
+
+
+def reconcile(extra, rx_layer="XDP"):
     with Env(start=False) as env:
         topo = Topology(env)
         env.start_daemon(extra=topo.daemon_args() + extra)
@@ -145,26 +150,26 @@ def reconcile(extra):
         c = records_of_pid(frames, cli["pid"])[0]
         check_eq(if_payload(c, "vc0", "EGRESS", "TC", "TCP"), cli["sent"] + cli["retrans"],
                  "client TCP payload leaving vc0")
-        check_eq(if_payload(c, "vc0", "INGRESS", "XDP", "TCP"),
+        check_eq(if_payload(c, "vc0", "INGRESS", rx_layer, "TCP"),
                  cli["received"] + srv_rep["retrans"], "client TCP payload arriving on vc0")
         s = records_of_pid(frames, srv_rep["pid"])[0]
-        check_eq(if_payload(s, "vs0", "INGRESS", "XDP", "TCP"), cli["sent"] + cli["retrans"],
+        check_eq(if_payload(s, "vs0", "INGRESS", rx_layer, "TCP"), cli["sent"] + cli["retrans"],
                  "server TCP payload arriving on vs0")
         c6 = records_of_pid(frames, cli6["pid"])[0]
         check_eq(if_payload(c6, "vc0", "EGRESS", "TC", "UDP"), 20 * 900, "IPv6 UDP leaving vc0")
 
         # the router forwards both flows: its forwarded bucket has them all
         fwd = bucket(frames, "FORWARDED")
-        check_eq(if_payload(fwd, "vr0", "INGRESS", "XDP", "TCP"), cli["sent"] + cli["retrans"],
+        check_eq(if_payload(fwd, "vr0", "INGRESS", rx_layer, "TCP"), cli["sent"] + cli["retrans"],
                  "forwarded TCP payload into vr0")
         check_eq(if_payload(fwd, "vr1", "EGRESS", "TC", "TCP"), cli["sent"] + cli["retrans"],
                  "forwarded TCP payload out of vr1")
-        check_eq(if_payload(fwd, "vr1", "INGRESS", "XDP", "UDP"), 20 * 900,
+        check_eq(if_payload(fwd, "vr1", "INGRESS", rx_layer, "UDP"), 20 * 900,
                  "forwarded IPv6 UDP echo payload into vr1")
 
         # a closed port: received by the host, owned by nobody
         local = bucket(frames, "LOCAL_NO_OWNER")
-        check_eq(if_payload(local, "vs0", "INGRESS", "XDP", "UDP"), closed["sent"],
+        check_eq(if_payload(local, "vs0", "INGRESS", rx_layer, "UDP"), closed["sent"],
                  "UDP payload to a closed port")
 
 
@@ -229,7 +234,8 @@ def test_hotplug():
         sh("ip", "link", "add", "hc0", "netns", c, "type", "veth", "peer", "name", "hs0",
            "netns", s)
         added = time.time()
-        wait_for(lambda: link_fds(env.daemon.pid) == base + 4, "TCX links on both ends")
+        # TC egress on both ends (XDP counts their ingress)
+        wait_for(lambda: link_fds(env.daemon.pid) == base + 2, "TCX links on both ends")
         print(f"attached {time.time() - added:.3f} s after the link appeared")
         Topology.addr(c, "hc0", "10.9.0.1/24", "fd09::1/64")
         Topology.addr(s, "hs0", "10.9.0.2/24", "fd09::2/64")

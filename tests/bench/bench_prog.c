@@ -1,0 +1,900 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Per-packet cost of the packet programs (tm_xdp, tm_tc_*, tm_cgskb_*): what
+ * each adds over an empty program of its type (tests/bpf/empty.bpf.c), both
+ * run on the same hand-built frame through BPF_PROG_TEST_RUN with a large
+ * repeat count. Program and baseline alternate, round after round, and the
+ * medians are quoted, so that a slow patch of the machine hits both.
+ *
+ * As tests/packet does: the real objects, the solo XDP/TC objects sharing the
+ * main object's maps by fd, a network namespace of our own (test runs happen
+ * on its loopback device, and bpf_fib_lookup sees nothing of the host).
+ *
+ * "owner found" seeds tm_flows with the frame's flow and the owner's exec_seq
+ * (in the flow's value, and in tm_meta where older objects look it up); "not found" leaves tm_flows without it, so the program
+ * takes the bucket path with its fallback lookups and bpf_fib_lookup. TC
+ * egress and cgroup_skb take the owner from the socket's storage, and a test
+ * run's skb carries a dummy socket without any: for them only the no-owner
+ * path can be measured here.
+ *
+ * Every timed configuration is checked afterwards: the counter key its path
+ * ends in must have grown by exactly repeat * rounds packets and the
+ * matching bytes, so an early exit cannot pass for a cheap program.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/bpf.h>
+#include <linux/types.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "taskmeter.h"
+#include "taskmeter.skel.h"
+#include "taskmeter_tc.skel.h"
+#include "taskmeter_xdp.skel.h"
+
+#include "pkt.h"
+
+#define DEF_EMPTY_OBJ "build/tests/empty.bpf.o"
+#define DEF_REPEAT 1000000u
+#define DEF_ROUNDS 5
+#define MAX_ROUNDS 21
+#define CAL_REPEAT 20000u  /* calibration and warm-up run of each program */
+#define BUDGET_S 120.0
+#define ETH_LEN 14
+#define EXEC_SEQ 7         /* tm_meta's exec_seq of the seeded owner */
+
+enum obj { OBJ_MAIN, OBJ_XDP, OBJ_TC, OBJ_EMPTY, OBJ_MAX };
+
+enum owner { OWN_FOUND, OWN_NONE, OWN_NA };
+
+static const char *const owner_text[] = { "found", "not found", "n/a (no socket in test runs)" };
+static const char *const owner_token[] = { "found", "not_found", "n/a" };
+
+enum hook { H_XDP, H_TC_IN, H_TC_EG, H_CG_EG, H_CG_IN, H_MAX };
+
+struct hook_info {
+	const char *name;       /* prog=... in the output */
+	const char *prog;       /* the program under test */
+	const char *empty;      /* its baseline in the empty object */
+	enum obj obj;
+	__u8 dir;               /* enum tm_dir */
+	__u8 layer;             /* enum tm_layer; CGROUP_SKB counts into tm_counters */
+	bool by_flow;           /* owner from tm_flows: both paths measurable */
+	__u32 retval;           /* what both programs return */
+	unsigned int target_ns; /* added cost allowed, owner found */
+};
+
+static const struct hook_info hooks[H_MAX] = {
+	[H_XDP] = { "xdp", "tm_xdp", "empty_xdp", OBJ_XDP, TM_DIR_INGRESS, TM_LAYER_XDP, true,
+		    XDP_PASS, 25 },
+	[H_TC_IN] = { "tc_ingress", "tm_tc_ingress", "empty_tc", OBJ_TC, TM_DIR_INGRESS,
+		      TM_LAYER_TC, true, (__u32)-1, 25 },
+	[H_TC_EG] = { "tc_egress", "tm_tc_egress", "empty_tc", OBJ_TC, TM_DIR_EGRESS,
+		      TM_LAYER_TC, false, (__u32)-1, 25 },
+	[H_CG_EG] = { "cgskb_egress", "tm_cgskb_egress", "empty_cgskb_egress", OBJ_MAIN,
+		      TM_DIR_EGRESS, TM_LAYER_CGROUP_SKB, false, 1, 40 },
+	[H_CG_IN] = { "cgskb_ingress", "tm_cgskb_ingress", "empty_cgskb_ingress", OBJ_MAIN,
+		      TM_DIR_INGRESS, TM_LAYER_CGROUP_SKB, false, 1, 40 },
+};
+
+/* One measured configuration and what it gave. */
+struct config {
+	enum hook hook;
+	unsigned int size;      /* nominal frame size */
+	int family;             /* 4 or 6 */
+	__u8 proto;             /* 6 or 17 */
+	enum owner owner;
+	unsigned int frame_len; /* what was built (IPv6 TCP: at least 74) */
+	unsigned int seen_len;  /* what the program sees (cgroup_skb: no Ethernet) */
+	double cal_ns;          /* calibration: program + baseline, ns per run */
+	__u32 prog_ns[MAX_ROUNDS], empty_ns[MAX_ROUNDS];
+	__u64 counted;          /* packets the expected key grew by */
+	bool verified;
+};
+
+static struct {
+	const char *path[OBJ_MAX];   /* NULL: the skeleton's embedded object */
+	struct bpf_object *obj[OBJ_MAX];
+	__u32 netns;
+	int ncpus;
+	__u32 repeat;
+	int rounds;
+	int cpu;
+	bool json;
+	bool forwarding;
+	bool no_verify;               /* variants that do not count (experiments) */
+	unsigned int only;           /* bit per enum hook; 0: all */
+	unsigned int size;           /* filters; 0: all */
+	int family, proto;
+} bench = {
+	.path = { [OBJ_EMPTY] = DEF_EMPTY_OBJ },
+	.repeat = DEF_REPEAT,
+	.rounds = DEF_ROUNDS,
+};
+
+static const struct tm_owner owner = { .tgid = 4242, .start_ns = 1111111 };
+
+#define PEER4 "192.0.2.7"
+#define LOCAL4 "127.0.0.1"
+#define PEER6 "2001:db8::7"
+#define LOCAL6 "::1"
+#define PEER_PORT 40000
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	/* one level lower than libbpf's own: its warnings are our info */
+	enum tm_log_level l = level == LIBBPF_WARN ? TM_LOG_INFO : TM_LOG_DEBUG;
+	char msg[1024];
+
+	if (l > tm_log_level)
+		return 0;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	tm_log(l, "%s", msg);
+	return 0;
+}
+
+/* ---- set-up: CPU, network namespace, objects ---- */
+
+static int pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
+}
+
+static int sysctl_set(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* A netns of our own with lo up; forwarding in it only if asked. */
+static int enter_netns(bool forwarding)
+{
+	struct ifreq ifr = { 0 };
+	struct stat st = { 0 };
+	int fd, err = 0;
+
+	if (unshare(CLONE_NEWNET))
+		return -errno;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		err = -errno;
+	ifr.ifr_flags |= IFF_UP;
+	if (!err && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		err = -errno;
+	close(fd);
+	if (!err && stat("/proc/self/ns/net", &st))
+		err = -errno;
+	bench.netns = (__u32)st.st_ino;
+	if (!err && forwarding)
+		err = sysctl_set("/proc/sys/net/ipv4/ip_forward", "1");
+	if (!err && forwarding)
+		err = sysctl_set("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+	return err;
+}
+
+static struct bpf_object *open_obj(enum obj which)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, o);
+	const void *elf;
+	size_t sz;
+
+	if (bench.path[which])
+		return bpf_object__open_file(bench.path[which], NULL);
+	switch (which) {
+	case OBJ_MAIN:
+		elf = taskmeter_bpf__elf_bytes(&sz);
+		o.object_name = "taskmeter_bpf";
+		break;
+	case OBJ_XDP:
+		elf = taskmeter_xdp__elf_bytes(&sz);
+		o.object_name = "taskmeter_xdp";
+		break;
+	default:
+		elf = taskmeter_tc__elf_bytes(&sz);
+		o.object_name = "taskmeter_tc";
+		break;
+	}
+	return bpf_object__open_mem(elf, sz, &o);
+}
+
+/* As collector/ifaces.c does: the solo objects use the main object's maps. */
+static int reuse_maps(struct bpf_object *obj, struct bpf_object *main)
+{
+	struct bpf_map *m, *mm;
+	int err;
+
+	bpf_object__for_each_map(m, obj) {
+		if (bpf_map__is_internal(m))
+			continue;
+		mm = bpf_object__find_map_by_name(main, bpf_map__name(m));
+		if (!mm)
+			return -ENOENT;
+		err = bpf_map__reuse_fd(m, bpf_map__fd(mm));
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static const char *obj_name(enum obj which)
+{
+	static const char *const names[] = { "main (taskmeter_bpf)", "xdp (taskmeter_xdp)",
+					     "tc (taskmeter_tc)", "empty" };
+
+	return bench.path[which] ? bench.path[which] : names[which];
+}
+
+static int load_objs(void)
+{
+	int err;
+
+	for (int i = 0; i < OBJ_MAX; i++) {
+		bench.obj[i] = open_obj(i);
+		if (!bench.obj[i]) {
+			err = -errno;
+			tm_err("cannot open %s: %s\n", obj_name(i), strerror(-err));
+			return err;
+		}
+		err = i == OBJ_XDP || i == OBJ_TC ? reuse_maps(bench.obj[i], bench.obj[OBJ_MAIN])
+						  : 0;
+		if (!err)
+			err = bpf_object__load(bench.obj[i]);
+		if (err) {
+			tm_err("cannot load %s: %s\n", obj_name(i), strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void close_objs(void)
+{
+	for (int i = OBJ_MAX - 1; i >= 0; i--)
+		bpf_object__close(bench.obj[i]);
+}
+
+static int prog_fd(enum obj which, const char *name)
+{
+	struct bpf_program *p = bpf_object__find_program_by_name(bench.obj[which], name);
+
+	if (!p) {
+		tm_err("no program %s in %s\n", name, obj_name(which));
+		return -ENOENT;
+	}
+	return bpf_program__fd(p);
+}
+
+static int map_fd(const char *name)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(bench.obj[OBJ_MAIN], name);
+
+	return m ? bpf_map__fd(m) : -ENOENT;
+}
+
+/* tm_meta[owner]: exec_seq EXEC_SEQ, metadata already asked for. */
+static int seed_meta(void)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(bench.obj[OBJ_MAIN], "tm_meta");
+	__u32 vsz = m ? bpf_map__value_size(m) : 0, tail[2] = { EXEC_SEQ, 2 /* DONE */ };
+	__u8 val[64] = { 0 };
+
+	if (!m)
+		return 0; /* the flows carry exec_seq themselves */
+	if (vsz > sizeof(val) || vsz < sizeof(tail))
+		return -E2BIG;
+	/* struct tm_meta_slot: the task_work slot, then exec_seq and state */
+	memcpy(val + vsz - sizeof(tail), tail, sizeof(tail));
+	return bpf_map_update_elem(bpf_map__fd(m), &owner, val, BPF_ANY) ? -errno : 0;
+}
+
+/* ---- frames, flows and counter keys of a configuration ---- */
+
+static bool cfg_egress(const struct config *c)
+{
+	return hooks[c->hook].dir == TM_DIR_EGRESS;
+}
+
+static const char *proto_name(const struct config *c)
+{
+	return c->proto == 6 ? "tcp" : "udp";
+}
+
+static __u16 local_port(const struct config *c)
+{
+	return c->proto == 6 ? 443 : 53;
+}
+
+static void cfg_frame(const struct config *c, struct pkt *p)
+{
+	const char *local = c->family == 4 ? LOCAL4 : LOCAL6, *peer = c->family == 4 ? PEER4 : PEER6;
+	const char *src = cfg_egress(c) ? local : peer, *dst = cfg_egress(c) ? peer : local;
+	__u16 sport = cfg_egress(c) ? local_port(c) : PEER_PORT;
+	__u16 dport = cfg_egress(c) ? PEER_PORT : local_port(c);
+	size_t hdrs = ETH_LEN + (c->family == 4 ? 20 : 40) + (c->proto == 6 ? 20 : 8);
+	size_t payload = c->size > hdrs ? c->size - hdrs : 0;
+
+	memset(p, 0, sizeof(*p));
+	pkt_eth(p, c->family == 4 ? PKT_ETH_IP : PKT_ETH_IPV6);
+	if (c->family == 4)
+		pkt_ipv4(p, src, dst, c->proto, 0, 5);
+	else
+		pkt_ipv6(p, src, dst, c->proto);
+	if (c->proto == 6)
+		pkt_tcp(p, sport, dport, 5, payload);
+	else
+		pkt_udp(p, sport, dport, payload);
+	pkt_finish(p);
+}
+
+/* The connected flow of an ingress frame, as the socket hooks publish it. */
+static void cfg_flow(const struct config *c, struct tm_flow_key *k)
+{
+	int af = c->family == 4 ? AF_INET : AF_INET6;
+
+	memset(k, 0, sizeof(*k));
+	k->netns = bench.netns;
+	k->family = c->family == 4 ? TM_FAMILY_IPV4 : TM_FAMILY_IPV6;
+	k->proto = c->proto;
+	k->lport = htons(local_port(c));
+	k->rport = htons(PEER_PORT);
+	pkt_addr(af, c->family == 4 ? LOCAL4 : LOCAL6, k->laddr);
+	pkt_addr(af, c->family == 4 ? PEER4 : PEER6, k->raddr);
+}
+
+/* tm_flows' value: the owner, and (where the value has room for it, struct
+ * tm_flow_val) its exec_seq; older objects keep that in tm_meta alone. */
+static int cfg_seed(const struct config *c, bool set)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(bench.obj[OBJ_MAIN], "tm_flows");
+	__u32 vsz = m ? bpf_map__value_size(m) : 0, seq = EXEC_SEQ;
+	__u8 val[64] = { 0 };
+	struct tm_flow_key k;
+	int err;
+
+	if (c->owner != OWN_FOUND)
+		return 0;
+	if (vsz < sizeof(owner) || vsz > sizeof(val))
+		return -EINVAL;
+	memcpy(val, &owner, sizeof(owner));
+	if (vsz >= sizeof(owner) + sizeof(seq))
+		memcpy(val + sizeof(owner), &seq, sizeof(seq));
+	cfg_flow(c, &k);
+	err = set ? bpf_map_update_elem(bpf_map__fd(m), &k, val, BPF_ANY)
+		  : bpf_map_delete_elem(bpf_map__fd(m), &k);
+	return err ? -errno : 0;
+}
+
+/* The counter this configuration's path must end in: its map and key. */
+static int cfg_key(const struct config *c, void *key, size_t *ksz)
+{
+	const struct hook_info *h = &hooks[c->hook];
+	__u8 l4 = c->proto == 6 ? TM_L4_TCP : TM_L4_UDP;
+	__u8 fam = c->family == 4 ? TM_FAMILY_IPV4 : TM_FAMILY_IPV6;
+	bool found = c->owner == OWN_FOUND;
+
+	if (h->layer == TM_LAYER_CGROUP_SKB) {
+		struct tm_counter_key k = { .dir = h->dir, .l4 = l4, .family = fam };
+
+		memcpy(key, &k, sizeof(k));
+		*ksz = sizeof(k);
+		return map_fd("tm_counters");
+	}
+	struct tm_if_key k = {
+		.owner = found ? owner : (struct tm_owner){ 0 }, .exec_seq = found ? EXEC_SEQ : 0,
+		.ifindex = 1, .netns = bench.netns, .dir = h->dir, .l4 = l4, .family = fam,
+		.layer = h->layer, .bucket = found ? TM_BUCKET_OWNER : TM_BUCKET_LOCAL,
+	};
+
+	memcpy(key, &k, sizeof(k));
+	*ksz = sizeof(k);
+	return map_fd("tm_if_counters");
+}
+
+/* The configuration's counter, summed over CPUs; zero if it does not exist. */
+static int cfg_counter(const struct config *c, struct tm_counter_val *sum)
+{
+	struct tm_counter_val *percpu = calloc(bench.ncpus, sizeof(*percpu));
+	__u8 key[sizeof(struct tm_if_key)];
+	int fd, err = 0;
+	size_t ksz;
+
+	memset(sum, 0, sizeof(*sum));
+	if (!percpu)
+		return -ENOMEM;
+	fd = cfg_key(c, key, &ksz);
+	if (fd < 0)
+		err = fd;
+	else if (bpf_map_lookup_elem(fd, key, percpu))
+		err = errno == ENOENT ? 0 : -errno;
+	for (int i = 0; !err && i < bench.ncpus; i++) {
+		sum->packets += percpu[i].packets;
+		sum->bytes += percpu[i].bytes;
+	}
+	free(percpu);
+	return err;
+}
+
+/* ---- running ---- */
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* One test run of repeat runs: the kernel's average ns per run. Not the
+ * wall clock: an XDP test run swaps the XDP dispatcher's program in and
+ * waits for RCU, milliseconds that have nothing to do with the program. */
+static int test_run(int fd, const struct pkt *p, __u32 repeat, __u32 want, __u32 *ns)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p->d, .data_size_in = (__u32)p->len,
+		    .repeat = repeat);
+
+	if (bpf_prog_test_run_opts(fd, &o))
+		return -errno;
+	*ns = o.duration;
+	if (o.retval != want) {
+		tm_err("test run returned %d, expected %d\n", (int)o.retval, (int)want);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+struct fds {
+	int prog, empty;
+};
+
+static int cfg_fds(const struct config *c, struct fds *f)
+{
+	const struct hook_info *h = &hooks[c->hook];
+
+	f->prog = prog_fd(h->obj, h->prog);
+	f->empty = prog_fd(OBJ_EMPTY, h->empty);
+	return f->prog < 0 ? f->prog : f->empty < 0 ? f->empty : 0;
+}
+
+/* Warm-up and calibration: creates the counter key (the steady state) and
+ * tells how long the timed runs will take. */
+static int cfg_calibrate(struct config *c)
+{
+	__u32 want = hooks[c->hook].retval, pns = 0, ens = 0;
+	struct fds f;
+	struct pkt p;
+	int err;
+
+	cfg_frame(c, &p);
+	err = cfg_fds(c, &f);
+	if (!err)
+		err = cfg_seed(c, true);
+	if (!err)
+		err = test_run(f.prog, &p, CAL_REPEAT, want, &pns);
+	if (!err)
+		err = test_run(f.empty, &p, CAL_REPEAT, want, &ens);
+	if (!err)
+		err = cfg_seed(c, false);
+	c->cal_ns = (double)pns + ens;
+	return err;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Medians over the rounds: of the program, of the baseline, and of the
+ * difference of the two within each round. */
+static double med_prog(const struct config *c)
+{
+	double v[MAX_ROUNDS];
+
+	for (int i = 0; i < bench.rounds; i++)
+		v[i] = c->prog_ns[i];
+	return median(v, bench.rounds);
+}
+
+static double med_empty(const struct config *c)
+{
+	double v[MAX_ROUNDS];
+
+	for (int i = 0; i < bench.rounds; i++)
+		v[i] = c->empty_ns[i];
+	return median(v, bench.rounds);
+}
+
+static double added(const struct config *c)
+{
+	double v[MAX_ROUNDS];
+
+	for (int i = 0; i < bench.rounds; i++)
+		v[i] = (double)c->prog_ns[i] - c->empty_ns[i];
+	return median(v, bench.rounds);
+}
+
+/* Did every timed run take the path the configuration names? */
+static int cfg_verify(struct config *c, const struct tm_counter_val *before)
+{
+	__u64 runs = (__u64)bench.repeat * bench.rounds;
+	struct tm_counter_val after;
+	int err = cfg_counter(c, &after);
+
+	if (err)
+		return err;
+	c->counted = after.packets - before->packets;
+	c->verified = c->counted == runs &&
+		      after.bytes - before->bytes == runs * c->seen_len;
+	if (!c->verified)
+		tm_err("%s size %u ipv%d %s owner %s: the expected counter grew by %llu packets, "
+		       "%llu bytes; want %llu packets of %u bytes\n", hooks[c->hook].name, c->size,
+		       c->family, proto_name(c), owner_token[c->owner],
+		       (unsigned long long)c->counted,
+		       (unsigned long long)(after.bytes - before->bytes), (unsigned long long)runs,
+		       c->seen_len);
+	return c->verified ? 0 : -EPROTO;
+}
+
+static int cfg_measure(struct config *c)
+{
+	__u32 want = hooks[c->hook].retval;
+	struct tm_counter_val before;
+	struct fds f;
+	struct pkt p;
+	int err;
+
+	cfg_frame(c, &p);
+	err = cfg_fds(c, &f);
+	if (!err)
+		err = cfg_seed(c, true);
+	if (!err)
+		err = test_run(f.prog, &p, CAL_REPEAT, want, &c->prog_ns[0]);
+	if (!err)
+		err = cfg_counter(c, &before);
+	for (int i = 0; !err && i < bench.rounds; i++) {
+		err = test_run(f.empty, &p, bench.repeat, want, &c->empty_ns[i]);
+		if (!err)
+			err = test_run(f.prog, &p, bench.repeat, want, &c->prog_ns[i]);
+	}
+	if (!err && !bench.no_verify)
+		err = cfg_verify(c, &before);
+	if (cfg_seed(c, false) && !err)
+		err = -EIO;
+	return err;
+}
+
+/* ---- the configurations ---- */
+
+static const unsigned int sizes[] = { 64, 1500 };
+
+static bool wanted(unsigned int size, int family, int proto)
+{
+	return (!bench.size || bench.size == size) && (!bench.family || bench.family == family) &&
+	       (!bench.proto || bench.proto == proto);
+}
+
+static size_t make_configs(struct config *cfg, size_t max)
+{
+	size_t n = 0;
+
+	for (int h = 0; h < H_MAX; h++) {
+		if (bench.only && !(bench.only & (1u << h)))
+			continue;
+		for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++)
+			for (int fam = 4; fam <= 6; fam += 2)
+				for (int pr = 0; pr < 2; pr++)
+					for (int o = 0; o < 2 && n < max; o++) {
+						struct config *c = &cfg[n];
+						struct pkt p;
+
+						if (!hooks[h].by_flow && o)
+							break;
+						if (!wanted(sizes[s], fam, pr ? 17 : 6))
+							continue;
+						memset(c, 0, sizeof(*c));
+						c->hook = h;
+						c->size = sizes[s];
+						c->family = fam;
+						c->proto = pr ? 17 : 6;
+						c->owner = hooks[h].by_flow ? (enum owner)o : OWN_NA;
+						cfg_frame(c, &p);
+						c->frame_len = (unsigned int)p.len;
+						c->seen_len = c->frame_len -
+							(hooks[h].layer == TM_LAYER_CGROUP_SKB ? ETH_LEN : 0);
+						n++;
+					}
+	}
+	return n;
+}
+
+/* ---- output ---- */
+
+static void print_line(const struct config *c)
+{
+	printf("prog=%s size=%u frame_len=%u family=ipv%d proto=%s owner=%s fwd=%s "
+	       "added_ns=%.1f prog_ns=%.1f empty_ns=%.1f counted=%llu verified=%s\n",
+	       hooks[c->hook].name, c->size, c->frame_len, c->family, proto_name(c),
+	       owner_token[c->owner], bench.forwarding ? "on" : "off", added(c), med_prog(c),
+	       med_empty(c), (unsigned long long)c->counted, c->verified ? "yes" : "no");
+}
+
+static void print_json(const struct config *cfg, size_t n)
+{
+	printf("[\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct config *c = &cfg[i];
+
+		printf("  {\"prog\": \"%s\", \"program\": \"%s\", \"size\": %u, \"frame_len\": %u, "
+		       "\"seen_len\": %u, \"family\": \"ipv%d\", \"proto\": \"%s\", "
+		       "\"owner\": \"%s\", \"forwarding\": %s, \"added_ns\": %.1f, "
+		       "\"prog_ns\": %.1f, \"empty_ns\": %.1f, \"target_ns\": %u, \"repeat\": %u, "
+		       "\"rounds\": %d, \"counted\": %llu, \"verified\": %s}%s\n",
+		       hooks[c->hook].name, hooks[c->hook].prog, c->size, c->frame_len, c->seen_len,
+		       c->family, proto_name(c), owner_text[c->owner],
+		       bench.forwarding ? "true" : "false", added(c), med_prog(c), med_empty(c),
+		       hooks[c->hook].target_ns, bench.repeat, bench.rounds,
+		       (unsigned long long)c->counted, c->verified ? "true" : "false",
+		       i + 1 < n ? "," : "");
+	}
+	printf("]\n");
+}
+
+/* Against the target: only the common case (owner found) is held to it. */
+static const char *verdict(const struct config *c)
+{
+	bool within = added(c) <= hooks[c->hook].target_ns;
+
+	if (c->owner == OWN_FOUND)
+		return within ? "ok" : "OVER";
+	return within ? "(within)" : "(over)";
+}
+
+static void print_table(const struct config *cfg, size_t n)
+{
+	printf("\n%-13s %5s %5s %-4s %-5s %-29s %7s %7s %7s %6s  %s\n", "program", "size",
+	       "frame", "fam", "proto", "owner", "added", "prog", "empty", "target", "verdict");
+	for (size_t i = 0; i < n; i++) {
+		const struct config *c = &cfg[i];
+
+		printf("%-13s %5u %5u v%-3d %-5s %-29s %7.1f %7.1f %7.1f %6u  %s\n",
+		       hooks[c->hook].name, c->size, c->frame_len, c->family, proto_name(c),
+		       owner_text[c->owner], added(c), med_prog(c), med_empty(c),
+		       hooks[c->hook].target_ns, verdict(c));
+	}
+	printf("ns per packet as the kernel times test runs, medians of %d rounds of %u runs;\n"
+	       "added: program - empty program of its type, in the same round. Targets hold for\n"
+	       "owner found. TC egress and cgroup_skb take the owner from socket storage, which a\n"
+	       "test run's socket lacks: their owner-found cost comes from the integration\n"
+	       "benchmark (kernel bpf_stats). cgroup_skb sees the frame without Ethernet.\n",
+	       bench.rounds, bench.repeat);
+}
+
+static void print_env(FILE *f)
+{
+	struct utsname u = { 0 };
+	char stats[8] = "?";
+	int fd = open("/proc/sys/kernel/bpf_stats_enabled", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		ssize_t r = read(fd, stats, sizeof(stats) - 1);
+
+		stats[r > 0 ? r : 0] = 0;
+		stats[strcspn(stats, "\n")] = 0;
+		close(fd);
+	}
+	uname(&u);
+	fprintf(f, "# bench_prog: kernel %s, cpu %d, repeat %u, rounds %d, forwarding %s, "
+		"bpf_stats_enabled %s\n", u.release, bench.cpu, bench.repeat, bench.rounds,
+		bench.forwarding ? "on" : "off", stats);
+}
+
+/* ---- main ---- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bench_prog [OPTIONS] [EMPTY_OBJ]\n"
+		"Added ns/packet of taskmeter's packet programs over empty ones, through\n"
+		"BPF_PROG_TEST_RUN in a private network namespace. Needs root.\n"
+		"\n"
+		"  EMPTY_OBJ            baselines (default " DEF_EMPTY_OBJ ")\n"
+		"  --json               one JSON array on stdout instead of lines and a table\n"
+		"  -r, --repeat N       runs per test run (default 1000000)\n"
+		"  -k, --rounds N       program/baseline alternations (default 5, odd, <= 21)\n"
+		"  --only LIST          xdp,tc_ingress,tc_egress,cgskb_egress,cgskb_ingress\n"
+		"  --size N, --family 4|6, --proto tcp|udp   only these frames\n"
+		"  --forwarding         enable forwarding in the private netns: the no-owner\n"
+		"                       path's bpf_fib_lookup then does a full route lookup\n"
+		"  --no-verify          do not check the counters (variants that do not count)\n"
+		"  --cpu N              CPU to run on (default 0)\n"
+		"  --main-obj FILE      a linked main object instead of the built-in skeleton\n"
+		"  --xdp-obj FILE       an XDP object instead of the built-in skeleton\n"
+		"  --tc-obj FILE        a TC object instead of the built-in skeleton\n"
+		"  -v, --verbose        libbpf's messages too\n");
+}
+
+static int parse_only(const char *list)
+{
+	char buf[256], *save = NULL, *tok;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int h;
+
+		for (h = 0; h < H_MAX && strcmp(tok, hooks[h].name); h++)
+			;
+		if (h == H_MAX)
+			return -EINVAL;
+		bench.only |= 1u << h;
+	}
+	return 0;
+}
+
+static int parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },  { "repeat", required_argument, NULL, 'r' },
+		{ "rounds", required_argument, NULL, 'k' }, { "only", required_argument, NULL, 'o' },
+		{ "forwarding", no_argument, NULL, 'f' },
+		{ "no-verify", no_argument, NULL, 'n' }, { "cpu", required_argument, NULL, 'c' },
+		{ "main-obj", required_argument, NULL, 'M' },
+		{ "xdp-obj", required_argument, NULL, 'X' },
+		{ "tc-obj", required_argument, NULL, 'T' }, { "verbose", no_argument, NULL, 'v' },
+		{ "size", required_argument, NULL, 'S' }, { "family", required_argument, NULL, 'F' },
+		{ "proto", required_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "r:k:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': bench.json = true; break;
+		case 'r': bench.repeat = (__u32)strtoul(optarg, NULL, 0); break;
+		case 'k': bench.rounds = atoi(optarg); break;
+		case 'o': if (parse_only(optarg)) return -EINVAL; break;
+		case 'f': bench.forwarding = true; break;
+		case 'n': bench.no_verify = true; break;
+		case 'c': bench.cpu = atoi(optarg); break;
+		case 'M': bench.path[OBJ_MAIN] = optarg; break;
+		case 'X': bench.path[OBJ_XDP] = optarg; break;
+		case 'T': bench.path[OBJ_TC] = optarg; break;
+		case 'S': bench.size = (unsigned int)atoi(optarg); break;
+		case 'F': bench.family = atoi(optarg); break;
+		case 'P': bench.proto = !strcmp(optarg, "tcp") ? 6 : !strcmp(optarg, "udp") ? 17 : -1;
+			break;
+		case 'v': tm_log_level = TM_LOG_DEBUG; break;
+		case 'h': usage(stdout); exit(0);
+		default: return -EINVAL;
+		}
+	}
+	if (optind < argc)
+		bench.path[OBJ_EMPTY] = argv[optind++];
+	if (bench.proto < 0 || (bench.family && bench.family != 4 && bench.family != 6))
+		return -EINVAL;
+	if (optind < argc || !bench.repeat || bench.rounds < 1 || bench.rounds > MAX_ROUNDS ||
+	    bench.rounds % 2 == 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int setup(void)
+{
+	int err;
+
+	bench.ncpus = libbpf_num_possible_cpus();
+	if (bench.ncpus < 0)
+		return bench.ncpus;
+	err = pin_cpu(bench.cpu);
+	if (err) {
+		tm_err("cannot pin to CPU %d: %s\n", bench.cpu, strerror(-err));
+		return err;
+	}
+	err = enter_netns(bench.forwarding);
+	if (err) {
+		tm_err("cannot set up a network namespace: %s\n", strerror(-err));
+		return err;
+	}
+	err = load_objs();
+	if (!err && (err = seed_meta()))
+		tm_err("cannot seed tm_meta: %s\n", strerror(-err));
+	return err;
+}
+
+static int run_all(struct config *cfg, size_t n)
+{
+	double est = 0, t0;
+	int err = 0;
+
+	for (size_t i = 0; i < n && !err; i++) {
+		err = cfg_calibrate(&cfg[i]);
+		est += cfg[i].cal_ns * bench.repeat * bench.rounds / 1e9;
+	}
+	if (err) {
+		tm_err("calibration run failed: %s\n", strerror(-err));
+		return err;
+	}
+	fprintf(stderr, "# %zu configurations x %d rounds x 2 programs x %u runs: about %.0f s\n",
+		n, bench.rounds, bench.repeat, est);
+	if (est > BUDGET_S)
+		tm_warn("over the %.0f s budget: narrow it with --only\n", BUDGET_S);
+	t0 = now_ns();
+	for (size_t i = 0; i < n && !err; i++) {
+		err = cfg_measure(&cfg[i]);
+		if (err)
+			tm_err("%s size %u ipv%d %s owner %s: %s\n", hooks[cfg[i].hook].name,
+			       cfg[i].size, cfg[i].family, proto_name(&cfg[i]),
+			       owner_token[cfg[i].owner], strerror(-err));
+		else if (!bench.json)
+			print_line(&cfg[i]);
+		fflush(stdout);
+	}
+	fprintf(stderr, "# measured in %.1f s\n", (now_ns() - t0) / 1e9);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg[64];
+	size_t n;
+	int err;
+
+	if (parse_args(argc, argv)) {
+		usage(stderr);
+		return 2;
+	}
+	libbpf_set_print(libbpf_print);
+	if (bench.repeat < DEF_REPEAT)
+		tm_warn("repeat %u is under %u: not a valid measurement\n", bench.repeat,
+			DEF_REPEAT);
+	n = make_configs(cfg, sizeof(cfg) / sizeof(cfg[0]));
+	err = setup();
+	if (!err) {
+		print_env(bench.json ? stderr : stdout);
+		err = run_all(cfg, n);
+	}
+	if (!err && bench.json)
+		print_json(cfg, n);
+	else if (!err)
+		print_table(cfg, n);
+	close_objs();
+	return err ? 1 : 0;
+}
