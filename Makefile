@@ -174,8 +174,8 @@ run: deps
 	$(BUILD)/taskmeter top --socket "$$sock" --wait 10
 
 # Benchmarks (not part of the tests): prints a table, writes BENCHMARKS.md.
-$(BUILD)/bench_prog: tests/bench/bench_prog.c $(BUILD)/taskmeter.skel.h $(SOLO_SKELS) \
-		include/taskmeter.h $(BUILD)/log.o | $(BUILD)
+$(BUILD)/bench_prog: tests/bench/bench_prog.c tests/packet/pkt.h $(BUILD)/taskmeter.skel.h \
+		$(SOLO_SKELS) include/taskmeter.h $(BUILD)/log.o | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/packet $< $(BUILD)/log.o $(LDLIBS) -o $@
 

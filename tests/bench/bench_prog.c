@@ -11,8 +11,9 @@
  * on its loopback device, and bpf_fib_lookup sees nothing of the host).
  *
  * "owner found" seeds tm_flows with the frame's flow and the owner's exec_seq
- * (in the flow's value, and in tm_meta where older objects look it up); "not found" leaves tm_flows without it, so the program
- * takes the bucket path with its fallback lookups and bpf_fib_lookup. TC
+ * (in the flow's value, and in tm_meta where older objects look it up);
+ * "not found" leaves tm_flows without it, so the program takes the bucket
+ * path with its fallback lookups and bpf_fib_lookup. TC
  * egress and cgroup_skb take the owner from the socket's storage, and a test
  * run's skb carries a dummy socket without any: for them only the no-owner
  * path can be measured here.
