@@ -35,6 +35,32 @@ static __always_inline void tm_publish(struct __sk_buff *skb, struct tm_sk *st,
 	st->pub_seq = st->exec_seq;
 }
 
+/* The owner's exec_seq, from the socket's cache while no execve happened
+ * anywhere since; else from tm_meta, which also asks for metadata. */
+static __always_inline __u32 tm_exec_seq(struct tm_sk *st)
+{
+	__u64 epoch = tm_exec_epoch; /* before the lookup: an exec after it is seen next time */
+
+	if (st->meta_tgid == st->owner.tgid && st->meta_epoch == epoch)
+		return st->exec_seq;
+	st->exec_seq = tm_meta_touch(&st->owner);
+	st->meta_tgid = st->owner.tgid;
+	st->meta_epoch = epoch;
+	return st->exec_seq;
+}
+
+/* A send by a process other than the owner, in its own context, makes it
+ * the owner. Checked in that order: the tgid compare is the cheap part. */
+static __always_inline void tm_egress_claim(struct tm_sk *st, struct bpf_sock *sk)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (!st->adopt && task->tgid == st->owner.tgid)
+		return;
+	if (tm_sent_by_user(sk))
+		tm_claim(st, task);
+}
+
 static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 {
 	struct tm_counter_key key = { .dir = dir };
@@ -53,8 +79,8 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 	tm_amount(&p, skb->len, skb->gso_segs, &a);
 	st = tm_sk_of(skb, &listener, &sk);
 	if (st && !listener) {
-		if (dir == TM_DIR_EGRESS && tm_sent_by_user(sk))
-			tm_claim(st, bpf_get_current_task_btf());
+		if (dir == TM_DIR_EGRESS)
+			tm_egress_claim(st, sk);
 		if (st->adopt) {
 			tm_pend(st, dir, &p, &a);
 			return;
@@ -64,9 +90,7 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 	}
 	if (st && sk) {
 		key.owner = st->owner;
-		key.exec_seq = tm_meta_touch(&st->owner);
-		if (st->exec_seq != key.exec_seq)
-			st->exec_seq = key.exec_seq;
+		key.exec_seq = tm_exec_seq(st);
 		tm_publish(skb, st, sk, &p, dir);
 	}
 	key.l4 = p.l4;

@@ -19,6 +19,7 @@ int BPF_PROG(tm_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		return 0;
 	__sync_fetch_and_add(&slot->exec_seq, 1);
 	slot->state = TM_META_NEED;
+	__sync_fetch_and_add(&tm_exec_epoch, 1); /* sockets: look again */
 	return 0;
 }
 

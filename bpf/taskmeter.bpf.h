@@ -19,9 +19,11 @@
 #ifdef TM_DEFINE_MAPS
 #define TM_DECL
 #define TM_RODATA(type, name, init) const volatile type name = init
+#define TM_GLOBAL(type, name) type name
 #else
 #define TM_DECL extern
 #define TM_RODATA(type, name, init) extern const volatile type name
+#define TM_GLOBAL(type, name) extern type name
 #endif
 
 #define ENOENT 2
@@ -33,6 +35,11 @@
 TM_RODATA(__u32, tm_cfg_task_work, 1);  /* 0: metadata from /proc (fallback mode) */
 TM_RODATA(__u32, tm_cfg_argv_max, 4096); /* <= TM_ARGV_CAP */
 TM_RODATA(__u32, tm_cfg_env_max, 8192);  /* <= TM_ENV_CAP */
+
+/* Bumped by every execve of an owner: sockets cache their owner's exec_seq
+ * and look it up again only when this moved (one load instead of a hash
+ * lookup per packet). */
+TM_GLOBAL(__u64, tm_exec_epoch);
 
 /* The task_work kfunc is named ..._impl on 6.18 and takes the program's aux
  * itself from 7.0 on. Both are weak: the one the kernel lacks stays NULL and
@@ -64,9 +71,11 @@ struct tm_sk {
 	__u32 exec_seq;      /* the owner's, as of the last packet at cgroup_skb */
 	__u32 pub_tgid;      /* owner and exec_seq last published to tm_flows */
 	__u32 pub_seq;       /* (pub_tgid 0: never) */
+	__u32 meta_tgid;     /* exec_seq above is of this owner ... */
+	__u64 meta_epoch;    /* ... as of this tm_exec_epoch */
 	__u8 pend_l4;        /* enum tm_l4 of the pending traffic */
 	__u8 pend_family;    /* enum tm_family of the pending traffic */
-	__u8 pad[2];
+	__u8 pad[6];
 	struct tm_counter_val pending[TM_DIR_MAX];
 };
 

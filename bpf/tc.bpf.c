@@ -127,13 +127,17 @@ int tm_tc_ingress(struct __sk_buff *skb)
 	struct tm_counter_val a = {};
 	struct tm_iface_val *ifv;
 	struct tm_pkt p = {};
-	__u32 l3off = 0;
+	__u32 l3off = 0, segs;
 	__u16 ethertype = 0;
 
 	key.netns = kskb->dev->nd_net.net->ns.inum;
-	ifv = tm_iface(key.netns, key.ifindex);
+	segs = skb->gso_segs;
+	/* A GRO skb: its flags say how the device counted it. (TC ingress is
+	 * attached only where XDP does not count; the flag is checked anyway
+	 * for whoever attaches both.) */
+	ifv = segs > 1 ? tm_iface(key.netns, key.ifindex) : NULL;
 	if (ifv && (ifv->flags & TM_IFACE_XDP_RX))
-		return TM_TC_NEXT; /* XDP counted it */
+		return TM_TC_NEXT;
 	if (tm_tc_l3(skb, kskb, &l3off, &ethertype)) {
 		key.bucket = TM_BUCKET_MALFORMED;
 		key.l4 = TM_L4_OTHER;
@@ -141,7 +145,7 @@ int tm_tc_ingress(struct __sk_buff *skb)
 	} else {
 		tm_ingress_classify(skb, l3off, ethertype, skb->len, &key, &a, &p, false);
 	}
-	tm_tc_amount(skb->len, skb->gso_segs, ifv, l3off, p.hdr_len, &a, NULL);
+	tm_tc_amount(skb->len, segs, ifv, l3off, p.hdr_len, &a, NULL);
 	tm_if_count(&key, &a);
 	return TM_TC_NEXT;
 }

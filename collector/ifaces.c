@@ -219,9 +219,11 @@ static enum xdp_attach_mode xdp_first_mode(const struct tm_config *c, const stru
 	case TM_XDP_OFF:
 		return XDP_MODE_UNSPEC;
 	default:
-		/* native XDP on veth disables GRO/GSO across the pair: 4x less
-		 * TCP throughput in our measurements, for no gain in accuracy */
-		return strcmp(i->kind, "veth") ? XDP_MODE_NATIVE : XDP_MODE_SKB;
+		/* Not on veth: native XDP there turns GRO/GSO off across the
+		 * pair (TCP throughput fell from ~20 to ~5 Gbit/s here), skb mode
+		 * copies every non-linear skb (-15%), and TC ingress sees the
+		 * same frames for a fraction of that (see BENCHMARKS.md). */
+		return strcmp(i->kind, "veth") ? XDP_MODE_NATIVE : XDP_MODE_UNSPEC;
 	}
 }
 

@@ -109,17 +109,18 @@ def bucket(frames, kind):
 
 
 def test_topology_reconciles():
-    reconcile([])
+    """The default on veth: TCX both ways (XDP stays off veth, see README)."""
+    reconcile([], rx_layer="TC")
+
+
+def test_topology_reconciles_skb_xdp():
+    """XDP in skb (generic) mode counts the receive side."""
+    reconcile(["--set", "xdp_mode=skb"])
 
 
 def test_topology_reconciles_native_xdp_clsact():
     """The other attach paths: native (driver) XDP, TC as clsact filters."""
     reconcile(["--set", "xdp_mode=native", "--set", "tc_attach=clsact"])
-
-
-def test_topology_reconciles_tc_only():
-    """No XDP: TC ingress counts the receive side."""
-    reconcile(["--set", "xdp_mode=off"], rx_layer="TC")
 
 
 def reconcile(extra, rx_layer="XDP"):
@@ -196,7 +197,7 @@ def test_firewall_drop_per_owner():
         frames = env.stop()
         check_eq(rep["received"], 0, "ground truth: the socket got nothing")
         b = records_of_pid(frames, rep["pid"])[0]
-        check_eq(if_payload(b, "vs0", "INGRESS", "XDP", "UDP"), sent["sent"],
+        check_eq(if_payload(b, "vs0", "INGRESS", "TC", "UDP"), sent["sent"],
                  "payload the interface saw for the owner")
         check_eq(if_payload(b, "vs0", "INGRESS", "DROP", "UDP"), sent["sent"],
                  "payload dropped before the owner's socket")
@@ -234,8 +235,8 @@ def test_hotplug():
         sh("ip", "link", "add", "hc0", "netns", c, "type", "veth", "peer", "name", "hs0",
            "netns", s)
         added = time.time()
-        # TC egress on both ends (XDP counts their ingress)
-        wait_for(lambda: link_fds(env.daemon.pid) == base + 2, "TCX links on both ends")
+        # TC ingress and egress on both ends (no XDP on veth by default)
+        wait_for(lambda: link_fds(env.daemon.pid) == base + 4, "TCX links on both ends")
         print(f"attached {time.time() - added:.3f} s after the link appeared")
         Topology.addr(c, "hc0", "10.9.0.1/24", "fd09::1/64")
         Topology.addr(s, "hs0", "10.9.0.2/24", "fd09::2/64")
