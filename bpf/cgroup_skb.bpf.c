@@ -61,6 +61,27 @@ static __always_inline void tm_egress_claim(struct tm_sk *st, struct bpf_sock *s
 		tm_claim(st, task);
 }
 
+/* Leave TC egress what it would otherwise look up again (tm_egress_hint). */
+static __always_inline void tm_hint_egress(struct __sk_buff *skb, const struct tm_counter_key *key,
+					   const struct tm_pkt *p)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct tm_egress_hint *h;
+	__u32 zero = 0;
+
+	h = bpf_map_lookup_elem(&tm_egress_hint, &zero);
+	if (!h)
+		return;
+	h->skb = (__u64)kskb;
+	h->sk = (__u64)kskb->sk;
+	h->owner = key->owner;
+	h->exec_seq = key->exec_seq;
+	h->hdr_len = p->hdr_len;
+	h->ip_len = p->ip_len;
+	h->l4 = p->l4;
+	h->family = p->family;
+}
+
 static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 {
 	struct tm_counter_key key = { .dir = dir };
@@ -88,13 +109,15 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 		if (st->pending[0].packets | st->pending[1].packets)
 			tm_flush_pending(st); /* raced with a claim on another CPU */
 	}
+	key.l4 = p.l4;
+	key.family = p.family;
 	if (st && sk) {
 		key.owner = st->owner;
 		key.exec_seq = tm_exec_seq(st);
 		tm_publish(skb, st, sk, &p, dir);
+		if (dir == TM_DIR_EGRESS && st->owner.tgid)
+			tm_hint_egress(skb, &key, &p);
 	}
-	key.l4 = p.l4;
-	key.family = p.family;
 	tm_count(&key, &a);
 }
 

@@ -182,6 +182,29 @@ TM_DECL struct {
 	__type(value, struct tm_iface_val);
 } tm_ifaces SEC(".maps");
 
+/* Handed from cgroup_skb egress to TC egress, which runs next for the same
+ * skb on the same CPU: its owner and how it parsed, so that TC egress needs
+ * neither a socket lookup nor a parse. Identified by the skb's and its
+ * socket's addresses; consumed (skb = 0) when used. Index 0. */
+struct tm_egress_hint {
+	__u64 skb;
+	__u64 sk;
+	struct tm_owner owner;
+	__u32 exec_seq;
+	__u32 hdr_len;
+	__u32 ip_len;
+	__u8 l4;
+	__u8 family;
+	__u8 pad[2];
+};
+
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tm_egress_hint);
+} tm_egress_hint SEC(".maps");
+
 /* Self-monitoring counters. Index: enum tm_stat. Read: collector. */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -85,6 +85,30 @@ static __always_inline void tm_egress_owner(struct __sk_buff *skb, struct tm_if_
 	key->bucket = !skb->sk && skb->ingress_ifindex ? TM_BUCKET_FORWARDED : TM_BUCKET_LOCAL;
 }
 
+/* What cgroup_skb egress left for this very skb, if anything. */
+static __always_inline struct tm_egress_hint *tm_hint(struct sk_buff *kskb)
+{
+	struct tm_egress_hint *h;
+	__u32 zero = 0;
+
+	h = bpf_map_lookup_elem(&tm_egress_hint, &zero);
+	if (!h || h->skb != (__u64)kskb || h->sk != (__u64)kskb->sk)
+		return NULL;
+	h->skb = 0;
+	return h;
+}
+
+/* An owned packet cgroup_skb egress already classified. */
+static __always_inline void tm_egress_hinted(const struct tm_egress_hint *h,
+					     struct tm_if_key *key, struct tm_pkt *p)
+{
+	tm_if_owner(key, &h->owner, h->exec_seq);
+	key->l4 = p->l4 = h->l4;
+	key->family = p->family = h->family;
+	p->hdr_len = h->hdr_len;
+	p->ip_len = h->ip_len;
+}
+
 SEC("tc")
 int tm_tc_egress(struct __sk_buff *skb)
 {
@@ -92,13 +116,18 @@ int tm_tc_egress(struct __sk_buff *skb)
 	struct tm_if_key key = { .ifindex = skb->ifindex, .dir = TM_DIR_EGRESS,
 				 .layer = TM_LAYER_TC, .l4 = TM_L4_OTHER,
 				 .family = TM_FAMILY_NONE };
+	struct tm_egress_hint *h = tm_hint(kskb);
 	struct tm_counter_val a = {};
 	struct tm_pkt p = {};
 	__u32 l3off = 0, segs;
 	__u16 ethertype = 0;
 
 	key.netns = kskb->dev->nd_net.net->ns.inum;
-	if (tm_tc_l3(skb, kskb, &l3off, &ethertype)) {
+	if (h) {
+		/* headers start at the network header, as for cgroup_skb */
+		l3off = (__u32)(kskb->network_header - kskb->mac_header);
+		tm_egress_hinted(h, &key, &p);
+	} else if (tm_tc_l3(skb, kskb, &l3off, &ethertype)) {
 		key.bucket = TM_BUCKET_MALFORMED;
 	} else if (ethertype != TM_ETH_P_IP && ethertype != TM_ETH_P_IPV6) {
 		key.bucket = TM_BUCKET_NON_IP;

@@ -11,6 +11,7 @@ import glob
 import importlib.util
 import io
 import os
+import signal
 import sys
 import traceback
 
@@ -30,7 +31,14 @@ def discover():
                 yield f"{name[5:]}.{attr[5:]}", getattr(mod, attr)
 
 
+def interrupted(signum, frame):
+    """SIGTERM/SIGHUP unwind like Ctrl-C: every Env removes what it made."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main():
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     sel = sys.argv[1] if len(sys.argv) > 1 else ""
     counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
     n = 0
