@@ -162,6 +162,9 @@ static struct tm_record *find_or_add(struct tm_records *r, const struct tm_owner
 
 static void record_free(struct tm_record *rec)
 {
+	free(rec->argvp);
+	free(rec->envv);
+	free(rec->envp);
 	free(rec->ifs);
 	free(rec->cgroup_path);
 	free(rec->argv);
@@ -262,6 +265,62 @@ static void comm_set(char *dst, const char *src)
 }
 
 /* Copy argv as NUL-terminated UTF-8 strings, one per argument. */
+static size_t count_nuls(const char *s, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		n += s[i] == '\0';
+	return n;
+}
+
+/* argv[] as frames want it, built once per metadata update. */
+static int index_argv(struct tm_record *rec)
+{
+	size_t n = count_nuls(rec->argv, rec->argv_len), k = 0;
+	char **v = malloc(n * sizeof(*v) + 1);
+
+	free(rec->argvp); /* points into the argv just replaced */
+	rec->argvp = NULL;
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < rec->argv_len; i += strlen(rec->argv + i) + 1)
+		v[k++] = rec->argv + i;
+	rec->argvp = v;
+	rec->n_argv = k;
+	return 0;
+}
+
+/* env[] as frames want it: EnvVar messages pointing into rec->env. */
+static int index_env(struct tm_record *rec)
+{
+	size_t n = count_nuls(rec->env, rec->env_len) / 2;
+	Taskmeter__EnvVar *ev = malloc(n * sizeof(*ev) + 1), **ep = malloc(n * sizeof(*ep) + 1);
+	const char *p = rec->env;
+
+	free(rec->envv); /* they point into the env just replaced */
+	free(rec->envp);
+	rec->envv = NULL;
+	rec->envp = NULL;
+	if (!ev || !ep) {
+		free(ev);
+		free(ep);
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < n; j++) {
+		taskmeter__env_var__init(&ev[j]);
+		ev[j].name = (char *)p;
+		p += strlen(p) + 1;
+		ev[j].value = (char *)p;
+		p += strlen(p) + 1;
+		ep[j] = &ev[j];
+	}
+	rec->envv = ev;
+	rec->envp = ep;
+	rec->n_env = n;
+	return 0;
+}
+
 static int set_argv(struct tm_record *rec, const char *buf, size_t len, bool truncated)
 {
 	char *a = malloc(len + 1);
@@ -276,7 +335,7 @@ static int set_argv(struct tm_record *rec, const char *buf, size_t len, bool tru
 	rec->argv = a;
 	rec->argv_len = len;
 	rec->argv_truncated = truncated;
-	return 0;
+	return index_argv(rec);
 }
 
 /* Keep only the allowlisted variables; nothing else of buf is retained. */
@@ -303,7 +362,7 @@ static int set_env(struct tm_records *r, struct tm_record *rec, const char *buf,
 	free(rec->env);
 	rec->env = e;
 	rec->env_len = size;
-	return 0;
+	return index_env(rec);
 }
 
 static void on_meta(struct tm_records *r, const struct tm_meta_event *ev)
@@ -831,47 +890,16 @@ static int build_traffic(struct tm_records *r, struct tm_record *rec, Taskmeter_
 	return 0;
 }
 
-static size_t count_nuls(const char *s, size_t len)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++)
-		n += s[i] == '\0';
-	return n;
-}
-
 /* argv[] and env[] point into the record's own buffers: nothing is copied. */
-static int build_strings(struct tm_records *r, struct tm_record *rec, Taskmeter__ProcessRecord *pr)
+/* argv[] and env[] point into the record's own, indexed buffers. */
+static void build_strings(struct tm_record *rec, Taskmeter__ProcessRecord *pr)
 {
-	size_t n = count_nuls(rec->argv, rec->argv_len), k = 0;
-	Taskmeter__EnvVar *ev;
-	const char *p;
-
-	pr->argv = arena_alloc(r->arena, n * sizeof(char *) + 1);
-	if (!pr->argv)
-		return -ENOMEM;
-	for (size_t i = 0; i < rec->argv_len; i += strlen(rec->argv + i) + 1)
-		pr->argv[k++] = rec->argv + i;
-	pr->n_argv = k;
+	pr->argv = rec->argvp;
+	pr->n_argv = rec->argvp ? rec->n_argv : 0;
 	pr->has_argv_truncated = rec->argv != NULL;
 	pr->argv_truncated = rec->argv_truncated;
-
-	n = count_nuls(rec->env, rec->env_len) / 2;
-	pr->env = arena_alloc(r->arena, n * sizeof(*pr->env) + 1);
-	ev = arena_alloc(r->arena, n * sizeof(*ev) + 1);
-	if (!pr->env || !ev)
-		return -ENOMEM;
-	p = rec->env;
-	for (size_t j = 0; j < n; j++) {
-		taskmeter__env_var__init(&ev[j]);
-		ev[j].name = (char *)p;
-		p += strlen(p) + 1;
-		ev[j].value = (char *)p;
-		p += strlen(p) + 1;
-		pr->env[j] = &ev[j];
-	}
-	pr->n_env = n;
-	return 0;
+	pr->env = rec->envp;
+	pr->n_env = rec->envp ? rec->n_env : 0;
 }
 
 /* cgroup path and what it says about containers; a miss retries next frame. */
@@ -951,8 +979,9 @@ static Taskmeter__ProcessRecord *build_one(struct tm_records *r, struct tm_recor
 	resolve_cgroup(r, rec);
 	build_ids(rec, pr);
 	build_container(rec, pr);
-	if (build_traffic(r, rec, pr) || build_strings(r, rec, pr))
+	if (build_traffic(r, rec, pr))
 		return NULL;
+	build_strings(rec, pr);
 	return pr;
 }
 

@@ -61,6 +61,12 @@ struct tm_record {
 	size_t argv_len;
 	char *env;                      /* allowlisted "NAME\0value\0" pairs only */
 	size_t env_len;
+	/* the same, indexed once for every frame to point at */
+	char **argvp;
+	size_t n_argv;
+	Taskmeter__EnvVar *envv;
+	Taskmeter__EnvVar **envp;
+	size_t n_env;
 	bool argv_truncated;
 	bool has_ids;
 	uint32_t uid, gid, ppid;

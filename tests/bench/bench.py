@@ -106,21 +106,23 @@ def prog_stats():
     return out
 
 
-ARMS = ("none", "taskmeter", "taskmeter+xdp", "nethogs")
+ARMS = ("none", "taskmeter", "taskmeter+xdp", "taskmeter-sockets", "nethogs")
 
 
 class Agent:
     """No agent; taskmeterd fully attached with its default config (TC on
-    veth) or with XDP forced (skb mode); or nethogs on the server's veth."""
+    veth), with XDP forced (skb mode), or with the socket layer alone
+    (interfaces = ""); or nethogs on the server's veth."""
 
     def __init__(self, kind, env, pair):
         self.kind, self.env, self.pair, self.proc = kind, env, pair, None
 
     def __enter__(self):
         if self.kind.startswith("taskmeter"):
-            xdp = ["--set", "xdp_mode=skb"] if self.kind.endswith("xdp") else []
+            mode = {"taskmeter": [], "taskmeter+xdp": ["--set", "xdp_mode=skb"],
+                    "taskmeter-sockets": ["--set", "interfaces="]}[self.kind]
             self.env.start_daemon(extra=["--set", f"netns={self.pair.a},{self.pair.b}",
-                                         "--set", "interfaces=*", "--interval", "1s"] + xdp)
+                                         "--set", "interfaces=*", "--interval", "1s"] + mode)
             self.proc = self.env.daemon
         elif self.kind == "nethogs":
             self.proc = subprocess.Popen(["ip", "netns", "exec", self.pair.b, "nethogs", "-t",

@@ -2,6 +2,7 @@
 /* Runs every registered TM_TEST, or those whose name contains argv[1]. */
 #include <stdlib.h>
 
+#include "log.h"
 #include "tm_test.h"
 
 #define TM_TESTS_MAX 256
@@ -26,6 +27,10 @@ void tm_test_register(const char *name, tm_test_fn fn)
 int main(int argc, char **argv)
 {
 	int passed = 0, failed = 0, n = 0;
+
+	/* Several tests provoke warnings on purpose (lost netlink events, a
+	 * qdisc in the way): only errors print, unless TM_TEST_LOG is set. */
+	tm_log_level = getenv("TM_TEST_LOG") ? TM_LOG_DEBUG : TM_LOG_ERROR;
 
 	for (int i = 0; i < n_tests; i++) {
 		if (argc > 1 && !strstr(tests[i].name, argv[1]))
