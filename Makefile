@@ -45,7 +45,7 @@ PROTO_O    := $(BUILD)/taskmeter.pb-c.o
 
 # Collector modules shared by the daemon, the client and the unit tests.
 LIB_SRCS   := collector/config.c collector/procfs.c collector/frame.c collector/log.c \
-	collector/cgroups.c collector/sockdiag.c collector/netlink.c
+	collector/cgroups.c collector/sockdiag.c collector/netlink.c collector/bpfmaps.c
 LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
 DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/records.c collector/export.c \
 	collector/ifaces.c
@@ -175,9 +175,9 @@ run: deps
 
 # Benchmarks (not part of the tests): prints a table, writes BENCHMARKS.md.
 $(BUILD)/bench_prog: tests/bench/bench_prog.c tests/packet/pkt.h $(BUILD)/taskmeter.skel.h \
-		$(SOLO_SKELS) include/taskmeter.h $(BUILD)/log.o | $(BUILD)
+		$(SOLO_SKELS) include/taskmeter.h $(BUILD)/log.o $(BUILD)/bpfmaps.o | $(BUILD)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/packet $< $(BUILD)/log.o $(LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/packet $< $(BUILD)/log.o $(BUILD)/bpfmaps.o $(LDLIBS) -o $@
 
 bench: deps bench-deps
 	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench_prog $(BUILD)/tests/empty.bpf.o

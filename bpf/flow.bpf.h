@@ -76,24 +76,11 @@ static __always_inline __u32 tm_skb_netns(struct __sk_buff *skb)
 /* Interface-layer counting; when the map is full, to the overflow slot. */
 static __always_inline void tm_if_count(struct tm_if_key *key, const struct tm_counter_val *a)
 {
-	struct tm_counter_val *v = bpf_map_lookup_elem(&tm_if_counters, key);
+	struct tm_counter_val *v;
 	__u32 idx;
-	long err;
 
-	if (v) {
-		tm_add(v, a->packets, a->bytes, a->payload_bytes);
+	if (tm_map_add(&tm_if_counters, key, a))
 		return;
-	}
-	err = bpf_map_update_elem(&tm_if_counters, key, a, BPF_NOEXIST);
-	if (!err)
-		return;
-	if (err == -EEXIST) {
-		v = bpf_map_lookup_elem(&tm_if_counters, key);
-		if (v) {
-			tm_add(v, a->packets, a->bytes, a->payload_bytes);
-			return;
-		}
-	}
 	tm_stat_inc(TM_STAT_IF_MAP_FULL);
 	idx = key->layer * TM_DIR_MAX + key->dir;
 	v = bpf_map_lookup_elem(&tm_if_overflow, &idx);

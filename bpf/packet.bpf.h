@@ -221,28 +221,35 @@ static __always_inline void tm_amount(const struct tm_pkt *p, __u32 ip_len, __u3
 	a->bytes = ip_len + (a->packets - 1) * p->hdr_len;
 }
 
+/* Add a to a per-CPU counter map's entry for key, creating it if need be.
+ * False when the map is full: the caller keeps the bytes elsewhere. */
+static __always_inline bool tm_map_add(void *map, const void *key, const struct tm_counter_val *a)
+{
+	struct tm_counter_val *v = bpf_map_lookup_elem(map, key);
+	long err;
+
+	if (!v) {
+		err = bpf_map_update_elem(map, key, a, BPF_NOEXIST);
+		if (!err)
+			return true;
+		if (err != -EEXIST) /* else another CPU created it meanwhile */
+			return false;
+		v = bpf_map_lookup_elem(map, key);
+		if (!v)
+			return false;
+	}
+	tm_add(v, a->packets, a->bytes, a->payload_bytes);
+	return true;
+}
+
 /* Add a to key's counters; to the overflow slot when the map is full. */
 static __always_inline void tm_count(struct tm_counter_key *key, const struct tm_counter_val *a)
 {
 	struct tm_counter_val *v;
 	__u32 idx;
-	long err;
 
-	v = bpf_map_lookup_elem(&tm_counters, key);
-	if (v) {
-		tm_add(v, a->packets, a->bytes, a->payload_bytes);
+	if (tm_map_add(&tm_counters, key, a))
 		return;
-	}
-	err = bpf_map_update_elem(&tm_counters, key, a, BPF_NOEXIST);
-	if (!err)
-		return;
-	if (err == -EEXIST) { /* another CPU created it meanwhile */
-		v = bpf_map_lookup_elem(&tm_counters, key);
-		if (v) {
-			tm_add(v, a->packets, a->bytes, a->payload_bytes);
-			return;
-		}
-	}
 	tm_stat_inc(TM_STAT_COUNTER_MAP_FULL);
 	idx = TM_OVERFLOW_IDX(key->dir, key->l4, key->family);
 	v = bpf_map_lookup_elem(&tm_overflow, &idx);

@@ -22,6 +22,7 @@
 #include <xdp/libxdp.h>
 
 #include "bpfload.h"
+#include "bpfmaps.h"
 #include "ifaces.h"
 #include "log.h"
 #include "netlink.h"
@@ -78,26 +79,6 @@ struct tm_ifaces {
 static const char *xdp_mode_name(enum xdp_attach_mode m)
 {
 	return m == XDP_MODE_NATIVE ? "native" : m == XDP_MODE_SKB ? "skb" : "off";
-}
-
-/* ---- map sharing: the standalone objects use the main object's maps ---- */
-
-static int reuse_maps(struct bpf_object *obj, struct bpf_object *main)
-{
-	struct bpf_map *m, *mm;
-	int err;
-
-	bpf_object__for_each_map(m, obj) {
-		if (bpf_map__is_internal(m))
-			continue; /* .rodata/.bss of its own */
-		mm = bpf_object__find_map_by_name(main, bpf_map__name(m));
-		if (!mm)
-			return -ENOENT;
-		err = bpf_map__reuse_fd(m, bpf_map__fd(mm));
-		if (err)
-			return err;
-	}
-	return 0;
 }
 
 /* ---- which interfaces ---- */
@@ -236,7 +217,7 @@ static int xdp_try(struct tm_ifaces *s, struct tm_iface *i, enum xdp_attach_mode
 	i->xdp_skel = taskmeter_xdp__open();
 	if (!i->xdp_skel)
 		return -errno;
-	err = reuse_maps(i->xdp_skel->obj, s->bpf->skel->obj);
+	err = tm_bpf_reuse_maps(i->xdp_skel->obj, s->bpf->skel->obj);
 	if (err)
 		return err;
 	opts.obj = i->xdp_skel->obj;
@@ -452,6 +433,17 @@ void tm_ifaces_ready(struct tm_ifaces *s, struct tm_watch *w)
 
 /* ---- namespaces ---- */
 
+static void netns_free(struct tm_netns *ns)
+{
+	if (ns->nl)
+		tm_nl_close(ns->nl);
+	if (ns->ref_fd >= 0 && ns->ref_fd != ns->fd)
+		close(ns->ref_fd);
+	if (ns->fd >= 0)
+		close(ns->fd);
+	free(ns);
+}
+
 static int netns_open(struct tm_ifaces *s, const char *name)
 {
 	struct tm_netns *ns = calloc(1, sizeof(*ns));
@@ -494,13 +486,7 @@ static int netns_open(struct tm_ifaces *s, const char *name)
 	s->nss = ns;
 	return tm_nl_dump_links(ns->nl, on_link, ns);
 fail:
-	if (ns->nl)
-		tm_nl_close(ns->nl);
-	if (ns->ref_fd >= 0 && ns->ref_fd != ns->fd)
-		close(ns->ref_fd);
-	if (ns->fd >= 0)
-		close(ns->fd);
-	free(ns);
+	netns_free(ns);
 	return err;
 }
 
@@ -511,7 +497,7 @@ static int load_tc(struct tm_ifaces *s)
 	s->tc = taskmeter_tc__open();
 	if (!s->tc)
 		return -errno;
-	err = reuse_maps(s->tc->obj, s->bpf->skel->obj);
+	err = tm_bpf_reuse_maps(s->tc->obj, s->bpf->skel->obj);
 	if (!err)
 		err = taskmeter_tc__load(s->tc);
 	if (err)
@@ -552,12 +538,7 @@ void tm_ifaces_close(struct tm_ifaces *s)
 	for (ns = s->nss; ns; ns = next) {
 		next = ns->next;
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, ns->w.fd, NULL);
-		tm_nl_close(ns->nl);
-		if (ns->ref_fd >= 0 && ns->ref_fd != ns->fd)
-			close(ns->ref_fd);
-		if (ns->fd >= 0)
-			close(ns->fd);
-		free(ns);
+		netns_free(ns);
 	}
 	taskmeter_tc__destroy(s->tc);
 	free(s);

@@ -46,6 +46,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpfmaps.h"
 #include "log.h"
 #include "taskmeter.h"
 #include "taskmeter.skel.h"
@@ -230,25 +231,6 @@ static struct bpf_object *open_obj(enum obj which)
 	return bpf_object__open_mem(elf, sz, &o);
 }
 
-/* As collector/ifaces.c does: the solo objects use the main object's maps. */
-static int reuse_maps(struct bpf_object *obj, struct bpf_object *main)
-{
-	struct bpf_map *m, *mm;
-	int err;
-
-	bpf_object__for_each_map(m, obj) {
-		if (bpf_map__is_internal(m))
-			continue;
-		mm = bpf_object__find_map_by_name(main, bpf_map__name(m));
-		if (!mm)
-			return -ENOENT;
-		err = bpf_map__reuse_fd(m, bpf_map__fd(mm));
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
 static const char *obj_name(enum obj which)
 {
 	static const char *const names[] = { "main (taskmeter_bpf)", "xdp (taskmeter_xdp)",
@@ -268,7 +250,7 @@ static int load_objs(void)
 			tm_err("cannot open %s: %s\n", obj_name(i), strerror(-err));
 			return err;
 		}
-		err = i == OBJ_XDP || i == OBJ_TC ? reuse_maps(bench.obj[i], bench.obj[OBJ_MAIN])
+		err = i == OBJ_XDP || i == OBJ_TC ? tm_bpf_reuse_maps(bench.obj[i], bench.obj[OBJ_MAIN])
 						  : 0;
 		if (!err)
 			err = bpf_object__load(bench.obj[i]);

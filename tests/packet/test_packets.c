@@ -32,6 +32,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpfmaps.h"
 #include "taskmeter.h"
 #include "taskmeter.skel.h"
 #include "taskmeter_tc.skel.h"
@@ -86,25 +87,6 @@ static int enter_netns(void)
 	return err;
 }
 
-/* As collector/ifaces.c does: the solo objects use the main object's maps. */
-static int reuse_maps(struct bpf_object *obj, struct bpf_object *main)
-{
-	struct bpf_map *m, *mm;
-	int err;
-
-	bpf_object__for_each_map(m, obj) {
-		if (bpf_map__is_internal(m))
-			continue;
-		mm = bpf_object__find_map_by_name(main, bpf_map__name(m));
-		if (!mm)
-			return -ENOENT;
-		err = bpf_map__reuse_fd(m, bpf_map__fd(mm));
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
 static int load_all(void)
 {
 	int err;
@@ -119,9 +101,9 @@ static int load_all(void)
 	fx.tc = taskmeter_tc__open();
 	if (!fx.xdp || !fx.tc)
 		return -errno;
-	err = reuse_maps(fx.xdp->obj, fx.main->obj);
+	err = tm_bpf_reuse_maps(fx.xdp->obj, fx.main->obj);
 	if (!err)
-		err = reuse_maps(fx.tc->obj, fx.main->obj);
+		err = tm_bpf_reuse_maps(fx.tc->obj, fx.main->obj);
 	if (!err)
 		err = taskmeter_xdp__load(fx.xdp);
 	if (!err)
