@@ -77,7 +77,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	if ((level == LIBBPF_DEBUG && !libbpf_debug) || l > tm_log_level)
 		return 0;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	tm_log(l, "libbpf: %s", msg);
+	tm_log(l, "%s", msg); /* libbpf and libxdp name themselves */
 	return 0;
 }
 

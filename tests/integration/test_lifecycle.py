@@ -111,3 +111,25 @@ def test_exit_frees_state():
         check(last["counter_entries"] <= 8, f"counter entries left: {last['counter_entries']}")
         check(rss_after_second <= rss_after_first + 1024,
               f"collector RSS grew {rss_after_first} -> {rss_after_second} KiB")
+
+
+def test_exec_keeps_socket():
+    """A socket created before execve and used after it: bytes before the
+    exec count for the old image's record, bytes after it for the new one's."""
+    with Env() as env:
+        srv = env.spawn([TRAFFIC, "tcp-serve", "127.0.0.1", "5006", "777"], env=clean_env())
+        before, after = env.run([TRAFFIC, "exec-keep", "127.0.0.1", "5006", "3333",
+                                 TRAFFIC, "fd-finish", "4444", "new-image"],
+                                env=clean_env(), all_reports=True)
+        env.finish(srv)
+        frames = env.stop()
+        check_eq(before["pid"], after["pid"], "same process across exec")
+        recs = records_of_pid(frames, before["pid"])
+        check_eq([r["exec_seq"] for r in recs], [0, 1], "records (one per image)")
+        old, new = recs
+        check_eq((payload(old, "EGRESS"), payload(old, "INGRESS")), (3333, 0),
+                 "payload before exec (tx, rx)")
+        check_eq((payload(new, "EGRESS"), payload(new, "INGRESS")),
+                 (4444 + after["retrans"], 777), "payload after exec (tx, rx)")
+        check_eq(new["argv"][-1], "new-image", "argv after exec")
+        check(old["argv"][1] == "exec-keep", f"argv before exec: {old['argv']}")

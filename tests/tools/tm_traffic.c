@@ -12,6 +12,10 @@
  *   tm_traffic udp-once ADDR PORT SIZE             one datagram, exit at once
  *   tm_traffic udp-sink ADDR PORT COUNT            receive COUNT datagrams, no reply
  *   tm_traffic exec-send ADDR PORT BYTES NEWARGV... tcp-send, then execve NEWARGV
+ *   tm_traffic exec-keep ADDR PORT BYTES NEWARGV... connect, send BYTES, execve NEWARGV
+ *                                                  keeping the socket (TM_KEEP_FD)
+ *   tm_traffic fd-finish BYTES                     on the TM_KEEP_FD socket: send BYTES,
+ *                                                  shut down, read the reply to EOF
  *   tm_traffic tcp-send-wait ADDR PORT BYTES       connect, print "connected", wait
  *                                                  for a line on stdin, then tcp-send
  *   tm_traffic prefork ADDR PORT WORKERS CONNS REPLY  master listens, forks workers
@@ -322,6 +326,43 @@ static int exec_send(char **a, char **envp)
 	execve(a[3], a + 3, envp);
 	die("execve");
 	return 1;
+}
+
+static int exec_keep(char **a, char **envp)
+{
+	int fd = tcp_connect(a);
+	char var[32];
+	size_t n = 0;
+
+	report(send_all(fd, atoll(a[2])), 0);
+	snprintf(var, sizeof(var), "TM_KEEP_FD=%d", fd); /* fd is not close-on-exec */
+	while (envp[n])
+		n++;
+	char **env = calloc(n + 2, sizeof(*env));
+	if (!env)
+		die("calloc");
+	memcpy(env, envp, n * sizeof(*env));
+	env[n] = var;
+	execve(a[3], a + 3, env);
+	die("execve");
+	return 1;
+}
+
+static int fd_finish(char **a)
+{
+	const char *fdvar = getenv("TM_KEEP_FD");
+	int fd = fdvar ? atoi(fdvar) : -1;
+	long long sent, got;
+
+	if (fd < 0)
+		die("TM_KEEP_FD");
+	sent = send_all(fd, atoll(a[0]));
+	shutdown(fd, SHUT_WR);
+	got = recv_all(fd);
+	note_retrans(fd);
+	close(fd);
+	report(sent, got);
+	return 0;
 }
 
 static int tcp_send_wait(char **a)
@@ -756,11 +797,13 @@ int main(int argc, char **argv, char **envp)
 		{ "ping", 3, ping },           { "raw-ping", 3, raw_ping },
 		{ "fork-storm", 4, fork_storm }, { "udp-blast", 4, udp_blast },
 		{ "udp-bind", 3, udp_bind },   { "udp-drain", 2, udp_drain },
-		{ "swarm", 4, swarm },
+		{ "swarm", 4, swarm },         { "fd-finish", 1, fd_finish },
 	};
 
 	if (argc >= 6 && strcmp(argv[1], "exec-send") == 0)
 		return exec_send(argv + 2, envp);
+	if (argc >= 6 && strcmp(argv[1], "exec-keep") == 0)
+		return exec_keep(argv + 2, envp);
 	for (size_t i = 0; argc > 1 && i < sizeof(modes) / sizeof(modes[0]); i++)
 		if (strcmp(argv[1], modes[i].name) == 0 && argc >= 2 + modes[i].nargs)
 			return modes[i].fn(argv + 2);
