@@ -194,6 +194,11 @@ def ratio(res, kind, metric):
 
 
 # ---- 4. collector cost ----
+def complete_frames(path):
+    """The frames written so far: a line still being written is not one."""
+    return [json.loads(x) for x in open(path) if x.endswith("\n")]
+
+
 def bench_collector(n):
     log(f"[4/4] collector with {n} live processes, each sending every second ...")
     with Env(interval="1s", daemon_args=["--set", f"counter_entries={max(65536, 4 * n)}",
@@ -204,7 +209,7 @@ def bench_collector(n):
         deadline = time.time() + 120
         while time.time() < deadline:  # every member seen, with its metadata
             time.sleep(1)
-            frames = [json.loads(x) for x in open(env.dump_path) if x.strip()]
+            frames = complete_frames(env.dump_path)
             live = frames[-1]["stats"]["records_live"] if frames else 0
             if live >= n:
                 break
@@ -214,7 +219,7 @@ def bench_collector(n):
         time.sleep(10)
         cpu = (cpu_seconds(pid) - cpu0) / (time.time() - t0)
         rss, hwm = status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM")
-        frames = [json.loads(x) for x in open(env.dump_path) if x.strip()][f0:]
+        frames = complete_frames(env.dump_path)[f0:]
         swarm.stdin.close()
         swarm.wait(timeout=60)
         sink.kill()
