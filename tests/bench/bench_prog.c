@@ -180,25 +180,8 @@ static int sysctl_set(const char *path, const char *val)
 /* A netns of our own with lo up; forwarding in it only if asked. */
 static int enter_netns(bool forwarding)
 {
-	struct ifreq ifr = { 0 };
-	struct stat st = { 0 };
-	int fd, err = 0;
+	int err = pkt_enter_netns(&bench.netns);
 
-	if (unshare(CLONE_NEWNET))
-		return -errno;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-		err = -errno;
-	ifr.ifr_flags |= IFF_UP;
-	if (!err && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-		err = -errno;
-	close(fd);
-	if (!err && stat("/proc/self/ns/net", &st))
-		err = -errno;
-	bench.netns = (__u32)st.st_ino;
 	if (!err && forwarding)
 		err = sysctl_set("/proc/sys/net/ipv4/ip_forward", "1");
 	if (!err && forwarding)

@@ -10,8 +10,15 @@
 #define TM_PKT_H
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define PKT_MAX 9216 /* up to XDP multi-buffer frames */
 #define PKT_ETH_IP 0x0800
@@ -217,6 +224,35 @@ static inline void pkt_cut(struct pkt *p, size_t len)
 {
 	if (len < p->len)
 		p->len = len;
+}
+
+/*
+ * A network namespace of our own, with lo up (so that 127.0.0.1 and ::1
+ * are local). *netns gets its inode: what the programs read as the netns of
+ * the device a test run uses.
+ */
+static inline int pkt_enter_netns(uint32_t *netns)
+{
+	struct ifreq ifr = { 0 };
+	struct stat st = { 0 };
+	int fd, err = 0;
+
+	if (unshare(CLONE_NEWNET))
+		return -errno;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		err = -errno;
+	ifr.ifr_flags |= IFF_UP;
+	if (!err && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		err = -errno;
+	close(fd);
+	if (!err && stat("/proc/self/ns/net", &st))
+		err = -errno;
+	*netns = (uint32_t)st.st_ino;
+	return err;
 }
 
 #endif /* TM_PKT_H */

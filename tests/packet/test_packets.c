@@ -62,31 +62,6 @@ static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list 
 	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
 }
 
-/* A netns of our own, with lo up (so that 127.0.0.1 and ::1 are local). */
-static int enter_netns(void)
-{
-	struct ifreq ifr = { 0 };
-	struct stat st = { 0 };
-	int fd, err = 0;
-
-	if (unshare(CLONE_NEWNET))
-		return -errno;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-		err = -errno;
-	ifr.ifr_flags |= IFF_UP;
-	if (!err && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-		err = -errno;
-	close(fd);
-	if (!err && stat("/proc/self/ns/net", &st))
-		err = -errno;
-	fx.netns = (__u32)st.st_ino;
-	return err;
-}
-
 static int load_all(void)
 {
 	int err;
@@ -117,7 +92,7 @@ static bool fixture(void)
 		fx.tried = true;
 		libbpf_set_print(quiet_libbpf);
 		fx.ncpus = libbpf_num_possible_cpus();
-		fx.err = fx.ncpus > 0 ? enter_netns() : fx.ncpus;
+		fx.err = fx.ncpus > 0 ? pkt_enter_netns(&fx.netns) : fx.ncpus;
 		if (!fx.err)
 			fx.err = load_all();
 		if (fx.err)
