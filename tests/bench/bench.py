@@ -195,8 +195,14 @@ def ratio(res, kind, metric):
 
 # ---- 4. collector cost ----
 def complete_frames(path):
-    """The frames written so far: a line still being written is not one."""
-    return [json.loads(x) for x in open(path) if x.endswith("\n")]
+    """The frames written so far; a line caught half-written is not one."""
+    frames = []
+    for line in open(path):
+        try:
+            frames.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return frames
 
 
 def bench_collector(n):
