@@ -143,7 +143,7 @@ $(BUILD):
 # what is missing, so a warm machine pays one dpkg query.
 DEB_PKGS := clang llvm libbpf-dev libxdp-dev libmnl-dev libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler python3-protobuf bpftool iproute2 \
-	libelf-dev zlib1g-dev make gcc pkg-config nftables
+	libelf-dev zlib1g-dev make gcc pkg-config nftables procps
 # What `make bench` needs on top: the load generator and the peer it is
 # compared with.
 BENCH_PKGS := iperf3 nethogs
