@@ -165,27 +165,15 @@ static int pin_cpu(int cpu)
 	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
 }
 
-static int sysctl_set(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		err = -errno;
-	close(fd);
-	return err;
-}
-
 /* A netns of our own with lo up; forwarding in it only if asked. */
 static int enter_netns(bool forwarding)
 {
 	int err = pkt_enter_netns(&bench.netns);
 
 	if (!err && forwarding)
-		err = sysctl_set("/proc/sys/net/ipv4/ip_forward", "1");
+		err = pkt_sysctl_set("/proc/sys/net/ipv4/ip_forward", "1");
 	if (!err && forwarding)
-		err = sysctl_set("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+		err = pkt_sysctl_set("/proc/sys/net/ipv6/conf/all/forwarding", "1");
 	return err;
 }
 

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
 #include <stdint.h>
@@ -224,6 +225,19 @@ static inline void pkt_cut(struct pkt *p, size_t len)
 {
 	if (len < p->len)
 		p->len = len;
+}
+
+/* Write val to a /proc/sys file (the test's own netns for net.*). */
+static inline int pkt_sysctl_set(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		err = -errno;
+	close(fd);
+	return err;
 }
 
 /*

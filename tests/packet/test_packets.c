@@ -855,23 +855,11 @@ TM_TEST(packet_tc_egress)
 	return RUN(rows);
 }
 
-static int sysctl_set(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		err = -errno;
-	close(fd);
-	return err;
-}
-
 static int forwarding(bool on)
 {
-	int err = sysctl_set("/proc/sys/net/ipv4/ip_forward", on ? "1" : "0");
+	int err = pkt_sysctl_set("/proc/sys/net/ipv4/ip_forward", on ? "1" : "0");
 
-	return err ? err : sysctl_set("/proc/sys/net/ipv6/conf/all/forwarding", on ? "1" : "0");
+	return err ? err : pkt_sysctl_set("/proc/sys/net/ipv6/conf/all/forwarding", on ? "1" : "0");
 }
 
 /* FORWARDED needs a route through another device and forwarding on: a veth
