@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -51,6 +52,7 @@ struct tm_daemon {
 	int config_error;       /* setup failed on the configuration: exit 2 */
 	uint64_t seq;
 	uint64_t last_read_ns;
+	uint64_t counters_id;   /* Frame.counters_id: names this run's counter state */
 	char hostname[256];
 };
 
@@ -326,6 +328,8 @@ static int tick(struct tm_daemon *d)
 	f.metadata_mode = d->bpf.task_work ? TASKMETER__METADATA_MODE__MODE_TASK_WORK
 					   : TASKMETER__METADATA_MODE__MODE_PROCFS;
 	f.hostname = d->hostname;
+	f.has_counters_id = 1;
+	f.counters_id = d->counters_id;
 	read_stats(d, &st);
 	st.has_frame_build_ns = 1;
 	st.frame_build_ns = clock_ns(CLOCK_MONOTONIC) - t0;
@@ -392,6 +396,8 @@ static int setup(struct tm_daemon *d)
 		return err;
 	}
 	gethostname(d->hostname, sizeof(d->hostname) - 1);
+	if (getrandom(&d->counters_id, sizeof(d->counters_id), 0) != sizeof(d->counters_id))
+		d->counters_id = clock_ns(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
 	err = tm_bpf_load(&d->bpf, &d->cfg);
 	if (err)
 		return err;
