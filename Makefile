@@ -45,10 +45,10 @@ PROTO_O    := $(BUILD)/taskmeter.pb-c.o
 
 # Collector modules shared by the daemon, the client and the unit tests.
 LIB_SRCS   := collector/config.c collector/procfs.c collector/frame.c collector/log.c \
-	collector/cgroups.c collector/sockdiag.c collector/netlink.c collector/bpfmaps.c
+	collector/cgroups.c collector/sockdiag.c collector/netlink.c collector/bpfmaps.c \
+	collector/util.c collector/store.c collector/meta.c collector/encode.c collector/export.c
 LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
-DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/records.c collector/export.c \
-	collector/ifaces.c
+DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/mapio.c collector/ifaces.c
 DAEMON_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(DAEMON_SRCS))
 CLIENT_SRCS := collector/taskmeter.c collector/render.c
 CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS))
@@ -95,7 +95,7 @@ $(BUILD)/%.o: collector/%.c $(wildcard collector/*.h) include/taskmeter.h $(PROT
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/ifaces.o: $(BUILD)/taskmeter.skel.h $(SOLO_SKELS)
+$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/ifaces.o $(BUILD)/mapio.o: $(BUILD)/taskmeter.skel.h $(SOLO_SKELS)
 
 $(BUILD)/taskmeterd: $(DAEMON_OBJS) $(LIB_OBJS)
 	$(call msg,LINK,$@)

@@ -79,13 +79,14 @@ static int tm_meta_callback(struct bpf_map *map, void *key, void *value)
 	ev->hdr.exec_seq = slot->exec_seq;
 	ev->hdr.owner = *(struct tm_owner *)key;
 	bpf_get_current_comm(ev->hdr.comm, sizeof(ev->hdr.comm));
-	ev->uid = BPF_CORE_READ(task, cred, uid.val);
-	ev->gid = BPF_CORE_READ(task, cred, gid.val);
-	ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	ev->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
-	ev->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
-	ev->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-	ev->pidns = tm_pidns(task);
+	ev->ids.uid = BPF_CORE_READ(task, cred, uid.val);
+	ev->ids.gid = BPF_CORE_READ(task, cred, gid.val);
+	ev->ids.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	ev->ids.pad = 0;
+	ev->ids.cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	ev->ids.netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	ev->ids.mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	ev->ids.pidns = tm_pidns(task);
 	ev->flags = 0;
 	mm = BPF_CORE_READ(task, mm);
 	ev->argv_len = tm_copy_region(ev->argv, BPF_CORE_READ(mm, arg_start),

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,27 +17,30 @@
 #include "export.h"
 #include "frame.h"
 #include "log.h"
+#include "util.h"
 
-/* One encoded frame, shared by the queues that hold it. */
-struct tm_buf {
-	unsigned int refs;
-	size_t len;
-	uint8_t data[];
-};
+/* How long accepting pauses after the fd limit was hit. */
+#define TM_ACCEPT_PAUSE_NS (200 * 1000000ull)
 
-/* A queued frame: varint prefix || shared body || frames_dropped field. */
+static void unlink_ours(struct tm_export *e);
+
+/* A queued message: varint prefix || shared body || frames_dropped field. */
 struct tm_qent {
 	struct tm_buf *buf;
 	uint8_t head[10], tail[11];
 	uint8_t head_len, tail_len;
+	bool last;  /* the last part of its frame */
 	size_t off; /* bytes of this entry already written */
 };
 
+/* A subscriber's queue is a ring of messages; a frame takes one per part. */
 struct tm_sub {
 	struct tm_watch w;
 	struct tm_sub *next;
 	struct tm_qent *q;
-	unsigned int q_head, q_len;
+	unsigned int q_head, q_len, q_cap;
+	unsigned int frames;    /* frames (last parts) queued */
+	size_t bytes;           /* bytes queued */
 	uint64_t dropped;
 	int want_out;
 };
@@ -45,13 +49,31 @@ struct tm_export {
 	struct tm_watch w;
 	int epfd;
 	unsigned int queue_max;
+	size_t queue_bytes_max;
+	unsigned int max_subs;
 	struct tm_sub *subs;
 	unsigned int n_subs;
 	uint64_t dropped;
+	uint64_t refused;       /* connections refused: fd limit or max_subscribers */
+	uint64_t refused_logged;
+	uint64_t pause_until;   /* CLOCK_MONOTONIC ns: accepting paused after EMFILE */
+	bool listening;         /* the listener is in the epoll set */
+	ino_t ino;              /* of our socket file: never unlink another's */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-static void buf_put(struct tm_buf *b)
+struct tm_buf *tm_buf_new(size_t len)
+{
+	struct tm_buf *b = malloc(sizeof(*b) + (len ? len : 1));
+
+	if (!b)
+		return NULL;
+	b->refs = 1;
+	b->len = len;
+	return b;
+}
+
+void tm_buf_put(struct tm_buf *b)
 {
 	if (b && --b->refs == 0)
 		free(b);
@@ -68,7 +90,7 @@ static void sub_close(struct tm_export *e, struct tm_sub *s, const char *why)
 	epoll_ctl(e->epfd, EPOLL_CTL_DEL, s->w.fd, NULL);
 	close(s->w.fd);
 	for (unsigned int i = 0; i < s->q_len; i++)
-		buf_put(s->q[(s->q_head + i) % e->queue_max].buf);
+		tm_buf_put(s->q[(s->q_head + i) % s->q_cap].buf);
 	free(s->q);
 	free(s);
 	e->n_subs--;
@@ -130,34 +152,75 @@ static int sub_flush(struct tm_export *e, struct tm_sub *s)
 		q->off += (size_t)n;
 		if (q->off < qent_len(q))
 			continue;
-		buf_put(q->buf);
-		s->q_head = (s->q_head + 1) % e->queue_max;
+		s->bytes -= qent_len(q);
+		s->frames -= q->last;
+		tm_buf_put(q->buf);
+		s->q_head = (s->q_head + 1) % s->q_cap;
 		s->q_len--;
 	}
 	set_want_out(e, s, s->q_len > 0);
 	return 0;
 }
 
-static int listen_on(const char *path, unsigned int mode)
+/*
+ * Is there a live collector on the socket at path? Only a refused
+ * connection proves the socket stale: a full backlog (EAGAIN) is a live but
+ * busy collector.
+ */
+static int probe_socket(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN)
+		err = -EADDRINUSE;
+	else if (errno != ECONNREFUSED)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* Make way for our socket: remove only a socket proven stale, never
+ * anything else. */
+static int clear_path(const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int err;
+
+	if (lstat(sa->sun_path, &st))
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	err = probe_socket(sa);
+	if (err)
+		return err;
+	return unlink(sa->sun_path) && errno != ENOENT ? -errno : 0;
+}
+
+static int listen_on(struct tm_export *e, const struct tm_export_opts *o)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
 	int fd, err;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", o->path);
+	err = clear_path(&sa);
+	if (err)
+		return err;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		close(fd);
-		return -EADDRINUSE; /* a live collector owns it */
-	}
-	unlink(path); /* stale socket of a collector that died */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, mode) ||
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || stat(o->path, &st) ||
+	    chmod(o->path, o->mode) || (o->gid >= 0 && chown(o->path, (uid_t)-1, (gid_t)o->gid)) ||
 	    listen(fd, 64)) {
 		err = -errno;
 		close(fd);
 		return err;
 	}
+	e->ino = st.st_ino;
 	return fd;
 }
 
@@ -184,8 +247,7 @@ static int mkdir_parent(const char *path)
 	return 0;
 }
 
-struct tm_export *tm_export_open(const char *path, unsigned int mode, unsigned int queue_max,
-				 int epfd, int *err)
+struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd, int *err)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct tm_export *e = calloc(1, sizeof(*e));
@@ -195,11 +257,13 @@ struct tm_export *tm_export_open(const char *path, unsigned int mode, unsigned i
 		return NULL;
 	}
 	e->epfd = epfd;
-	e->queue_max = queue_max;
+	e->queue_max = o->queue_frames;
+	e->queue_bytes_max = o->queue_bytes;
+	e->max_subs = o->max_subscribers;
 	e->w.kind = TM_WATCH_LISTENER;
-	snprintf(e->path, sizeof(e->path), "%s", path);
-	*err = mkdir_parent(path);
-	e->w.fd = *err ? *err : listen_on(path, mode);
+	snprintf(e->path, sizeof(e->path), "%s", o->path);
+	*err = mkdir_parent(o->path);
+	e->w.fd = *err ? *err : listen_on(e, o);
 	if (e->w.fd < 0) {
 		*err = e->w.fd;
 		free(e);
@@ -209,10 +273,11 @@ struct tm_export *tm_export_open(const char *path, unsigned int mode, unsigned i
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, e->w.fd, &ev)) {
 		*err = -errno;
 		close(e->w.fd);
-		unlink(path);
+		unlink_ours(e);
 		free(e);
 		return NULL;
 	}
+	e->listening = true;
 	return e;
 }
 
@@ -221,8 +286,10 @@ static void sub_add(struct tm_export *e, int fd)
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct tm_sub *s = calloc(1, sizeof(*s));
 
-	if (s)
-		s->q = calloc(e->queue_max, sizeof(*s->q));
+	if (s) {
+		s->q_cap = e->queue_max;
+		s->q = calloc(s->q_cap, sizeof(*s->q));
+	}
 	if (!s || !s->q) {
 		free(s);
 		close(fd);
@@ -244,6 +311,30 @@ static void sub_add(struct tm_export *e, int fd)
 	tm_info("subscriber fd %d connected\n", fd);
 }
 
+/* Out of file descriptors: the listener stays readable, so stop polling it
+ * for a while instead of spinning on accept(). tm_export_tick resumes. */
+static void pause_accepting(struct tm_export *e)
+{
+	if (e->listening && !epoll_ctl(e->epfd, EPOLL_CTL_DEL, e->w.fd, NULL))
+		e->listening = false;
+	e->pause_until = tm_now_ns(CLOCK_MONOTONIC) + TM_ACCEPT_PAUSE_NS;
+}
+
+void tm_export_tick(struct tm_export *e)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &e->w };
+
+	if (e->refused > e->refused_logged) {
+		tm_warn("%s: refused %llu connection(s) (file descriptor limit or "
+			"max_subscribers = %u)\n", e->path,
+			(unsigned long long)(e->refused - e->refused_logged), e->max_subs);
+		e->refused_logged = e->refused;
+	}
+	if (!e->listening && tm_now_ns(CLOCK_MONOTONIC) >= e->pause_until &&
+	    !epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->w.fd, &ev))
+		e->listening = true;
+}
+
 void tm_export_accept(struct tm_export *e)
 {
 	for (;;) {
@@ -252,9 +343,19 @@ void tm_export_accept(struct tm_export *e)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				e->refused++;
+				pause_accepting(e); /* logged once per interval, by tick */
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
 				tm_warn("accept on %s: %s\n", e->path, strerror(errno));
+			}
 			return;
+		}
+		if (e->n_subs >= e->max_subs) {
+			close(fd);
+			e->refused++;
+			continue;
 		}
 		sub_add(e, fd);
 	}
@@ -285,47 +386,81 @@ void tm_export_ready(struct tm_export *e, struct tm_watch *w, uint32_t events)
 	}
 }
 
-static void sub_enqueue(struct tm_export *e, struct tm_sub *s, struct tm_buf *b)
+/* Room for n more messages in s's ring. */
+static int sub_reserve(struct tm_sub *s, unsigned int n)
 {
+	unsigned int cap = s->q_cap;
 	struct tm_qent *q;
 
-	if (s->q_len == e->queue_max) {
-		s->dropped++;
-		e->dropped++;
-		return;
-	}
-	q = &s->q[(s->q_head + s->q_len) % e->queue_max];
+	if (s->q_len + n <= cap)
+		return 0;
+	while (cap < s->q_len + n)
+		cap *= 2;
+	q = calloc(cap, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < s->q_len; i++)
+		q[i] = s->q[(s->q_head + i) % s->q_cap];
+	free(s->q);
+	s->q = q;
+	s->q_head = 0;
+	s->q_cap = cap;
+	return 0;
+}
+
+static void sub_push(struct tm_sub *s, struct tm_buf *b, bool last)
+{
+	struct tm_qent *q = &s->q[(s->q_head + s->q_len) % s->q_cap];
+
 	q->buf = b;
 	b->refs++;
 	q->off = 0;
+	q->last = last;
 	/* Frame field 6 (frames_dropped), varint: protobuf lets a field be
 	 * appended to an encoded message, so the shared body stays as is. */
 	q->tail[0] = 6 << 3;
 	q->tail_len = (uint8_t)(1 + tm_varint_encode(s->dropped, q->tail + 1));
 	q->head_len = (uint8_t)tm_varint_encode(b->len + q->tail_len, q->head);
 	s->q_len++;
+	s->bytes += qent_len(q);
 }
 
-int tm_export_publish(struct tm_export *e, const uint8_t *body, size_t len)
+/* All parts of the frame, or none: a subscriber never sees half a snapshot. */
+static void sub_enqueue(struct tm_export *e, struct tm_sub *s, struct tm_buf *const *parts,
+			size_t n, size_t len)
 {
-	struct tm_buf *b = malloc(sizeof(*b) + len);
+	if (s->frames >= e->queue_max || (s->bytes && s->bytes + len > e->queue_bytes_max) ||
+	    sub_reserve(s, (unsigned int)n)) {
+		s->dropped++;
+		e->dropped++;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		sub_push(s, parts[i], i + 1 == n);
+	s->frames++;
+}
+
+int tm_export_publish(struct tm_export *e, struct tm_buf *const *parts, size_t n)
+{
 	struct tm_sub *s, *next;
+	size_t len = 0;
 	int err;
 
-	if (!b)
-		return -ENOMEM;
-	b->refs = 1;
-	b->len = len;
-	memcpy(b->data, body, len);
+	for (size_t i = 0; i < n; i++)
+		len += parts[i]->len;
 	for (s = e->subs; s; s = next) {
 		next = s->next;
-		sub_enqueue(e, s, b);
+		sub_enqueue(e, s, parts, n, len);
 		err = sub_flush(e, s);
 		if (err)
 			sub_close(e, s, strerror(-err));
 	}
-	buf_put(b);
 	return 0;
+}
+
+uint64_t tm_export_refused(const struct tm_export *e)
+{
+	return e->refused;
 }
 
 unsigned int tm_export_subscribers(const struct tm_export *e)
@@ -370,6 +505,15 @@ static void drain_all(struct tm_export *e, int timeout_ms)
 	}
 }
 
+/* Remove the socket file, if it is still the one we made. */
+static void unlink_ours(struct tm_export *e)
+{
+	struct stat st;
+
+	if (!lstat(e->path, &st) && S_ISSOCK(st.st_mode) && st.st_ino == e->ino)
+		unlink(e->path);
+}
+
 void tm_export_close(struct tm_export *e)
 {
 	if (!e)
@@ -377,8 +521,9 @@ void tm_export_close(struct tm_export *e)
 	drain_all(e, 2000);
 	while (e->subs)
 		sub_close(e, e->subs, "collector exiting");
-	epoll_ctl(e->epfd, EPOLL_CTL_DEL, e->w.fd, NULL);
+	if (e->listening)
+		epoll_ctl(e->epfd, EPOLL_CTL_DEL, e->w.fd, NULL);
 	close(e->w.fd);
-	unlink(e->path);
+	unlink_ours(e);
 	free(e);
 }

@@ -11,35 +11,54 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* epoll_event.data.ptr of every fd the daemon polls points at one of these. */
-enum tm_watch_kind {
-	TM_WATCH_RINGBUF = 1,
-	TM_WATCH_TIMER,
-	TM_WATCH_LISTENER,
-	TM_WATCH_SUBSCRIBER,
-	TM_WATCH_NETLINK,
+#include "watch.h"
+
+/* One encoded Frame message (no length prefix), shared by the queues that
+ * hold it. */
+struct tm_buf {
+	unsigned int refs;
+	size_t len;
+	uint8_t data[];
 };
 
-struct tm_watch {
-	enum tm_watch_kind kind;
-	int fd;
-};
+/* A buffer of len bytes with one reference; NULL with errno set. */
+struct tm_buf *tm_buf_new(size_t len);
+void tm_buf_put(struct tm_buf *b);
 
 struct tm_export;
 
-/* Bind path (creating its directory), chmod mode, listen, watch on epfd.
- * Refuses to replace a socket another collector still listens on. */
-struct tm_export *tm_export_open(const char *path, unsigned int mode, unsigned int queue_max,
-				 int epfd, int *err);
+struct tm_export_opts {
+	const char *path;
+	unsigned int mode;              /* of the socket file */
+	int gid;                        /* its group, or -1 to leave it */
+	unsigned int queue_frames;      /* per subscriber */
+	size_t queue_bytes;             /* per subscriber (a frame is always let in
+					 * when the queue is empty) */
+	unsigned int max_subscribers;
+};
+
+/*
+ * Bind o->path (creating its directory), set its mode and group, listen,
+ * watch on epfd. An existing file there is replaced only when it is a
+ * socket no collector listens on: -EADDRINUSE when one does, -ENOTSOCK or
+ * -EISDIR when it is not a socket at all.
+ */
+struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd, int *err);
+/* Once per interval: log refused connections, resume accepting. */
+void tm_export_tick(struct tm_export *e);
 /* Accept every pending connection. */
 void tm_export_accept(struct tm_export *e);
 /* A subscriber's fd is ready (events from epoll). */
 void tm_export_ready(struct tm_export *e, struct tm_watch *w, uint32_t events);
-/* Queue one packed Frame (no length prefix) to every subscriber. */
-int tm_export_publish(struct tm_export *e, const uint8_t *body, size_t len);
+/* Queue one frame, sent as n messages (parts), to every subscriber: each
+ * gets all of them or, if its queue has no room, none (and counts one
+ * frame dropped). The caller keeps its references. */
+int tm_export_publish(struct tm_export *e, struct tm_buf *const *parts, size_t n);
 unsigned int tm_export_subscribers(const struct tm_export *e);
 uint64_t tm_export_dropped(const struct tm_export *e);
-/* Close every connection, unlink the socket. */
+/* Connections refused so far (fd limit, max_subscribers). */
+uint64_t tm_export_refused(const struct tm_export *e);
+/* Close every connection, unlink the socket (if it is still ours). */
 void tm_export_close(struct tm_export *e);
 
 #endif /* TM_EXPORT_H */

@@ -211,16 +211,16 @@ int tm_proc_status(int pid, struct tm_proc_status *st)
 	return tm_proc_status_parse(buf, st);
 }
 
-int tm_proc_stat_start_ticks(const char *text, uint64_t *ticks)
+int tm_proc_stat_field(const char *text, int field, uint64_t *value)
 {
 	/* comm (field 2) may contain anything but is followed by the last ')'. */
 	const char *p = strrchr(text, ')');
 	char *end;
 
-	if (!p)
+	if (!p || field < 3)
 		return -EPROTO;
 	p++;
-	for (int field = 3; field < 22; field++) {
+	for (int f = 3; f < field; f++) {
 		p += strspn(p, " ");
 		p += strcspn(p, " ");
 	}
@@ -228,10 +228,15 @@ int tm_proc_stat_start_ticks(const char *text, uint64_t *ticks)
 	if (!isdigit((unsigned char)*p))
 		return -EPROTO;
 	errno = 0;
-	*ticks = strtoull(p, &end, 10);
+	*value = strtoull(p, &end, 10);
 	if (errno || (*end && *end != ' ' && *end != '\n'))
 		return -EPROTO;
 	return 0;
+}
+
+int tm_proc_stat_start_ticks(const char *text, uint64_t *ticks)
+{
+	return tm_proc_stat_field(text, 22, ticks);
 }
 
 uint64_t tm_tick_ns(void)
@@ -246,7 +251,7 @@ uint64_t tm_tick_ns(void)
 	return tick_ns;
 }
 
-int tm_proc_start_ns(int pid, uint64_t *start_ns)
+int tm_proc_stat(int pid, struct tm_proc_stat *st)
 {
 	char buf[STAT_MAX];
 	uint64_t ticks;
@@ -257,8 +262,21 @@ int tm_proc_start_ns(int pid, uint64_t *start_ns)
 		err = tm_proc_stat_start_ticks(buf, &ticks);
 	if (err)
 		return err;
-	*start_ns = ticks * tm_tick_ns();
+	st->start_ns = ticks * tm_tick_ns();
+	/* 0 when the reader may not ptrace the process (the kernel hides them) */
+	if (tm_proc_stat_field(buf, 48, &st->arg_start) || tm_proc_stat_field(buf, 49, &st->arg_end))
+		st->arg_start = st->arg_end = 0;
 	return 0;
+}
+
+int tm_proc_start_ns(int pid, uint64_t *start_ns)
+{
+	struct tm_proc_stat st;
+	int err = tm_proc_stat(pid, &st);
+
+	if (!err)
+		*start_ns = st.start_ns;
+	return err;
 }
 
 bool tm_start_matches(uint64_t boottime_ns, uint64_t proc_start_ns)

@@ -53,6 +53,17 @@ int tm_proc_status_parse(const char *text, struct tm_proc_status *st);
 int tm_proc_start_ns(int pid, uint64_t *start_ns);
 /* Field 22 (starttime, in ticks) of stat text, comm may hold ')' and ' '. */
 int tm_proc_stat_start_ticks(const char *text, uint64_t *ticks);
+/* Numeric field number field (>= 3, as proc(5) counts) of stat text. */
+int tm_proc_stat_field(const char *text, int field, uint64_t *value);
+
+struct tm_proc_stat {
+	uint64_t start_ns;      /* as tm_proc_start_ns() */
+	uint64_t arg_start;     /* the argv region (fields 48, 49); both 0 if */
+	uint64_t arg_end;       /* hidden (no ptrace access) or too old a kernel */
+};
+
+/* start time and argv region from one read of /proc/<pid>/stat. */
+int tm_proc_stat(int pid, struct tm_proc_stat *st);
 /* Do boottime_ns (exact, from BPF) and proc_start_ns fall in the same tick? */
 bool tm_start_matches(uint64_t boottime_ns, uint64_t proc_start_ns);
 /* Nanoseconds per clock tick (sysconf(_SC_CLK_TCK)). */

@@ -7,60 +7,6 @@
 
 #include "render.h"
 
-/* ---- UTF-8 ---------------------------------------------------------- */
-
-/*
- * Sequence length announced by lead byte b, with the range its second byte
- * must fall in (Unicode table 3-7): the narrowed ranges after E0, ED, F0 and
- * F4 exclude overlong forms, surrogates and code points above U+10FFFF.
- * Returns 0 for a byte that cannot start a sequence.
- */
-static int utf8_lead(uint8_t b, uint8_t *lo, uint8_t *hi)
-{
-	*lo = 0x80;
-	*hi = 0xbf;
-	if (b < 0x80)
-		return 1;
-	if (b < 0xc2)
-		return 0;
-	if (b < 0xe0)
-		return 2;
-	if (b < 0xf0) {
-		*lo = b == 0xe0 ? 0xa0 : 0x80;
-		*hi = b == 0xed ? 0x9f : 0xbf;
-		return 3;
-	}
-	if (b < 0xf5) {
-		*lo = b == 0xf0 ? 0x90 : 0x80;
-		*hi = b == 0xf4 ? 0x8f : 0xbf;
-		return 4;
-	}
-	return 0;
-}
-
-int tm_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp)
-{
-	uint8_t lo, hi;
-	uint32_t c;
-	int len;
-
-	if (!n)
-		return 0;
-	len = utf8_lead(s[0], &lo, &hi);
-	if (!len)
-		return -1;
-	c = len == 1 ? s[0] : s[0] & (0x7f >> len);
-	for (int i = 1; i < len; i++) {
-		if ((size_t)i == n || s[i] < lo || s[i] > hi)
-			return -i;
-		c = c << 6 | (s[i] & 0x3f);
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	*cp = c;
-	return len;
-}
-
 /* ---- JSON ------------------------------------------------------------ */
 
 /* Writes the character at p; returns how many bytes it took. */

@@ -12,17 +12,11 @@
 #include <stdio.h>
 
 #include "taskmeter.pb-c.h"
+#include "util.h" /* tm_utf8_decode */
 
 /* Enough for "1023.9 KiB/s" and every other tm_human_* result. */
 #define TM_HUMAN_LEN 16
 
-/*
- * Decodes the UTF-8 sequence at s (n > 0 bytes available). Returns its
- * length with *cp set, or minus the length of the maximal invalid subpart
- * (truncated, overlong, surrogate, above U+10FFFF, stray byte): the bytes
- * that one U+FFFD replaces.
- */
-int tm_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
 
 /* Writes s as a JSON string; invalid UTF-8 becomes U+FFFD (see above). */
 void tm_json_string(FILE *out, const char *s);

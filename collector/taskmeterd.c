@@ -25,15 +25,24 @@
 
 #include "bpfload.h"
 #include "config.h"
+#include "encode.h"
 #include "export.h"
 #include "frame.h"
 #include "ifaces.h"
 #include "log.h"
-#include "records.h"
+#include "mapio.h"
+#include "meta.h"
+#include "store.h"
 #include "taskmeter.skel.h"
+#include "util.h"
 
 #define TM_DEFAULT_CONFIG "/etc/taskmeter/taskmeter.conf"
 #define TM_EXIT_CONFIG 2
+/* Bytes of records per message of a frame (Frame.more_parts). */
+#define TM_PART_MAX (8u << 20)
+/* Per subscriber: bytes queued at most (a frame always fits an empty queue). */
+#define TM_QUEUE_BYTES (64u << 20)
+#define TM_MAX_SUBSCRIBERS 64
 
 static volatile sig_atomic_t stop;
 static int libbpf_debug; /* -vv */
@@ -41,7 +50,11 @@ static int libbpf_debug; /* -vv */
 struct tm_daemon {
 	struct tm_config cfg;
 	struct tm_bpf bpf;
-	struct tm_records rec;
+	struct tm_store store;
+	struct tm_resolver res;
+	struct tm_mapio io;
+	struct tm_encoder enc;
+	int ncpus;
 	struct ring_buffer *rb;
 	struct tm_export *exp;
 	struct tm_ifaces *ifs;
@@ -60,14 +73,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
-}
-
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -217,15 +222,10 @@ static int load_config(struct tm_config *cfg, const struct tm_args *a)
 
 static void read_stats(struct tm_daemon *d, Taskmeter__CollectorStats *st)
 {
-	int fd = bpf_map__fd(d->bpf.skel->maps.tm_stats), ncpus = d->rec.ncpus;
-	uint64_t v[TM_STAT_MAX] = { 0 }, percpu[512];
+	uint64_t v[TM_STAT_MAX];
 
-	for (__u32 i = 0; i < TM_STAT_MAX && ncpus <= 512; i++) {
-		if (bpf_map_lookup_elem(fd, &i, percpu))
-			continue;
-		for (int c = 0; c < ncpus; c++)
-			v[i] += percpu[c];
-	}
+	if (tm_mapio_stats(&d->io, v))
+		memset(v, 0, sizeof(v));
 	st->has_task_work_scheduled = st->has_task_work_failed = st->has_task_work_callbacks = 1;
 	st->task_work_scheduled = v[TM_STAT_TW_SCHEDULED];
 	st->task_work_failed = v[TM_STAT_TW_FAILED];
@@ -236,29 +236,18 @@ static void read_stats(struct tm_daemon *d, Taskmeter__CollectorStats *st)
 	st->meta_map_full = v[TM_STAT_META_MAP_FULL];
 	st->has_malformed_packets = 1;
 	st->malformed_packets = v[TM_STAT_MALFORMED];
-	st->has_procfs_reads = st->has_procfs_failures = 1;
-	st->procfs_reads = d->rec.procfs_reads;
-	st->procfs_failures = d->rec.procfs_failures;
+	st->has_procfs_reads = st->has_procfs_failures = st->has_exits_inferred = 1;
+	st->procfs_reads = d->res.procfs_reads;
+	st->procfs_failures = d->res.procfs_failures;
+	st->exits_inferred = d->res.exits_inferred;
 	st->has_subscribers = st->has_frames_dropped = st->has_records_live = 1;
 	st->subscribers = tm_export_subscribers(d->exp);
 	st->frames_dropped = tm_export_dropped(d->exp);
-	st->records_live = d->rec.count;
+	st->records_live = d->store.processes;
+	st->has_subscribers_refused = 1;
+	st->subscribers_refused = tm_export_refused(d->exp);
 	st->has_counter_entries = 1;
-	st->counter_entries = d->rec.counter_entries;
-}
-
-static int publish(struct tm_daemon *d, Taskmeter__Frame *f)
-{
-	size_t len = taskmeter__frame__get_packed_size(f);
-	uint8_t *body = malloc(len ? len : 1);
-	int err;
-
-	if (!body)
-		return -ENOMEM;
-	taskmeter__frame__pack(f, body);
-	err = tm_export_publish(d->exp, body, len);
-	free(body);
-	return err;
+	st->counter_entries = d->io.counter_entries;
 }
 
 static void add_view(void *ctx, const struct tm_iface_info *info)
@@ -286,19 +275,15 @@ static void add_view(void *ctx, const struct tm_iface_info *info)
 	v->kernel[TM_DIR_INGRESS].bytes = info->stats.rx_bytes;
 	v->kernel[TM_DIR_EGRESS].packets = info->stats.tx_packets;
 	v->kernel[TM_DIR_EGRESS].bytes = info->stats.tx_bytes;
+	tm_store_if_name_set(&d->store, v->netns, v->ifindex, v->name);
 }
 
 /* Counters of both layers, then the kernel's interface counters at once. */
 static void read_counters(struct tm_daemon *d)
 {
-	struct taskmeter_bpf *s = d->bpf.skel;
 	int err;
 
-	err = tm_records_read(&d->rec, bpf_map__fd(s->maps.tm_counters),
-			      bpf_map__fd(s->maps.tm_overflow));
-	if (!err)
-		err = tm_records_read_if(&d->rec, bpf_map__fd(s->maps.tm_if_counters),
-					 bpf_map__fd(s->maps.tm_if_overflow));
+	err = tm_mapio_read(&d->io, &d->store);
 	if (err)
 		tm_warn("reading counters: %s\n", strerror(-err));
 	d->n_views = 0;
@@ -307,37 +292,66 @@ static void read_counters(struct tm_daemon *d)
 		tm_warn("reading interface counters: %s\n", strerror(-err));
 }
 
+static bool drain_cb(void *ctx, struct tm_record *rec)
+{
+	struct tm_daemon *d = ctx;
+
+	return tm_mapio_drain(&d->io, &d->store, rec);
+}
+
+static void forget_cb(void *ctx, const struct tm_owner *o)
+{
+	struct tm_daemon *d = ctx;
+
+	tm_mapio_forget(&d->io, o);
+}
+
+/* Records checked against /proc per interval for a missed exit. */
+#define TM_REAP_PER_TICK 256
+
+static void frame_header(struct tm_daemon *d, Taskmeter__Frame *f, uint64_t t0)
+{
+	f->has_seq = f->has_timestamp_ns = f->has_interval_ns = f->has_metadata_mode = 1;
+	f->seq = ++d->seq;
+	f->timestamp_ns = tm_now_ns(CLOCK_REALTIME);
+	f->interval_ns = d->last_read_ns ? t0 - d->last_read_ns : 0;
+	d->last_read_ns = t0;
+	f->metadata_mode = d->bpf.task_work ? TASKMETER__METADATA_MODE__MODE_TASK_WORK
+					    : TASKMETER__METADATA_MODE__MODE_PROCFS;
+	f->hostname = d->hostname;
+	f->has_counters_id = 1;
+	f->counters_id = d->counters_id;
+}
+
 static int tick(struct tm_daemon *d)
 {
 	Taskmeter__CollectorStats st = TASKMETER__COLLECTOR_STATS__INIT;
 	Taskmeter__Frame f = TASKMETER__FRAME__INIT;
-	uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
+	uint64_t t0 = tm_now_ns(CLOCK_MONOTONIC), now;
 	int err;
 
 	/* Events first: metadata and exits that precede these counters. */
 	ring_buffer__consume(d->rb);
 	read_counters(d);
-	err = tm_records_build(&d->rec, &f, d->views, d->n_views);
+	tm_resolver_run(&d->res);
+	err = tm_encode_records(&d->enc, &d->store);
 	if (err)
 		return err;
-	f.has_seq = f.has_timestamp_ns = f.has_interval_ns = f.has_metadata_mode = 1;
-	f.seq = ++d->seq;
-	f.timestamp_ns = clock_ns(CLOCK_REALTIME);
-	f.interval_ns = d->last_read_ns ? t0 - d->last_read_ns : 0;
-	d->last_read_ns = t0;
-	f.metadata_mode = d->bpf.task_work ? TASKMETER__METADATA_MODE__MODE_TASK_WORK
-					   : TASKMETER__METADATA_MODE__MODE_PROCFS;
-	f.hostname = d->hostname;
-	f.has_counters_id = 1;
-	f.counters_id = d->counters_id;
+	frame_header(d, &f, t0);
 	read_stats(d, &st);
-	st.has_frame_build_ns = 1;
-	st.frame_build_ns = clock_ns(CLOCK_MONOTONIC) - t0;
+	st.has_frame_build_ns = st.has_records_encoded = 1;
+	st.frame_build_ns = tm_now_ns(CLOCK_MONOTONIC) - t0; /* all but the final copy */
+	st.records_encoded = d->enc.encoded;
 	f.stats = &st;
-	err = publish(d, &f);
-	tm_records_expire(&d->rec, bpf_map__fd(d->bpf.skel->maps.tm_counters),
-			  bpf_map__fd(d->bpf.skel->maps.tm_if_counters),
-			  bpf_map__fd(d->bpf.skel->maps.tm_meta), clock_ns(CLOCK_MONOTONIC));
+	err = tm_encode_frame(&d->enc, &d->store, &f, d->views, d->n_views);
+	if (err)
+		return err;
+	err = tm_export_publish(d->exp, d->enc.parts.data, d->enc.parts.len);
+	now = tm_now_ns(CLOCK_MONOTONIC);
+	tm_store_expire(&d->store, now, (uint64_t)d->cfg.exited_ttl_s * TM_NSEC_PER_SEC,
+			drain_cb, forget_cb, d);
+	tm_resolver_reap(&d->res, TM_REAP_PER_TICK, now);
+	tm_export_tick(d->exp);
 	return err;
 }
 
@@ -376,6 +390,35 @@ static int start_timer(struct tm_daemon *d)
 	return 0;
 }
 
+static const char *export_error(int err)
+{
+	switch (err) {
+	case -EADDRINUSE: return " (another taskmeterd is serving it)";
+	case -ENOTSOCK: return " (a file that is not a socket is in the way: not removed)";
+	case -EISDIR: return " (a directory is in the way)";
+	default: return "";
+	}
+}
+
+static int open_export(struct tm_daemon *d)
+{
+	struct tm_export_opts o = {
+		.path = d->cfg.socket_path,
+		.mode = d->cfg.socket_mode,
+		.gid = -1,
+		.queue_frames = d->cfg.subscriber_queue,
+		.queue_bytes = TM_QUEUE_BYTES,
+		.max_subscribers = TM_MAX_SUBSCRIBERS,
+	};
+	int err;
+
+	d->exp = tm_export_open(&o, d->epfd, &err);
+	if (!d->exp)
+		tm_err("export socket %s: %s%s\n", d->cfg.socket_path, strerror(-err),
+		       export_error(err));
+	return d->exp ? 0 : err;
+}
+
 static int setup(struct tm_daemon *d)
 {
 	int err, ncpus = libbpf_num_possible_cpus();
@@ -389,33 +432,39 @@ static int setup(struct tm_daemon *d)
 		tm_err("counting CPUs: %s\n", strerror(-ncpus));
 		return ncpus;
 	}
+	d->ncpus = ncpus;
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	err = d->epfd < 0 ? -errno : tm_records_init(&d->rec, &d->cfg, ncpus);
+	err = d->epfd < 0 ? -errno : tm_store_init(&d->store);
+	if (!err)
+		err = tm_resolver_init(&d->res, &d->cfg, &d->store);
+	if (!err)
+		err = tm_encoder_init(&d->enc, &d->store, TM_PART_MAX);
 	if (err) {
 		tm_err("setting up: %s\n", strerror(-err));
 		return err;
 	}
 	gethostname(d->hostname, sizeof(d->hostname) - 1);
 	if (getrandom(&d->counters_id, sizeof(d->counters_id), 0) != sizeof(d->counters_id))
-		d->counters_id = clock_ns(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
+		d->counters_id = tm_now_ns(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
 	err = tm_bpf_load(&d->bpf, &d->cfg);
 	if (err)
 		return err;
-	d->rb = ring_buffer__new(bpf_map__fd(d->bpf.skel->maps.tm_events), tm_records_on_event,
-				 &d->rec, NULL);
+	err = tm_mapio_init(&d->io, &d->bpf, ncpus);
+	if (err) {
+		tm_err("setting up: %s\n", strerror(-err));
+		return err;
+	}
+	d->rb = ring_buffer__new(bpf_map__fd(d->bpf.skel->maps.tm_events), tm_resolver_on_event,
+				 &d->res, NULL);
 	err = d->rb ? watch(d, &d->rb_watch, TM_WATCH_RINGBUF, ring_buffer__epoll_fd(d->rb))
 		    : -errno;
 	if (err) {
 		tm_err("ring buffer: %s\n", strerror(-err));
 		return err;
 	}
-	d->exp = tm_export_open(d->cfg.socket_path, d->cfg.socket_mode, d->cfg.subscriber_queue,
-				d->epfd, &err);
-	if (!d->exp) {
-		tm_err("export socket %s: %s%s\n", d->cfg.socket_path, strerror(-err),
-		       err == -EADDRINUSE ? " (another taskmeterd is serving it)" : "");
+	err = open_export(d);
+	if (err)
 		return err;
-	}
 	err = tm_bpf_attach(&d->bpf, &d->cfg);
 	if (err)
 		return err;
@@ -425,8 +474,8 @@ static int setup(struct tm_daemon *d)
 	d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd, &err);
 	if (!d->ifs)
 		return err;
-	d->rec.l2_less = l2_less;
-	d->rec.l2_less_ctx = d->ifs;
+	d->io.l2_less = l2_less;
+	d->io.l2_less_ctx = d->ifs;
 	err = start_timer(d);
 	if (err) {
 		tm_err("interval timer: %s\n", strerror(-err));
@@ -447,7 +496,10 @@ static void teardown(struct tm_daemon *d)
 		close(d->timer_watch.fd);
 	tm_export_close(d->exp);
 	ring_buffer__free(d->rb);
-	tm_records_free(&d->rec);
+	tm_mapio_free(&d->io);
+	tm_encoder_free(&d->enc);
+	tm_resolver_free(&d->res);
+	tm_store_free(&d->store);
 	if (d->epfd >= 0)
 		close(d->epfd);
 }
@@ -477,6 +529,8 @@ static void dispatch(struct tm_daemon *d, struct epoll_event *ev)
 		break;
 	case TM_WATCH_NETLINK:
 		tm_ifaces_ready(d->ifs, w);
+		break;
+	case TM_WATCH_SIGNAL:
 		break;
 	}
 }

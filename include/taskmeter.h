@@ -168,16 +168,23 @@ struct tm_event_hdr {
 	char comm[TM_COMM_LEN];
 };
 
-struct tm_meta_event {
-	struct tm_event_hdr hdr;
-	__u32 uid;
+/* A process's identity as the kernel keeps it: read from task_struct by
+ * the task_work callback, or from /proc by the collector. */
+struct tm_task_ids {
+	__u32 uid;         /* real */
 	__u32 gid;
-	__u32 ppid;
-	__u32 flags;       /* TM_META_* */
-	__u64 cgroup_id;
+	__u32 ppid;        /* tgid of the real parent */
+	__u32 pad;
+	__u64 cgroup_id;   /* cgroup v2 */
 	__u64 netns;       /* namespace inode numbers */
 	__u64 mntns;
 	__u64 pidns;
+};
+
+struct tm_meta_event {
+	struct tm_event_hdr hdr;
+	struct tm_task_ids ids;
+	__u32 flags;       /* TM_META_* */
 	__u32 argv_len;    /* bytes valid in argv[]: NUL-separated strings */
 	__u32 env_len;     /* bytes valid in env[]: NUL-separated NAME=value */
 	char argv[TM_ARGV_CAP];

@@ -1,0 +1,406 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* The record store (see store.h): a chained hash table of records and the
+ * arithmetic of folding cumulative readings into totals. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+#define TM_STORE_INITIAL_BUCKETS 1024
+
+_Static_assert(sizeof(struct tm_counter_val) % sizeof(__u64) == 0,
+	       "tm_counter_val is an array of __u64 counters");
+#define TM_VAL_FIELDS (sizeof(struct tm_counter_val) / sizeof(__u64))
+
+_Static_assert(TM_KIND_FORWARDED == TM_BUCKET_FORWARDED + 3 &&
+	       TM_KIND_LOCAL_NO_OWNER == TM_BUCKET_LOCAL + 3 &&
+	       TM_KIND_NON_IP == TM_BUCKET_NON_IP + 3 &&
+	       TM_KIND_MALFORMED == TM_BUCKET_MALFORMED + 3 && TM_BUCKET_MAX == 5,
+	       "bucket records: kind = bucket + 3");
+
+void tm_val_add(struct tm_counter_val *a, const struct tm_counter_val *b)
+{
+	__u64 *x = (__u64 *)a;
+	const __u64 *y = (const __u64 *)b;
+
+	for (size_t i = 0; i < TM_VAL_FIELDS; i++)
+		x[i] += y[i];
+}
+
+void tm_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
+		const struct tm_counter_val *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	__u64 *z = (__u64 *)d;
+
+	for (size_t i = 0; i < TM_VAL_FIELDS; i++)
+		z[i] = x[i] - y[i];
+}
+
+/* ---- the table ---- */
+
+/* Every exec generation of an owner hashes alike: exits find them all. */
+static size_t key_hash(const struct tm_store *s, const struct tm_rec_key *k)
+{
+	uint64_t h = tm_hash64(((uint64_t)k->owner.tgid << 8 | k->kind) ^
+			       tm_hash64(k->owner.start_ns));
+
+	return (size_t)h & (s->n_buckets - 1);
+}
+
+static bool key_eq(const struct tm_rec_key *a, const struct tm_rec_key *b)
+{
+	return a->owner.tgid == b->owner.tgid && a->owner.start_ns == b->owner.start_ns &&
+	       a->exec_seq == b->exec_seq && a->kind == b->kind;
+}
+
+int tm_store_init(struct tm_store *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->n_buckets = TM_STORE_INITIAL_BUCKETS;
+	s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
+	return s->buckets ? 0 : -ENOMEM;
+}
+
+static void record_free(struct tm_store *s, struct tm_record *rec)
+{
+	tm_meta_clear(&rec->meta);
+	if (rec->enc && s->free_enc)
+		s->free_enc(rec->enc);
+	free(rec->ifs);
+	free(rec);
+}
+
+void tm_store_free(struct tm_store *s)
+{
+	for (size_t i = 0; s->buckets && i < s->n_buckets; i++) {
+		struct tm_record *rec = s->buckets[i], *next;
+
+		for (; rec; rec = next) {
+			next = rec->next;
+			record_free(s, rec);
+		}
+	}
+	free(s->buckets);
+	tm_vec_free(&s->if_totals);
+	tm_vec_free(&s->if_names);
+	memset(s, 0, sizeof(*s));
+}
+
+static int grow(struct tm_store *s)
+{
+	struct tm_store bigger = *s;
+	struct tm_record **b = calloc(s->n_buckets * 2, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	bigger.buckets = b;
+	bigger.n_buckets = s->n_buckets * 2;
+	for (size_t i = 0; i < s->n_buckets; i++) {
+		struct tm_record *rec = s->buckets[i], *next;
+
+		for (; rec; rec = next) {
+			size_t h = key_hash(&bigger, &rec->key);
+
+			next = rec->next;
+			rec->next = b[h];
+			b[h] = rec;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->n_buckets = bigger.n_buckets;
+	return 0;
+}
+
+struct tm_record *tm_store_find(struct tm_store *s, const struct tm_rec_key *k)
+{
+	for (struct tm_record *rec = s->buckets[key_hash(s, k)]; rec; rec = rec->next)
+		if (key_eq(&rec->key, k))
+			return rec;
+	return NULL;
+}
+
+struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k)
+{
+	struct tm_record *rec = tm_store_find(s, k);
+	size_t h;
+
+	if (rec)
+		return rec;
+	if (s->count >= s->n_buckets && grow(s))
+		goto nomem;
+	rec = calloc(1, sizeof(*rec));
+	if (!rec)
+		goto nomem;
+	rec->key = *k;
+	rec->first_frame = s->frames;
+	rec->changed = true;
+	h = key_hash(s, k);
+	rec->next = s->buckets[h];
+	s->buckets[h] = rec;
+	s->count++;
+	s->processes += k->kind == TM_KIND_PROCESS;
+	return rec;
+nomem:
+	errno = ENOMEM;
+	return NULL;
+}
+
+struct tm_record *tm_store_process(struct tm_store *s, const struct tm_owner *o, __u32 exec_seq)
+{
+	struct tm_rec_key k = { .owner = *o, .exec_seq = exec_seq, .kind = TM_KIND_PROCESS };
+
+	k.owner.pad = 0;
+	return tm_store_get(s, &k);
+}
+
+/* ---- folding ---- */
+
+/* Fold a cumulative reading into a slot; returns what it added. A reading
+ * below the last one means the entry was deleted and created anew: all of
+ * it is new. */
+static struct tm_counter_val slot_update(struct tm_slot *sl, const struct tm_counter_val *now)
+{
+	static const struct tm_counter_val zero;
+	const struct tm_counter_val *base = &sl->last;
+	struct tm_counter_val d;
+
+	if (now->packets < sl->last.packets || now->bytes < sl->last.bytes)
+		base = &zero;
+	tm_val_sub(&d, now, base);
+	tm_val_add(&sl->total, &d);
+	sl->last = *now;
+	return d;
+}
+
+static void fold_slot(struct tm_record *rec, unsigned int idx, const struct tm_counter_val *now)
+{
+	struct tm_counter_val d = slot_update(&rec->sock[idx], now);
+
+	rec->sock_used |= (uint16_t)(1u << idx);
+	if (d.packets || d.bytes)
+		rec->changed = true;
+}
+
+void tm_store_fold_sock(struct tm_store *s, const struct tm_counter_key *k,
+			const struct tm_counter_val *now)
+{
+	struct tm_rec_key rk = { .owner = k->owner, .exec_seq = k->exec_seq };
+	struct tm_record *rec;
+
+	if (k->dir >= TM_DIR_MAX || k->l4 >= TM_L4_MAX || k->family >= TM_FAMILY_MAX)
+		return;
+	rk.owner.pad = 0;
+	rk.kind = k->owner.tgid ? TM_KIND_PROCESS : TM_KIND_UNATTRIBUTED;
+	if (!k->owner.tgid)
+		rk.owner.start_ns = rk.exec_seq = 0;
+	rec = tm_store_get(s, &rk);
+	if (rec)
+		fold_slot(rec, TM_OVERFLOW_IDX(k->dir, k->l4, k->family), now);
+}
+
+void tm_store_fold_overflow(struct tm_store *s, unsigned int idx,
+			    const struct tm_counter_val *now)
+{
+	struct tm_rec_key rk = { .kind = TM_KIND_OVERFLOW };
+	struct tm_record *rec;
+
+	if (idx >= TM_SOCK_SLOTS || (!now->packets && !tm_store_find(s, &rk)))
+		return;
+	rec = tm_store_get(s, &rk);
+	if (rec)
+		fold_slot(rec, idx, now);
+}
+
+static bool if_key_eq(const struct tm_if_key *a, const struct tm_if_key *b)
+{
+	return a->netns == b->netns && a->ifindex == b->ifindex && a->dir == b->dir &&
+	       a->l4 == b->l4 && a->family == b->family && a->layer == b->layer;
+}
+
+static struct tm_ifslot *ifslot(struct tm_record *rec, const struct tm_if_key *k)
+{
+	struct tm_ifslot *x;
+
+	for (uint32_t i = 0; i < rec->n_ifs; i++)
+		if (if_key_eq(&rec->ifs[i].key, k))
+			return &rec->ifs[i];
+	if (rec->n_ifs == rec->cap_ifs) {
+		uint32_t cap = rec->cap_ifs ? 2 * rec->cap_ifs : 4;
+
+		x = realloc(rec->ifs, cap * sizeof(*x));
+		if (!x)
+			return NULL;
+		rec->ifs = x;
+		rec->cap_ifs = cap;
+	}
+	x = &rec->ifs[rec->n_ifs++];
+	memset(x, 0, sizeof(*x));
+	x->key = *k;
+	memset(&x->key.owner, 0, sizeof(x->key.owner));
+	x->key.exec_seq = 0;
+	x->key.bucket = 0;
+	return x;
+}
+
+void tm_store_fold_if_rec(struct tm_store *s, struct tm_record *rec, const struct tm_if_key *k,
+			  const struct tm_counter_val *now)
+{
+	struct tm_ifslot *x = ifslot(rec, k);
+	struct tm_counter_val d;
+	struct tm_if_total *t;
+
+	if (!x)
+		return;
+	d = slot_update(&x->s, now);
+	if (d.packets || d.bytes)
+		rec->changed = true;
+	/* drops are not traffic the interface carried: left out of its sums */
+	if (k->layer == TM_LAYER_DROP || k->dir >= TM_DIR_MAX)
+		return;
+	t = tm_store_if_total(s, k->netns, k->ifindex);
+	if (t)
+		tm_val_add(&t->dir[k->dir], &d);
+}
+
+void tm_store_fold_if(struct tm_store *s, const struct tm_if_key *k,
+		      const struct tm_counter_val *now)
+{
+	struct tm_rec_key rk = { 0 };
+	struct tm_record *rec;
+
+	if (k->layer >= TM_LAYER_MAX || k->bucket >= TM_BUCKET_MAX)
+		return;
+	if (k->bucket != TM_BUCKET_OWNER)
+		rk.kind = k->bucket + 3; /* the bucket's record (asserted above) */
+	else if (!k->owner.tgid)
+		rk.kind = TM_KIND_UNATTRIBUTED;
+	else
+		rk = (struct tm_rec_key){ .owner = { .tgid = k->owner.tgid,
+						     .start_ns = k->owner.start_ns },
+					  .exec_seq = k->exec_seq, .kind = TM_KIND_PROCESS };
+	rec = tm_store_get(s, &rk);
+	if (rec)
+		tm_store_fold_if_rec(s, rec, k, now);
+}
+
+/* ---- exits and expiry ---- */
+
+static bool same_owner(const struct tm_owner *a, const struct tm_owner *b)
+{
+	return a->tgid == b->tgid && a->start_ns == b->start_ns;
+}
+
+void tm_store_exit(struct tm_store *s, const struct tm_owner *o, bool has_code, int32_t code,
+		   uint64_t now, uint64_t ttl_ns)
+{
+	struct tm_rec_key k = { .owner = { .tgid = o->tgid, .start_ns = o->start_ns },
+				.kind = TM_KIND_PROCESS };
+
+	/* An exit before any counter reading still gets its (final) record. */
+	if (!tm_store_owner_has_records(s, o) && !tm_store_get(s, &k))
+		return;
+	for (struct tm_record *rec = s->buckets[key_hash(s, &k)]; rec; rec = rec->next) {
+		if (rec->key.kind != TM_KIND_PROCESS || !same_owner(&rec->key.owner, o) ||
+		    rec->exited)
+			continue;
+		rec->exited = true;
+		rec->has_exit_code = has_code;
+		rec->exit_code = code;
+		rec->expire_ns = now + ttl_ns;
+		rec->changed = true;
+	}
+}
+
+bool tm_store_owner_has_records(struct tm_store *s, const struct tm_owner *o)
+{
+	struct tm_rec_key k = { .owner = *o, .kind = TM_KIND_PROCESS };
+
+	for (struct tm_record *rec = s->buckets[key_hash(s, &k)]; rec; rec = rec->next)
+		if (rec->key.kind == TM_KIND_PROCESS && same_owner(&rec->key.owner, o))
+			return true;
+	return false;
+}
+
+void tm_store_expire(struct tm_store *s, uint64_t now, uint64_t ttl_ns,
+		     bool (*drain)(void *ctx, struct tm_record *rec),
+		     void (*forget)(void *ctx, const struct tm_owner *o), void *ctx)
+{
+	for (size_t i = 0; i < s->n_buckets; i++) {
+		struct tm_record **pp = &s->buckets[i], *rec;
+
+		while ((rec = *pp)) {
+			struct tm_owner o = rec->key.owner;
+
+			if (!rec->expire_ns || now < rec->expire_ns) {
+				pp = &rec->next;
+				continue;
+			}
+			if (drain(ctx, rec)) {
+				rec->expire_ns = now + ttl_ns;
+				pp = &rec->next;
+				continue;
+			}
+			*pp = rec->next;
+			s->count--;
+			s->processes -= rec->key.kind == TM_KIND_PROCESS;
+			record_free(s, rec);
+			if (!tm_store_owner_has_records(s, &o))
+				forget(ctx, &o);
+		}
+	}
+}
+
+/* ---- interfaces ---- */
+
+struct tm_if_total *tm_store_if_total(struct tm_store *s, __u32 netns, __u32 ifindex)
+{
+	struct tm_if_total *t = s->if_totals.data;
+
+	for (size_t i = 0; i < s->if_totals.len; i++)
+		if (t[i].netns == netns && t[i].ifindex == ifindex)
+			return &t[i];
+	t = tm_vec_push(&s->if_totals, sizeof(*t));
+	if (t) {
+		t->netns = netns;
+		t->ifindex = ifindex;
+	}
+	return t;
+}
+
+static struct tm_if_name *if_name_find(const struct tm_store *s, uint64_t netns, int ifindex)
+{
+	struct tm_if_name *n = s->if_names.data;
+
+	for (size_t i = 0; i < s->if_names.len; i++)
+		if (n[i].netns == netns && n[i].ifindex == ifindex)
+			return &n[i];
+	return NULL;
+}
+
+void tm_store_if_name_set(struct tm_store *s, uint64_t netns, int ifindex, const char *name)
+{
+	struct tm_if_name *n = if_name_find(s, netns, ifindex);
+
+	if (n && !strncmp(n->name, name, sizeof(n->name) - 1))
+		return;
+	if (!n)
+		n = tm_vec_push(&s->if_names, sizeof(*n));
+	if (!n)
+		return;
+	n->netns = netns;
+	n->ifindex = ifindex;
+	snprintf(n->name, sizeof(n->name), "%s", name); /* a reused ifindex takes the new name */
+	tm_utf8_sanitize(n->name, strlen(n->name));
+	s->names_gen++;
+}
+
+const char *tm_store_if_name(const struct tm_store *s, uint64_t netns, int ifindex)
+{
+	const struct tm_if_name *n = if_name_find(s, netns, ifindex);
+
+	return n ? n->name : NULL;
+}

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The record store: one record per process identity (owner, exec_seq) or
+ * traffic bucket, with its metadata and cumulative counters. Pure data: it
+ * folds counter readings into totals and decides what expires; reading the
+ * BPF maps (mapio.c), resolving metadata (meta.c) and encoding frames
+ * (encode.c) happen elsewhere. No BPF, no protobuf, no system calls here.
+ */
+#ifndef TM_STORE_H
+#define TM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/types.h>
+
+#include "meta.h"
+#include "taskmeter.h"
+#include "util.h"
+
+/* What a record counts. The values are those of the proto's RecordKind
+ * (checked where frames are encoded). */
+enum tm_kind {
+	TM_KIND_PROCESS = 1,        /* a local process (owner, exec_seq) */
+	TM_KIND_UNATTRIBUTED = 2,   /* sockets without a known owner */
+	TM_KIND_OVERFLOW = 3,       /* a counter map was full */
+	TM_KIND_FORWARDED = 4,      /* interface-layer buckets, see enum tm_bucket */
+	TM_KIND_LOCAL_NO_OWNER = 5,
+	TM_KIND_NON_IP = 6,
+	TM_KIND_MALFORMED = 7,
+};
+
+struct tm_rec_key {
+	struct tm_owner owner;      /* zero for every kind but PROCESS */
+	__u32 exec_seq;
+	__u32 kind;                 /* enum tm_kind */
+};
+
+/* Socket-layer counters of a record: one slot per direction x L4 x family,
+ * indexed by TM_OVERFLOW_IDX(). */
+#define TM_SOCK_SLOTS TM_OVERFLOW_SLOTS
+_Static_assert(TM_SOCK_SLOTS <= 16, "tm_record.sock_used is a 16-bit map");
+
+/* One counter as the store follows it. */
+struct tm_slot {
+	struct tm_counter_val last;     /* map value at the previous reading */
+	struct tm_counter_val total;    /* cumulative */
+	struct tm_counter_val reported; /* total as of the previous frame */
+};
+
+/* Interface-layer counters of a record: the map key (owner, exec_seq and
+ * bucket zero: the record holds those) and its slot. */
+struct tm_ifslot {
+	struct tm_if_key key;
+	struct tm_slot s;
+};
+
+struct tm_record {
+	struct tm_record *next;         /* hash chain */
+	struct tm_rec_key key;
+	struct tm_meta meta;
+	bool exited;
+	bool has_exit_code;             /* false when the exit was inferred */
+	int32_t exit_code;
+	uint64_t expire_ns;             /* CLOCK_MONOTONIC; 0 = live */
+	uint64_t first_frame;           /* tm_store.frames when first seen */
+	bool changed;                   /* counters, metadata or state moved since
+					 * the last encoding (cleared by encode.c) */
+	uint16_t sock_used;             /* bitmap of sock[] slots with counters */
+	struct tm_slot sock[TM_SOCK_SLOTS];
+	struct tm_ifslot *ifs;
+	uint32_t n_ifs, cap_ifs;
+	void *enc;                      /* encode.c's cache of this record */
+	size_t enc_cap;
+};
+
+/* Cumulative interface-layer sums of one interface, kept apart from the
+ * records: freeing an exited process's record must not lower them. */
+struct tm_if_total {
+	__u32 netns, ifindex;
+	struct tm_counter_val dir[TM_DIR_MAX];
+};
+
+/* Every interface seen, by (netns, ifindex): records of a removed interface
+ * keep being reported and must still say which it was. */
+struct tm_if_name {
+	uint64_t netns;
+	int ifindex;
+	char name[16];
+};
+
+struct tm_store {
+	struct tm_record **buckets;
+	size_t n_buckets;               /* power of two */
+	size_t count;                   /* every record */
+	size_t processes;               /* TM_KIND_PROCESS records */
+	uint64_t frames;                /* frames built so far (encode.c counts) */
+	struct tm_vec if_totals;        /* struct tm_if_total */
+	struct tm_vec if_names;         /* struct tm_if_name */
+	uint64_t names_gen;             /* bumped when a name changes */
+	void (*free_enc)(void *enc);    /* encode.c's cache destructor */
+};
+
+int tm_store_init(struct tm_store *s);
+void tm_store_free(struct tm_store *s);
+
+struct tm_record *tm_store_find(struct tm_store *s, const struct tm_rec_key *k);
+/* Find or create; NULL with errno = ENOMEM. */
+struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k);
+/* The record of a process identity (kind PROCESS). */
+struct tm_record *tm_store_process(struct tm_store *s, const struct tm_owner *o,
+				   __u32 exec_seq);
+
+/* Fold a cumulative socket-layer counter value (summed over CPUs) in. */
+void tm_store_fold_sock(struct tm_store *s, const struct tm_counter_key *k,
+			const struct tm_counter_val *now);
+/* The same for the socket-layer overflow slot idx (TM_OVERFLOW_IDX). */
+void tm_store_fold_overflow(struct tm_store *s, unsigned int idx,
+			    const struct tm_counter_val *now);
+/* The same for an interface-layer counter; its growth also goes to the
+ * interface's sums (but for the DROP layer). */
+void tm_store_fold_if(struct tm_store *s, const struct tm_if_key *k,
+		      const struct tm_counter_val *now);
+/* ... and into a given record, whatever the key's owner says. */
+void tm_store_fold_if_rec(struct tm_store *s, struct tm_record *rec, const struct tm_if_key *k,
+			  const struct tm_counter_val *now);
+
+/* The owner exited: every record of it (all exec generations) is final
+ * and expires ttl_ns after now. has_code false: exit inferred, code unknown. */
+void tm_store_exit(struct tm_store *s, const struct tm_owner *o, bool has_code, int32_t code,
+		   uint64_t now, uint64_t ttl_ns);
+/* Does any record of this owner remain? */
+bool tm_store_owner_has_records(struct tm_store *s, const struct tm_owner *o);
+
+/*
+ * Records whose time is up: drain(ctx, rec) takes their last counts out of
+ * the maps (folding them in) and says whether any arrived since the last
+ * frame; such a record is kept for another ttl_ns, the others are freed
+ * and, when an owner has no record left, forget(ctx, owner) is called.
+ */
+void tm_store_expire(struct tm_store *s, uint64_t now, uint64_t ttl_ns,
+		     bool (*drain)(void *ctx, struct tm_record *rec),
+		     void (*forget)(void *ctx, const struct tm_owner *o), void *ctx);
+
+/* Iteration: every record, in no particular order. */
+#define tm_store_each(s, rec, i)                                     \
+	for (size_t i = 0; i < (s)->n_buckets; i++)                  \
+		for (struct tm_record *rec = (s)->buckets[i]; rec; rec = rec->next)
+
+/* Interface sums and names. */
+struct tm_if_total *tm_store_if_total(struct tm_store *s, __u32 netns, __u32 ifindex);
+void tm_store_if_name_set(struct tm_store *s, uint64_t netns, int ifindex, const char *name);
+const char *tm_store_if_name(const struct tm_store *s, uint64_t netns, int ifindex);
+
+/* a += b, d = a - b, over every counter field. */
+void tm_val_add(struct tm_counter_val *a, const struct tm_counter_val *b);
+void tm_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
+		const struct tm_counter_val *b);
+
+#endif /* TM_STORE_H */
