@@ -28,7 +28,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean deps bench-deps test check run bench
+.PHONY: all clean deps bench-deps test check run bench FORCE
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 # Standalone objects with skeletons of their own (they share the main
@@ -46,9 +46,11 @@ PROTO_O    := $(BUILD)/taskmeter.pb-c.o
 # Collector modules shared by the daemon, the client and the unit tests.
 LIB_SRCS   := collector/config.c collector/procfs.c collector/frame.c collector/log.c \
 	collector/cgroups.c collector/sockdiag.c collector/netlink.c collector/bpfmaps.c \
-	collector/util.c collector/store.c collector/meta.c collector/encode.c collector/export.c
+	collector/util.c collector/store.c collector/meta.c collector/encode.c collector/export.c \
+	collector/pin.c collector/args.c
 LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
-DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/mapio.c collector/ifaces.c
+DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/mapio.c collector/ifaces.c \
+	collector/ifattach.c
 DAEMON_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(DAEMON_SRCS))
 CLIENT_SRCS := collector/taskmeter.c collector/render.c
 CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS))
@@ -95,7 +97,21 @@ $(BUILD)/%.o: collector/%.c $(wildcard collector/*.h) include/taskmeter.h $(PROT
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/ifaces.o $(BUILD)/mapio.o: $(BUILD)/taskmeter.skel.h $(SOLO_SKELS)
+$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/ifaces.o $(BUILD)/mapio.o $(BUILD)/ifattach.o: \
+		$(BUILD)/taskmeter.skel.h $(SOLO_SKELS)
+$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/taskmeter.o: $(BUILD)/tm_build.h
+
+# Version and map-layout hash: pinned state made by a build with another
+# layout of the shared structs and maps is never read as ours. Rewritten
+# only when it changes.
+TM_VERSION_BASE := 0.2.0
+$(BUILD)/tm_build.h: include/taskmeter.h bpf/taskmeter.bpf.h FORCE | $(BUILD)
+	$(Q)v=$$(git describe --always --dirty 2>/dev/null || echo unknown); \
+	abi=$$(cat include/taskmeter.h bpf/taskmeter.bpf.h | sha256sum | cut -c1-16); \
+	printf '#define TM_VERSION "%s (%s)"\n#define TM_ABI_HASH 0x%sull\n' \
+		"$(TM_VERSION_BASE)" "$$v" "$$abi" > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+FORCE:
 
 $(BUILD)/taskmeterd: $(DAEMON_OBJS) $(LIB_OBJS)
 	$(call msg,LINK,$@)

@@ -39,7 +39,8 @@ static __always_inline void tm_publish(struct __sk_buff *skb, struct tm_sk *st,
  * anywhere since; else from tm_meta, which also asks for metadata. */
 static __always_inline __u32 tm_exec_seq(struct tm_sk *st)
 {
-	__u64 epoch = tm_exec_epoch; /* before the lookup: an exec after it is seen next time */
+	struct tm_globals *g = tm_globals_get();
+	__u64 epoch = g ? g->exec_epoch : 0; /* before the lookup: an exec after it is seen next time */
 
 	if (st->meta_tgid == st->owner.tgid && st->meta_epoch == epoch)
 		return st->exec_seq;

@@ -10,6 +10,7 @@
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(tm_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
+	struct tm_globals *g;
 	struct tm_meta_slot *slot;
 	struct tm_owner owner;
 
@@ -19,7 +20,9 @@ int BPF_PROG(tm_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		return 0;
 	__sync_fetch_and_add(&slot->exec_seq, 1);
 	slot->state = TM_META_NEED;
-	__sync_fetch_and_add(&tm_exec_epoch, 1); /* sockets: look again */
+	g = tm_globals_get();
+	if (g)
+		__sync_fetch_and_add(&g->exec_epoch, 1); /* sockets: look again */
 	return 0;
 }
 

@@ -19,11 +19,9 @@
 #ifdef TM_DEFINE_MAPS
 #define TM_DECL
 #define TM_RODATA(type, name, init) const volatile type name = init
-#define TM_GLOBAL(type, name) type name
 #else
 #define TM_DECL extern
 #define TM_RODATA(type, name, init) extern const volatile type name
-#define TM_GLOBAL(type, name) extern type name
 #endif
 
 #define ENOENT 2
@@ -36,10 +34,6 @@ TM_RODATA(__u32, tm_cfg_task_work, 1);  /* 0: metadata from /proc (fallback mode
 TM_RODATA(__u32, tm_cfg_argv_max, 4096); /* <= TM_ARGV_CAP */
 TM_RODATA(__u32, tm_cfg_env_max, 8192);  /* <= TM_ENV_CAP */
 
-/* Bumped by every execve of an owner: sockets cache their owner's exec_seq
- * and look it up again only when this moved (one load instead of a hash
- * lookup per packet). */
-TM_GLOBAL(__u64, tm_exec_epoch);
 
 /* The task_work kfunc is named ..._impl on 6.18 and takes the program's aux
  * itself from 7.0 on. Both are weak: the one the kernel lacks stays NULL and
@@ -72,7 +66,7 @@ struct tm_sk {
 	__u32 pub_tgid;      /* owner and exec_seq last published to tm_flows */
 	__u32 pub_seq;       /* (pub_tgid 0: never) */
 	__u32 meta_tgid;     /* exec_seq above is of this owner ... */
-	__u64 meta_epoch;    /* ... as of this tm_exec_epoch */
+	__u64 meta_epoch;    /* ... as of this tm_globals.exec_epoch */
 	__u8 pend_l4;        /* enum tm_l4 of the pending traffic */
 	__u8 pend_family;    /* enum tm_family of the pending traffic */
 	__u8 pad[6];
@@ -95,7 +89,7 @@ TM_DECL struct {
  * storage (which they then create). Deleted: never (bounded, small). */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, TM_SEED_ENTRIES);
 	__type(key, __u64);
 	__type(value, __u32);
 } tm_seed SEC(".maps");
@@ -119,7 +113,7 @@ struct tm_meta_slot {
 
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, TM_DEFAULT_META_ENTRIES);
 	__type(key, struct tm_owner);
 	__type(value, struct tm_meta_slot);
 } tm_meta SEC(".maps");
@@ -129,7 +123,7 @@ TM_DECL struct {
  * Read and deleted (exited owners): collector. Size: counter_entries. */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, TM_DEFAULT_COUNTER_ENTRIES);
 	__type(key, struct tm_counter_key);
 	__type(value, struct tm_counter_val);
 } tm_counters SEC(".maps");
@@ -148,7 +142,7 @@ TM_DECL struct {
  * Read and deleted (exited owners): collector. Size: if_counter_entries. */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, TM_DEFAULT_IF_COUNTER_ENTRIES);
 	__type(key, struct tm_if_key);
 	__type(value, struct tm_counter_val);
 } tm_if_counters SEC(".maps");
@@ -168,7 +162,7 @@ TM_DECL struct {
  * bounded; an evicted flow falls back to its listener or to a bucket. */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, TM_DEFAULT_FLOW_ENTRIES);
 	__type(key, struct tm_flow_key);
 	__type(value, struct tm_flow_val);
 } tm_flows SEC(".maps");
@@ -177,7 +171,7 @@ TM_DECL struct {
  * (does XDP count this interface's ingress already?). */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, TM_IFACES_MAX);
 	__type(key, struct tm_iface_key);
 	__type(value, struct tm_iface_val);
 } tm_ifaces SEC(".maps");
@@ -213,10 +207,34 @@ TM_DECL struct {
 	__type(value, __u64);
 } tm_stats SEC(".maps");
 
+/* State every program shares, in a map rather than .bss so that it is
+ * pinned with the rest and shared by the programs of successive collectors.
+ * Index 0. */
+struct tm_globals {
+	/* Bumped by every execve of an owner: sockets cache their owner's
+	 * exec_seq and look it up again only when this moved (one load
+	 * instead of a hash lookup per packet). */
+	__u64 exec_epoch;
+};
+
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tm_globals);
+} tm_globals SEC(".maps");
+
+static __always_inline struct tm_globals *tm_globals_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&tm_globals, &zero); /* inlined: an array */
+}
+
 /* Metadata, owner and exit events to the collector. Size: ringbuf_kib. */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20);
+	__uint(max_entries, TM_DEFAULT_RINGBUF_KIB * 1024);
 } tm_events SEC(".maps");
 
 static __always_inline void tm_stat_inc(__u32 idx)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <linux/types.h>
@@ -66,16 +67,20 @@ void tm_config_defaults(struct tm_config *c)
 	for (size_t i = 0; i < sizeof(default_env_allow) / sizeof(default_env_allow[0]); i++)
 		strcpy(c->env_allow[c->n_env_allow++], default_env_allow[i]);
 	c->subscriber_queue = 16;
-	c->max_owner_records = 65536;
-	c->meta_entries = 16384;
-	c->ringbuf_kib = 8192;
+	c->max_owner_records = TM_DEFAULT_COUNTER_ENTRIES;
+	c->meta_entries = TM_DEFAULT_META_ENTRIES;
+	c->ringbuf_kib = TM_DEFAULT_RINGBUF_KIB;
 	c->exited_ttl_s = 10;
 	strcpy(c->ifaces[c->n_ifaces++], "*");
 	c->xdp_mode = TM_XDP_AUTO;
 	c->tc_attach = TM_TC_AUTO;
-	c->flow_entries = 65536;
-	c->if_counter_entries = 65536;
+	c->flow_entries = TM_DEFAULT_FLOW_ENTRIES;
+	c->if_counter_entries = TM_DEFAULT_IF_COUNTER_ENTRIES;
 	c->log_level = TM_LOG_INFO;
+	strcpy(c->instance, "default");
+	c->keep_state = false;
+	c->max_subscribers = 64;
+	c->subscriber_queue_mib = 64;
 }
 
 static unsigned int *field_uint(struct tm_config *c, const struct key *k)
@@ -363,6 +368,48 @@ static int parse_tc_attach(struct tm_config *c, const struct key *k, const char 
 	return 0;
 }
 
+static int parse_bool(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	static const char *const names[] = { "no", "yes", "false", "true", "off", "on", "0", "1" };
+	int i = parse_enum(v, names, 8, "yes, no (or true/false, on/off, 1/0)", why);
+
+	if (i < 0)
+		return i;
+	*(bool *)((char *)c + k->off) = i & 1;
+	return 0;
+}
+
+/* A name that is also a path component and a unit name: [A-Za-z0-9_.-]. */
+static int parse_name(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	size_t len = strlen(v);
+
+	if (len >= k->size) {
+		snprintf(why, WHY_MAX, "'%.64s' is too long (max %zu bytes)", v, k->size - 1);
+		return -EINVAL;
+	}
+	if (v[0] == '.' || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				      "0123456789_.-") != len) {
+		snprintf(why, WHY_MAX, "'%.64s' may only have letters, digits, '_', '-' and "
+			 "'.' (not first)", v);
+		return -EINVAL;
+	}
+	strncpy((char *)c + k->off, v, k->size);
+	return 0;
+}
+
+/* A group name or number; whether it exists is checked when the socket is
+ * made (the file may be read where the group is not defined). */
+static int parse_group(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	if (*v && strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			    "0123456789_.-$") != strlen(v)) {
+		snprintf(why, WHY_MAX, "'%.64s' is not a group name or number", v);
+		return -EINVAL;
+	}
+	return parse_path(c, k, v, why);
+}
+
 #define F(field) offsetof(struct tm_config, field), sizeof(((struct tm_config *)0)->field)
 
 static const struct key keys[] = {
@@ -386,9 +433,17 @@ static const struct key keys[] = {
 	{ "flow_entries", parse_uint, F(flow_entries), 1024, 4194304, 0 },
 	{ "if_counter_entries", parse_uint, F(if_counter_entries), 1024, 4194304, 0 },
 	{ "log_level", parse_log_level, F(log_level), 0, 0, 0 },
+	{ "instance", parse_name, F(instance), 0, 0, 0 },
+	{ "keep_state", parse_bool, F(keep_state), 0, 0, 0 },
+	{ "pin_root", parse_path, F(pin_root), 0, 0, K_EMPTY_OK | K_ABSOLUTE },
+	{ "socket_group", parse_group, F(socket_group), 0, 0, K_EMPTY_OK },
+	{ "max_subscribers", parse_uint, F(max_subscribers), 1, 1024, 0 },
+	{ "subscriber_queue_mib", parse_uint, F(subscriber_queue_mib), 1, 4096, 0 },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(N_KEYS <= TM_CONFIG_KEYS_MAX, "tm_config.key_line has a line per key");
+
 
 static const struct key *key_find(const char *name, size_t len)
 {
@@ -396,6 +451,20 @@ static const struct key *key_find(const char *name, size_t len)
 		if (strlen(keys[i].name) == len && !memcmp(keys[i].name, name, len))
 			return &keys[i];
 	return NULL;
+}
+
+const char *tm_config_where(const struct tm_config *c, const char *key, char *buf, size_t len)
+{
+	const struct key *k = key_find(key, strlen(key));
+	unsigned int line = k ? c->key_line[k - keys] : 0;
+
+	if (line == TM_CONFIG_CMDLINE)
+		snprintf(buf, len, "command line: %s", key);
+	else if (line)
+		snprintf(buf, len, "%s:%u: %s", c->origin, line, key);
+	else
+		snprintf(buf, len, "%s (default)", key);
+	return buf;
 }
 
 bool tm_env_allowed(const struct tm_config *c, const char *name, size_t name_len)
@@ -503,6 +572,7 @@ static int parse_value(struct parse_ctx *p, const char *key, size_t key_len, con
 		return fail(p, key, key_len, why);
 	}
 	p->seen[k - keys] = p->line;
+	p->c->key_line[k - keys] = (unsigned short)(p->line < 65535 ? p->line : 65535);
 	if (unquote(&v, &len, &quoted, &msg))
 		return fail(p, key, key_len, msg);
 	if (len >= sizeof(value)) {
@@ -545,6 +615,8 @@ int tm_config_parse(struct tm_config *c, const char *text, const char *origin, c
 	/* Parse into a copy so that a bad file changes nothing. */
 	struct tm_config tmp = *c;
 	struct parse_ctx p = { .c = &tmp, .origin = origin, .err = err, .errlen = errlen };
+
+	snprintf(tmp.origin, sizeof(tmp.origin), "%s", origin);
 
 	while (*text) {
 		const char *nl = strchr(text, '\n');
@@ -608,9 +680,21 @@ int tm_config_load(struct tm_config *c, const char *path, char *err, size_t errl
 	char *text = NULL;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	/* O_NONBLOCK: a FIFO named as the config must not hang the daemon */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return io_fail(path, -errno, err, errlen);
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		ret = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		close(fd);
+		if (ret == -EINVAL && err && errlen) {
+			snprintf(err, errlen, "%s: not a regular file", path);
+			return ret;
+		}
+		return io_fail(path, ret, err, errlen);
+	}
 	ret = read_small_file(fd, &text);
 	close(fd);
 	if (ret)
@@ -632,6 +716,7 @@ int tm_config_set(struct tm_config *c, const char *key, const char *value, char 
 	else if (strlen(value) >= VALUE_MAX)
 		snprintf(why, sizeof(why), "value is too long (max %d bytes)", VALUE_MAX - 1);
 	else if (!apply(&tmp, k, value, true, why)) {
+		tmp.key_line[k - keys] = TM_CONFIG_CMDLINE;
 		*c = tmp;
 		return 0;
 	}

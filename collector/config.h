@@ -16,6 +16,10 @@
 #define TM_LIST_ITEM_MAX 128
 #define TM_ENV_ALLOW_MAX 32
 #define TM_ENV_NAME_MAX 64
+#define TM_INSTANCE_MAX 64
+#define TM_CONFIG_KEYS_MAX 64
+#define TM_CONFIG_CMDLINE 65535
+#define TM_GROUP_MAX 64
 /* sizeof(((struct sockaddr_un *)0)->sun_path), without dragging in sys/un.h */
 #define TM_SOCKET_PATH_MAX 108
 
@@ -53,6 +57,16 @@ struct tm_config {
 	unsigned int flow_entries;            /* flow_entries: 1024 .. 4194304 */
 	unsigned int if_counter_entries;      /* if_counter_entries: 1024 .. 4194304 */
 	enum tm_log_level log_level;          /* log_level: error|warn|info|debug */
+	/* instance: names the pinned state on bpffs (TM_INSTANCE_MAX) */
+	char instance[TM_INSTANCE_MAX];
+	bool keep_state;                      /* keep_state: yes|no */
+	char pin_root[PATH_MAX];              /* pin_root: a bpffs mount; "" = the system's */
+	char socket_group[TM_GROUP_MAX];      /* socket_group: name or gid; "" = as created */
+	unsigned int max_subscribers;         /* max_subscribers: 1 .. 1024 */
+	unsigned int subscriber_queue_mib;    /* subscriber_queue_mib: 1 .. 4096 */
+	/* where each key was set, for errors found after parsing */
+	char origin[256];                     /* the file */
+	unsigned short key_line[TM_CONFIG_KEYS_MAX]; /* 0 default, TM_CONFIG_CMDLINE */
 };
 
 void tm_config_defaults(struct tm_config *c);
@@ -75,6 +89,12 @@ int tm_config_load(struct tm_config *c, const char *path, char *err, size_t errl
  */
 int tm_config_set(struct tm_config *c, const char *key, const char *value, char *err,
 		  size_t errlen);
+
+/*
+ * Where key got its value, for errors that only show once the daemon uses
+ * it: "<file>:<line>: <key>", "command line: <key>" or "<key> (default)".
+ */
+const char *tm_config_where(const struct tm_config *c, const char *key, char *buf, size_t len);
 
 /* Is the environment variable name[0..name_len) on the allowlist? */
 bool tm_env_allowed(const struct tm_config *c, const char *name, size_t name_len);

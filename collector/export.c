@@ -320,6 +320,16 @@ static void pause_accepting(struct tm_export *e)
 	e->pause_until = tm_now_ns(CLOCK_MONOTONIC) + TM_ACCEPT_PAUSE_NS;
 }
 
+int tm_export_configure(struct tm_export *e, const struct tm_export_opts *o)
+{
+	e->queue_max = o->queue_frames;
+	e->queue_bytes_max = o->queue_bytes;
+	e->max_subs = o->max_subscribers;
+	if (chmod(e->path, o->mode) || (o->gid >= 0 && chown(e->path, (uid_t)-1, (gid_t)o->gid)))
+		return -errno;
+	return 0;
+}
+
 void tm_export_tick(struct tm_export *e)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &e->w };

@@ -44,6 +44,8 @@ struct tm_export_opts {
  * -EISDIR when it is not a socket at all.
  */
 struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd, int *err);
+/* A reload: queue limits, mode and group of the socket (path stays). */
+int tm_export_configure(struct tm_export *e, const struct tm_export_opts *o);
 /* Once per interval: log refused connections, resume accepting. */
 void tm_export_tick(struct tm_export *e);
 /* Accept every pending connection. */

@@ -22,21 +22,12 @@
 #include <xdp/libxdp.h>
 
 #include "bpfload.h"
-#include "bpfmaps.h"
+#include "ifattach.h"
 #include "ifaces.h"
 #include "log.h"
 #include "netlink.h"
 #include "taskmeter.h"
 #include "taskmeter.skel.h"
-#include "taskmeter_tc.skel.h"
-#include "taskmeter_xdp.skel.h"
-
-#define TM_BPF_TCX_INGRESS 46 /* enum bpf_attach_type, Linux 6.6; not in our uapi headers */
-#define TM_BPF_TCX_EGRESS 47
-/* Our clsact filters: first in line (they only count and return "next",
- * so whatever comes after still sees every packet), and a handle of ours. */
-#define TM_TC_PRIO 1
-#define TM_TC_HANDLE 0x7a5c
 
 struct tm_netns {
 	struct tm_watch w;         /* first: epoll data points here */
@@ -56,30 +47,19 @@ struct tm_iface {
 	char name[IFNAMSIZ];
 	char kind[16];
 	int link_ifindex, link_netnsid; /* the veth peer (see struct tm_link) */
-	struct taskmeter_xdp *xdp_skel;
-	struct xdp_program *xdp;
-	enum xdp_attach_mode xdp_mode;
-	bool xdp_dispatcher;
-	int tcx_fd[2];             /* [ingress, egress], -1 when none */
-	bool filter[2];            /* our clsact filter is installed */
-	bool clsact_created;
-	bool gone;                 /* the kernel removed the device */
+	struct tm_ifattach at;
+	bool gone;                 /* the device left its namespace */
 };
 
 struct tm_ifaces {
 	const struct tm_config *cfg;
 	struct tm_bpf *bpf;
-	struct taskmeter_tc *tc;
+	struct tm_attacher *at;
 	struct tm_netns *nss;
 	struct tm_iface *ifs;
 	int epfd;
-	bool tcx_missing;          /* the kernel refused TCX once: use clsact */
+	bool keep;                 /* closing: leave the pinned links counting */
 };
-
-static const char *xdp_mode_name(enum xdp_attach_mode m)
-{
-	return m == XDP_MODE_NATIVE ? "native" : m == XDP_MODE_SKB ? "skb" : "off";
-}
 
 /* ---- which interfaces ---- */
 
@@ -102,171 +82,14 @@ static void iface_flags(struct tm_ifaces *s, struct tm_iface *i)
 	struct tm_iface_val v = { 0 };
 	int fd = bpf_map__fd(s->bpf->skel->maps.tm_ifaces);
 
-	if (i->xdp_mode != XDP_MODE_UNSPEC)
+	if (i->at.xdp_mode != XDP_MODE_UNSPEC)
 		v.flags |= TM_IFACE_XDP_RX;
 	if (!i->kind[0]) /* hardware: drivers count wire segments, not skbs */
 		v.flags |= TM_IFACE_COUNT_SEGS;
+	if (i->at.clsact_created)
+		v.flags |= TM_IFACE_CLSACT_OURS;
 	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
 		tm_warn("%s: interface map: %s\n", i->name, strerror(errno));
-}
-
-/* ---- TC ---- */
-
-/* d = 0: ingress too (no XDP here), 1: egress only */
-static int tcx_attach(struct tm_ifaces *s, struct tm_iface *i, int first)
-{
-	int progs[2] = { bpf_program__fd(s->tc->progs.tm_tc_ingress),
-			 bpf_program__fd(s->tc->progs.tm_tc_egress) };
-	int types[2] = { TM_BPF_TCX_INGRESS, TM_BPF_TCX_EGRESS };
-
-	for (int d = first; d < 2; d++) {
-		i->tcx_fd[d] = bpf_link_create(progs[d], i->ifindex, types[d], NULL);
-		if (i->tcx_fd[d] < 0) {
-			int err = -errno;
-
-			i->tcx_fd[d] = -1;
-			return err;
-		}
-	}
-	return 0;
-}
-
-static int clsact_attach(struct tm_ifaces *s, struct tm_iface *i, int first)
-{
-	int progs[2] = { bpf_program__fd(s->tc->progs.tm_tc_ingress),
-			 bpf_program__fd(s->tc->progs.tm_tc_egress) };
-	static const char *const names[2] = { "taskmeter_in", "taskmeter_out" };
-	int err;
-
-	err = tm_nl_clsact_ensure(i->ns->nl, i->ifindex, &i->clsact_created);
-	for (int d = first; !err && d < 2; d++) {
-		err = tm_nl_filter_add(i->ns->nl, i->ifindex, d == 0, progs[d], names[d],
-				       TM_TC_PRIO, TM_TC_HANDLE);
-		i->filter[d] = !err;
-	}
-	return err;
-}
-
-static void tc_detach(struct tm_iface *i)
-{
-	for (int d = 0; d < 2; d++) {
-		if (i->tcx_fd[d] >= 0)
-			close(i->tcx_fd[d]); /* closing the link fd detaches */
-		i->tcx_fd[d] = -1;
-		if (i->filter[d] && !i->gone)
-			tm_nl_filter_del(i->ns->nl, i->ifindex, d == 0, TM_TC_PRIO, TM_TC_HANDLE);
-		i->filter[d] = false;
-	}
-	/* the qdisc goes only if we made it and nobody else put filters on it */
-	if (i->clsact_created && !i->gone && tm_nl_filter_count(i->ns->nl, i->ifindex, true) == 0 &&
-	    tm_nl_filter_count(i->ns->nl, i->ifindex, false) == 0)
-		tm_nl_clsact_del(i->ns->nl, i->ifindex);
-	i->clsact_created = false;
-}
-
-/* TC egress always; TC ingress only where XDP does not count the ingress
- * (XDP off or refused): running both would only add a lookup per frame. */
-static int tc_attach(struct tm_ifaces *s, struct tm_iface *i)
-{
-	enum tm_tc_attach how = s->cfg->tc_attach;
-	int err = -EOPNOTSUPP, first = i->xdp_mode == XDP_MODE_UNSPEC ? 0 : 1;
-
-	if (how == TM_TC_OFF)
-		return 0;
-	if (how == TM_TC_TCX || (how == TM_TC_AUTO && !s->tcx_missing)) {
-		err = tcx_attach(s, i, first);
-		if (!err || how == TM_TC_TCX)
-			goto out;
-		tc_detach(i);
-		s->tcx_missing = true; /* EINVAL: this kernel has no TCX */
-		tm_info("TCX attach refused (%s): using clsact filters\n", strerror(-err));
-	}
-	err = clsact_attach(s, i, first);
-out:
-	if (err)
-		tc_detach(i);
-	return err;
-}
-
-/* ---- XDP ---- */
-
-static enum xdp_attach_mode xdp_first_mode(const struct tm_config *c, const struct tm_iface *i)
-{
-	switch (c->xdp_mode) {
-	case TM_XDP_NATIVE:
-		return XDP_MODE_NATIVE;
-	case TM_XDP_SKB:
-		return XDP_MODE_SKB;
-	case TM_XDP_OFF:
-		return XDP_MODE_UNSPEC;
-	default:
-		/* Not on veth: native XDP there turns GRO/GSO off across the
-		 * pair (TCP throughput fell from ~20 to ~5 Gbit/s here), skb mode
-		 * copies every non-linear skb (-15%), and TC ingress sees the
-		 * same frames for a fraction of that (see BENCHMARKS.md). */
-		return strcmp(i->kind, "veth") ? XDP_MODE_NATIVE : XDP_MODE_UNSPEC;
-	}
-}
-
-static int xdp_try(struct tm_ifaces *s, struct tm_iface *i, enum xdp_attach_mode mode)
-{
-	DECLARE_LIBXDP_OPTS(xdp_program_opts, opts);
-	struct xdp_multiprog *mp;
-	int err;
-
-	i->xdp_skel = taskmeter_xdp__open();
-	if (!i->xdp_skel)
-		return -errno;
-	err = tm_bpf_reuse_maps(i->xdp_skel->obj, s->bpf->skel->obj);
-	if (err)
-		return err;
-	opts.obj = i->xdp_skel->obj;
-	opts.prog_name = "tm_xdp";
-	i->xdp = xdp_program__create(&opts);
-	err = libxdp_get_error(i->xdp);
-	if (err) {
-		i->xdp = NULL;
-		return err;
-	}
-	err = xdp_program__attach(i->xdp, i->ifindex, mode, 0);
-	if (err)
-		return err;
-	i->xdp_mode = mode;
-	mp = xdp_multiprog__get_from_ifindex(i->ifindex);
-	if (!libxdp_get_error(mp)) {
-		i->xdp_dispatcher = !xdp_multiprog__is_legacy(mp);
-		xdp_multiprog__close(mp);
-	}
-	return 0;
-}
-
-static void xdp_detach(struct tm_iface *i)
-{
-	if (i->xdp && i->xdp_mode != XDP_MODE_UNSPEC && !i->gone)
-		xdp_program__detach(i->xdp, i->ifindex, i->xdp_mode, 0);
-	i->xdp_mode = XDP_MODE_UNSPEC;
-	xdp_program__close(i->xdp);
-	i->xdp = NULL;
-	taskmeter_xdp__destroy(i->xdp_skel);
-	i->xdp_skel = NULL;
-}
-
-static int xdp_attach(struct tm_ifaces *s, struct tm_iface *i)
-{
-	enum xdp_attach_mode mode = xdp_first_mode(s->cfg, i);
-	int err;
-
-	if (mode == XDP_MODE_UNSPEC)
-		return 0;
-	err = xdp_try(s, i, mode);
-	if (err && mode == XDP_MODE_NATIVE && s->cfg->xdp_mode == TM_XDP_AUTO) {
-		xdp_detach(i);
-		tm_info("%s: native XDP refused (%s): skb mode\n", i->name, strerror(-err));
-		err = xdp_try(s, i, XDP_MODE_SKB);
-	}
-	if (err)
-		xdp_detach(i);
-	return err;
 }
 
 /* ---- one interface ---- */
@@ -274,43 +97,30 @@ static int xdp_attach(struct tm_ifaces *s, struct tm_iface *i)
 struct attach_arg {
 	struct tm_ifaces *s;
 	struct tm_iface *i;
+	const struct tm_link *l;
 };
 
 /* Runs inside the interface's network namespace: ifindexes are per netns. */
 static int attach_in_ns(void *p)
 {
 	struct attach_arg *a = p;
-	int err;
 
-	err = xdp_attach(a->s, a->i);
-	if (err)
-		tm_warn("%s: XDP attach failed: %s (TC ingress counts instead)\n", a->i->name,
-			strerror(-err));
-	err = tc_attach(a->s, a->i);
-	if (err)
-		tm_warn("%s: TC attach failed: %s (%s not counted here)\n", a->i->name,
-			strerror(-err), a->i->xdp_mode ? "egress" : "egress and ingress");
+	tm_attach(a->s->at, &a->i->at, a->l, a->i->ns->ino, a->i->kind, a->i->ns->nl);
 	return 0;
 }
 
 static int detach_in_ns(void *p)
 {
-	struct tm_iface *i = p;
+	struct attach_arg *a = p;
 
-	xdp_detach(i);
-	tc_detach(i);
+	tm_detach(a->s->at, &a->i->at, a->i->ns->nl, a->i->ifindex, a->s->keep, a->i->gone);
 	return 0;
-}
-
-static const char *tc_mode_name(const struct tm_iface *i)
-{
-	return i->tcx_fd[1] >= 0 ? "tcx" : i->filter[1] ? "clsact" : "off"; /* of egress */
 }
 
 static void iface_add(struct tm_ifaces *s, struct tm_netns *ns, const struct tm_link *l)
 {
 	struct tm_iface *i = calloc(1, sizeof(*i));
-	struct attach_arg a = { s, i };
+	struct attach_arg a = { s, i, l };
 
 	if (!i) {
 		tm_err("%s: out of memory\n", l->name);
@@ -318,7 +128,6 @@ static void iface_add(struct tm_ifaces *s, struct tm_netns *ns, const struct tm_
 	}
 	i->ns = ns;
 	i->ifindex = l->ifindex;
-	i->tcx_fd[0] = i->tcx_fd[1] = -1;
 	snprintf(i->name, sizeof(i->name), "%s", l->name);
 	snprintf(i->kind, sizeof(i->kind), "%s", l->kind);
 	i->link_ifindex = l->link_ifindex;
@@ -328,19 +137,22 @@ static void iface_add(struct tm_ifaces *s, struct tm_netns *ns, const struct tm_
 	i->next = s->ifs;
 	s->ifs = i;
 	tm_info("%s%s%s (ifindex %d): XDP %s%s, TC %s\n", ns->fd >= 0 ? ns->name : "",
-		ns->fd >= 0 ? "/" : "", i->name, i->ifindex, xdp_mode_name(i->xdp_mode),
-		i->xdp_mode == XDP_MODE_UNSPEC ? "" : i->xdp_dispatcher ? " (libxdp dispatcher)"
-								       : " (alone)",
-		tc_mode_name(i));
+		ns->fd >= 0 ? "/" : "", i->name, i->ifindex, tm_xdp_mode_name(i->at.xdp_mode),
+		i->at.xdp_mode == XDP_MODE_UNSPEC ? "" : i->at.xdp_dispatcher
+							? " (libxdp dispatcher)"
+							: " (alone, link)",
+		tm_tc_mode_name(&i->at));
 }
 
 static void iface_remove(struct tm_ifaces *s, struct tm_iface **pp)
 {
 	struct tm_iface *i = *pp;
 	struct tm_iface_key k = { .netns = (__u32)i->ns->ino, .ifindex = (__u32)i->ifindex };
+	struct attach_arg a = { s, i, NULL };
 
-	tm_netns_run(i->ns->fd, detach_in_ns, i);
-	bpf_map_delete_elem(bpf_map__fd(s->bpf->skel->maps.tm_ifaces), &k);
+	tm_netns_run(i->ns->fd, detach_in_ns, &a);
+	if (!s->keep)
+		bpf_map_delete_elem(bpf_map__fd(s->bpf->skel->maps.tm_ifaces), &k);
 	*pp = i->next;
 	free(i);
 }
@@ -368,7 +180,13 @@ static void on_link(void *ctx, enum tm_link_event ev, const struct tm_link *l)
 		return;
 	}
 	if (*pp) {
-		snprintf((*pp)->name, sizeof((*pp)->name), "%s", l->name); /* renamed? */
+		/* renamed, or a veth whose peer appeared since */
+		if (strcmp((*pp)->name, l->name))
+			tm_info("%s (ifindex %d) is now called %s\n", (*pp)->name, l->ifindex,
+				l->name);
+		snprintf((*pp)->name, sizeof((*pp)->name), "%s", l->name);
+		(*pp)->link_ifindex = l->link_ifindex;
+		(*pp)->link_netnsid = l->link_netnsid;
 		return;
 	}
 	if (selected(ns->s->cfg, l))
@@ -490,21 +308,6 @@ fail:
 	return err;
 }
 
-static int load_tc(struct tm_ifaces *s)
-{
-	int err;
-
-	s->tc = taskmeter_tc__open();
-	if (!s->tc)
-		return -errno;
-	err = tm_bpf_reuse_maps(s->tc->obj, s->bpf->skel->obj);
-	if (!err)
-		err = taskmeter_tc__load(s->tc);
-	if (err)
-		tm_err("loading the TC programs: %s\n", strerror(-err));
-	return err;
-}
-
 struct tm_ifaces *tm_ifaces_open(const struct tm_config *c, struct tm_bpf *b, int epfd, int *err)
 {
 	struct tm_ifaces *s = calloc(1, sizeof(*s));
@@ -515,24 +318,26 @@ struct tm_ifaces *tm_ifaces_open(const struct tm_config *c, struct tm_bpf *b, in
 	s->cfg = c;
 	s->bpf = b;
 	s->epfd = epfd;
-	*err = c->n_ifaces && c->tc_attach != TM_TC_OFF ? load_tc(s) : 0;
-	if (!*err && !c->n_netns)
+	s->at = tm_attacher_new(c, b, err);
+	if (s->at && !c->n_netns)
 		*err = netns_open(s, NULL);
-	for (unsigned int k = 0; !*err && k < c->n_netns; k++)
+	for (unsigned int k = 0; s->at && !*err && k < c->n_netns; k++)
 		*err = netns_open(s, c->netns[k]);
 	if (*err) {
-		tm_ifaces_close(s);
+		tm_ifaces_close(s, false);
 		return NULL;
 	}
+	tm_attacher_sweep(s->at); /* what the last collector left on interfaces gone since */
 	return s;
 }
 
-void tm_ifaces_close(struct tm_ifaces *s)
+void tm_ifaces_close(struct tm_ifaces *s, bool keep)
 {
 	struct tm_netns *ns, *next;
 
 	if (!s)
 		return;
+	s->keep = keep;
 	while (s->ifs)
 		iface_remove(s, &s->ifs);
 	for (ns = s->nss; ns; ns = next) {
@@ -540,7 +345,7 @@ void tm_ifaces_close(struct tm_ifaces *s)
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, ns->w.fd, NULL);
 		netns_free(ns);
 	}
-	taskmeter_tc__destroy(s->tc);
+	tm_attacher_free(s->at);
 	free(s);
 }
 
@@ -564,8 +369,8 @@ static void on_stats(void *p, int ifindex, const struct tm_link_stats *st)
 	info.netns = x->ns->ino;
 	info.ifindex = ifindex;
 	info.name = i->name;
-	info.xdp = xdp_mode_name(i->xdp_mode);
-	info.tc = tc_mode_name(i);
+	info.xdp = tm_xdp_mode_name(i->at.xdp_mode);
+	info.tc = tm_tc_mode_name(&i->at);
 	info.stats = *st;
 	x->cb(x->ctx, &info);
 }
@@ -602,7 +407,7 @@ unsigned int tm_ifaces_l2_less(struct tm_ifaces *s, uint64_t netns, int ifindex,
 	if (!i || strcmp(i->kind, "veth"))
 		return 0;
 	rx_end = dir == TM_DIR_INGRESS ? i : veth_peer(s, i);
-	return rx_end && rx_end->xdp_mode == XDP_MODE_NATIVE ? 14 : 0;
+	return rx_end && rx_end->at.xdp_mode == XDP_MODE_NATIVE ? 14 : 0;
 }
 
 int tm_ifaces_each(struct tm_ifaces *s, tm_iface_cb cb, void *ctx)

@@ -6,10 +6,11 @@
 #ifndef TM_IFACES_H
 #define TM_IFACES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
-#include "export.h"
+#include "watch.h"
 #include "netlink.h"
 
 struct tm_bpf;
@@ -38,7 +39,8 @@ int tm_ifaces_each(struct tm_ifaces *s, tm_iface_cb cb, void *ctx);
  * end runs native XDP (its queue counts from the network header); else 0. */
 unsigned int tm_ifaces_l2_less(struct tm_ifaces *s, uint64_t netns, int ifindex, int dir);
 
-/* Detach everything we attached, remove what we created. */
-void tm_ifaces_close(struct tm_ifaces *s);
+/* Detach everything we attached, remove what we created; keep: leave the
+ * pinned links attached for the next collector. */
+void tm_ifaces_close(struct tm_ifaces *s, bool keep);
 
 #endif /* TM_IFACES_H */

@@ -8,6 +8,7 @@
 #include <bpf/libbpf.h>
 
 #include "bpfload.h"
+#include "log.h"
 #include "mapio.h"
 #include "taskmeter.skel.h"
 
@@ -27,6 +28,7 @@ int tm_mapio_init(struct tm_mapio *m, struct tm_bpf *b, int ncpus)
 	m->if_overflow_fd = bpf_map__fd(s->maps.tm_if_overflow);
 	m->meta_fd = bpf_map__fd(s->maps.tm_meta);
 	m->stats_fd = bpf_map__fd(s->maps.tm_stats);
+	m->retired_fd = b->retired_fd;
 	m->ncpus = ncpus;
 	m->batch = TM_BATCH;
 	m->keys = calloc(TM_BATCH, sizeof(struct tm_if_key));
@@ -184,6 +186,41 @@ static bool take(struct tm_mapio *m, int fd, const void *key, struct tm_counter_
 	return true;
 }
 
+/* An interface-layer entry is deleted: what it counted stays in its
+ * interface's sums, across collector restarts too. */
+static void retire(struct tm_mapio *m, const struct tm_if_key *k, const struct tm_counter_val *v)
+{
+	struct tm_retired_key rk = { .netns = k->netns, .ifindex = k->ifindex, .dir = k->dir };
+	struct tm_counter_val sum = { 0 };
+
+	if (m->retired_fd < 0 || k->layer == TM_LAYER_DROP || k->dir >= TM_DIR_MAX)
+		return;
+	bpf_map_lookup_elem(m->retired_fd, &rk, &sum);
+	tm_val_add(&sum, v);
+	if (bpf_map_update_elem(m->retired_fd, &rk, &sum, BPF_ANY))
+		tm_dbg("retired sums: %s\n", strerror(errno));
+}
+
+int tm_mapio_load_retired(struct tm_mapio *m, struct tm_store *s)
+{
+	struct tm_retired_key k, next;
+	struct tm_counter_val v;
+	struct tm_if_total *t;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(m->retired_fd, prev, &next)) {
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(m->retired_fd, &k, &v) || k.dir >= TM_DIR_MAX)
+			continue;
+		t = tm_store_if_total(s, k.netns, k.ifindex);
+		if (!t)
+			return -ENOMEM;
+		tm_val_add(&t->dir[k.dir], &v);
+	}
+	return 0;
+}
+
 static bool drain_if(struct tm_mapio *m, struct tm_store *s, struct tm_record *rec)
 {
 	struct tm_counter_val sum;
@@ -198,6 +235,7 @@ static bool drain_if(struct tm_mapio *m, struct tm_store *s, struct tm_record *r
 		if (take(m, m->if_fd, &key, &sum)) {
 			as_device_counts(m, &key, &sum);
 			tm_store_fold_if_rec(s, rec, &key, &sum);
+			retire(m, &key, &sum);
 			x->s.last = (struct tm_counter_val){ 0 }; /* the entry is gone */
 		}
 		fresh |= x->s.total.packets != x->s.reported.packets;

@@ -21,6 +21,7 @@ struct tm_mapio {
 	int counters_fd, overflow_fd;   /* socket layer */
 	int if_fd, if_overflow_fd;      /* interface layer */
 	int meta_fd, stats_fd;
+	int retired_fd;                 /* interface sums of deleted entries (pinned) */
 	int ncpus;
 	void *keys, *vals;              /* batch buffers */
 	uint32_t batch;
@@ -42,6 +43,15 @@ int tm_mapio_read(struct tm_mapio *m, struct tm_store *s);
 /* Take rec's entries out of the counter maps, folding what they held. True
  * if counts arrived since the last frame (rec must be reported again). */
 bool tm_mapio_drain(struct tm_mapio *m, struct tm_store *s, struct tm_record *rec);
+
+/* Key of the retired map: what deleted interface-layer entries had counted
+ * on an interface, so that its sums survive a collector restart. */
+struct tm_retired_key {
+	__u32 netns, ifindex, dir;
+};
+
+/* Start the store's interface sums from the retired map (adopted state). */
+int tm_mapio_load_retired(struct tm_mapio *m, struct tm_store *s);
 
 /* The owner has no record left: free its metadata slot. */
 void tm_mapio_forget(struct tm_mapio *m, const struct tm_owner *o);

@@ -266,7 +266,7 @@ static int link_attr_cb(const struct nlattr *attr, void *data)
 		err = mnl_attr_validate(attr, MNL_TYPE_NUL_STRING);
 	else if (type == IFLA_LINK || type == IFLA_LINK_NETNSID)
 		err = mnl_attr_validate(attr, MNL_TYPE_U32);
-	else if (type == IFLA_LINKINFO)
+	else if (type == IFLA_LINKINFO || type == IFLA_XDP)
 		err = mnl_attr_validate(attr, MNL_TYPE_NESTED);
 	if (err)
 		return MNL_CB_ERROR;
@@ -305,6 +305,16 @@ static int link_kind(const struct nlattr *linkinfo, char *kind, size_t size)
 	return 0;
 }
 
+static int xdp_attr_cb(const struct nlattr *attr, void *data)
+{
+	uint32_t *id = data;
+
+	if (mnl_attr_get_type(attr) == IFLA_XDP_PROG_ID &&
+	    mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+		*id = mnl_attr_get_u32(attr);
+	return MNL_CB_OK;
+}
+
 /* The ifinfomsg of an AF_UNSPEC link message, or NULL. */
 static const struct ifinfomsg *link_msg(const struct nlmsghdr *nlh)
 {
@@ -340,6 +350,9 @@ static int parse_link(const struct nlmsghdr *nlh, struct tm_link *l, struct tm_l
 	if (tb[IFLA_IFNAME])
 		snprintf(l->name, sizeof(l->name), "%s", mnl_attr_get_str(tb[IFLA_IFNAME]));
 	if (link_kind(tb[IFLA_LINKINFO], l->kind, sizeof(l->kind)))
+		return -EBADMSG;
+	if (tb[IFLA_XDP] && mnl_attr_parse_nested(tb[IFLA_XDP], xdp_attr_cb, &l->xdp_prog_id) !=
+			     MNL_CB_OK)
 		return -EBADMSG;
 	if (!st)
 		return 0;
@@ -772,13 +785,14 @@ static struct nlmsghdr *filter_req(struct tm_nl *nl, uint16_t type, uint16_t fla
 }
 
 int tm_nl_filter_add(struct tm_nl *nl, int ifindex, bool ingress, int prog_fd, const char *name,
-		     uint16_t prio, uint32_t handle)
+		     uint16_t prio, uint32_t handle, bool replace)
 {
 	struct nlmsghdr *nlh;
 	struct nlattr *opts;
 	int err;
 
-	nlh = filter_req(nl, RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, ifindex,
+	nlh = filter_req(nl, RTM_NEWTFILTER,
+			 NLM_F_CREATE | (replace ? NLM_F_REPLACE : NLM_F_EXCL) | NLM_F_ACK, ifindex,
 			 ingress, prio, handle);
 	opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
 	mnl_attr_put_u32(nlh, TCA_BPF_FD, prog_fd);
@@ -833,6 +847,52 @@ int tm_nl_filter_count(struct tm_nl *nl, int ifindex, bool ingress)
 	if (err)
 		tc_fail(nl, "listing filters", ifindex, err);
 	return err ? err : n;
+}
+
+struct filter_find {
+	uint32_t handle;
+	int prog_id;      /* -ENOENT until found */
+};
+
+static int bpf_opt_cb(const struct nlattr *attr, void *data)
+{
+	struct filter_find *ff = data;
+
+	if (mnl_attr_get_type(attr) == TCA_BPF_ID && mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+		ff->prog_id = (int)mnl_attr_get_u32(attr);
+	return MNL_CB_OK;
+}
+
+static int filter_attr_cb(const struct nlattr *attr, void *data)
+{
+	if (mnl_attr_get_type(attr) == TCA_OPTIONS &&
+	    mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0)
+		return mnl_attr_parse_nested(attr, bpf_opt_cb, data);
+	return MNL_CB_OK;
+}
+
+static int find_filter(const struct nlmsghdr *nlh, void *data)
+{
+	const struct tcmsg *tcm = mnl_nlmsg_get_payload(nlh);
+	struct filter_find *ff = data;
+
+	if (nlh->nlmsg_type != RTM_NEWTFILTER ||
+	    mnl_nlmsg_get_payload_len(nlh) < sizeof(*tcm) || tcm->tcm_handle != ff->handle)
+		return MNL_CB_OK;
+	return mnl_attr_parse(nlh, sizeof(*tcm), filter_attr_cb, ff);
+}
+
+int tm_nl_filter_prog(struct tm_nl *nl, int ifindex, bool ingress, uint16_t prio, uint32_t handle)
+{
+	struct filter_find ff = { .handle = handle, .prog_id = -ENOENT };
+	struct nlmsghdr *nlh;
+	int err = -EAGAIN;
+
+	nlh = tc_req(nl, RTM_GETTFILTER, NLM_F_DUMP, ifindex, hook_parent(ingress), 0);
+	((struct tcmsg *)mnl_nlmsg_get_payload(nlh))->tcm_info = TC_H_MAKE((uint32_t)prio << 16, 0);
+	for (int i = 0; i < DUMP_TRIES && err == -EAGAIN; i++)
+		err = talk(nl, nlh, find_filter, &ff);
+	return err ? err : ff.prog_id;
 }
 
 static int nsid_cb(const struct nlmsghdr *nlh, void *data)

@@ -24,6 +24,7 @@ struct tm_link {
 	int link_ifindex;   /* IFLA_LINK: a veth's peer, ... (0: none) */
 	int link_netnsid;   /* IFLA_LINK_NETNSID: the peer's netns, as this netns
 			     * numbers it; -1: the same netns */
+	uint32_t xdp_prog_id; /* IFLA_XDP_PROG_ID: the XDP program attached, 0 none */
 };
 
 /* From IFLA_STATS64; for lo every packet counts once as tx and once as rx. */
@@ -98,9 +99,13 @@ int tm_nl_dump_stats(struct tm_nl *nl, tm_stats_cb cb, void *ctx);
 int tm_nl_clsact_ensure(struct tm_nl *nl, int ifindex, bool *created);
 /* Removes the clsact qdisc and with it every filter on both hooks, anyone's. */
 int tm_nl_clsact_del(struct tm_nl *nl, int ifindex);
-/* -EEXIST if a filter with that prio and handle is there already. */
+/* -EEXIST if a filter with that prio and handle is there already, unless
+ * replace: then it takes prog_fd in one step. */
 int tm_nl_filter_add(struct tm_nl *nl, int ifindex, bool ingress, int prog_fd, const char *name,
-		     uint16_t prio, uint32_t handle);
+		     uint16_t prio, uint32_t handle, bool replace);
+/* Id of the program of the bpf filter with that prio and handle; -ENOENT. */
+int tm_nl_filter_prog(struct tm_nl *nl, int ifindex, bool ingress, uint16_t prio,
+		      uint32_t handle);
 /* handle 0 deletes every filter of that prio on the hook. */
 int tm_nl_filter_del(struct tm_nl *nl, int ifindex, bool ingress, uint16_t prio, uint32_t handle);
 /* Filters on that clsact hook (any kind, any owner); 0 without clsact; -errno. */

@@ -4,17 +4,20 @@
  * events into per-process records, and streams one protobuf frame per
  * interval to every subscriber of its UNIX socket.
  *
- * Lifecycle: config -> open/load -> attach -> poll loop -> detach.
+ * Lifecycle: config -> state (adopt or fresh) -> load -> attach -> poll
+ * loop (ring buffer, timer, socket, netlink, signals) -> final frame ->
+ * detach and unpin, or keep the state for the next collector.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +26,7 @@
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 
+#include "args.h"
 #include "bpfload.h"
 #include "config.h"
 #include "encode.h"
@@ -34,20 +38,19 @@
 #include "meta.h"
 #include "store.h"
 #include "taskmeter.skel.h"
+#include "tm_build.h"
 #include "util.h"
 
-#define TM_DEFAULT_CONFIG "/etc/taskmeter/taskmeter.conf"
 #define TM_EXIT_CONFIG 2
 /* Bytes of records per message of a frame (Frame.more_parts). */
 #define TM_PART_MAX (8u << 20)
-/* Per subscriber: bytes queued at most (a frame always fits an empty queue). */
-#define TM_QUEUE_BYTES (64u << 20)
-#define TM_MAX_SUBSCRIBERS 64
+/* Records checked against /proc per interval for a missed exit. */
+#define TM_REAP_PER_TICK 256
 
-static volatile sig_atomic_t stop;
 static int libbpf_debug; /* -vv */
 
 struct tm_daemon {
+	struct tm_args args;
 	struct tm_config cfg;
 	struct tm_bpf bpf;
 	struct tm_store store;
@@ -60,20 +63,15 @@ struct tm_daemon {
 	struct tm_ifaces *ifs;
 	struct tm_if_view *views;   /* this frame's interfaces */
 	size_t n_views, cap_views;
-	struct tm_watch rb_watch, timer_watch;
+	struct tm_watch rb_watch, timer_watch, signal_watch;
 	int epfd;
 	int config_error;       /* setup failed on the configuration: exit 2 */
+	int stop;               /* 0 running; 1 stop and clean up; 2 stop, keep state */
 	uint64_t seq;
 	uint64_t last_read_ns;
-	uint64_t counters_id;   /* Frame.counters_id: names this run's counter state */
+	uint64_t counters_id;   /* Frame.counters_id: the counting the totals are in */
 	char hostname[256];
 };
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -91,131 +89,6 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 static int libxdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
 {
 	return libbpf_print((enum libbpf_print_level)level, fmt, ap);
-}
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: taskmeterd [OPTIONS]\n"
-		"Per-process network accounting: attaches BPF programs to a cgroup and\n"
-		"streams per-process records as length-delimited protobuf frames\n"
-		"(proto/taskmeter.proto) to every client of a UNIX socket.\n"
-		"\n"
-		"  -c, --config FILE     config file (default " TM_DEFAULT_CONFIG
-		" if it exists;\n"
-		"                        see configs/taskmeter.conf for every key)\n"
-		"      --cgroup PATH     cgroup v2 to account (default: the root = whole host)\n"
-		"      --socket PATH     export socket (default /run/taskmeter/taskmeter.sock)\n"
-		"      --interval DUR    frame interval, e.g. 1s, 500ms (default 1s)\n"
-		"      --metadata MODE   task_work (default) or procfs (the fallback for\n"
-		"                        kernels without the task_work kfunc)\n"
-		"      --set KEY=VALUE   set any config key (repeatable)\n"
-		"      --check-config    validate the configuration and exit\n"
-		"      --print-memory    print the BPF map memory this config may use, exit\n"
-		"  -v, --verbose         more logging (-vv: libbpf debug output)\n"
-		"  -h, --help            this text\n"
-		"\n"
-		"Command-line settings override the file. Config errors exit with status 2\n"
-		"before anything is attached. SIGINT/SIGTERM: send a final frame, detach, exit 0.\n");
-}
-
-enum { OPT_CGROUP = 256, OPT_SOCKET, OPT_INTERVAL, OPT_METADATA, OPT_SET, OPT_CHECK, OPT_MEM };
-
-struct tm_args {
-	const char *config;
-	int verbose;
-	int check_only;
-	int print_memory;
-	/* overrides applied after the file, in order */
-	const char *keys[64];
-	const char *values[64];
-	char *owned[64];
-	int n;
-};
-
-static int add_override(struct tm_args *a, const char *key, const char *value)
-{
-	if (a->n == 64) {
-		fprintf(stderr, "taskmeterd: too many overrides\n");
-		return -E2BIG;
-	}
-	a->keys[a->n] = key;
-	a->values[a->n++] = value;
-	return 0;
-}
-
-static int add_set(struct tm_args *a, const char *kv)
-{
-	char *copy = strdup(kv), *eq;
-
-	if (!copy)
-		return -ENOMEM;
-	eq = strchr(copy, '=');
-	if (!eq) {
-		fprintf(stderr, "taskmeterd: --set %s: expected KEY=VALUE\n", kv);
-		free(copy);
-		return -EINVAL;
-	}
-	*eq = '\0';
-	a->owned[a->n] = copy;
-	return add_override(a, copy, eq + 1);
-}
-
-static int parse_args(int argc, char **argv, struct tm_args *a)
-{
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "cgroup", required_argument, NULL, OPT_CGROUP },
-		{ "socket", required_argument, NULL, OPT_SOCKET },
-		{ "interval", required_argument, NULL, OPT_INTERVAL },
-		{ "metadata", required_argument, NULL, OPT_METADATA },
-		{ "set", required_argument, NULL, OPT_SET },
-		{ "check-config", no_argument, NULL, OPT_CHECK },
-		{ "print-memory", no_argument, NULL, OPT_MEM },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	int c, err = 0;
-
-	while (!err && (c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': a->config = optarg; break;
-		case 'v': a->verbose++; break;
-		case 'h': usage(stdout); exit(0);
-		case OPT_CGROUP: err = add_override(a, "cgroup", optarg); break;
-		case OPT_SOCKET: err = add_override(a, "socket_path", optarg); break;
-		case OPT_INTERVAL: err = add_override(a, "interval", optarg); break;
-		case OPT_METADATA: err = add_override(a, "metadata", optarg); break;
-		case OPT_SET: err = add_set(a, optarg); break;
-		case OPT_CHECK: a->check_only = 1; break;
-		case OPT_MEM: a->print_memory = 1; break;
-		default: usage(stderr); return -EINVAL;
-		}
-	}
-	if (!err && optind < argc) {
-		fprintf(stderr, "taskmeterd: unexpected argument '%s'\n", argv[optind]);
-		err = -EINVAL;
-	}
-	return err;
-}
-
-static int load_config(struct tm_config *cfg, const struct tm_args *a)
-{
-	const char *path = a->config;
-	char err[512];
-	int ret = 0;
-
-	tm_config_defaults(cfg);
-	if (!path && access(TM_DEFAULT_CONFIG, F_OK) == 0)
-		path = TM_DEFAULT_CONFIG;
-	if (path)
-		ret = tm_config_load(cfg, path, err, sizeof(err));
-	for (int i = 0; !ret && i < a->n; i++)
-		ret = tm_config_set(cfg, a->keys[i], a->values[i], err, sizeof(err));
-	if (ret)
-		fprintf(stderr, "taskmeterd: %s\n", err);
-	return ret;
 }
 
 /* ---- one interval ---- */
@@ -371,23 +244,55 @@ static unsigned int l2_less(void *ctx, uint64_t netns, int ifindex, int dir)
 	return tm_ifaces_l2_less(ctx, netns, ifindex, dir);
 }
 
-static int start_timer(struct tm_daemon *d)
+static int arm_timer(int fd, unsigned int ms)
 {
-	unsigned int ms = d->cfg.interval_ms;
 	struct itimerspec its = {
 		.it_interval = { ms / 1000, (long)(ms % 1000) * 1000000 },
 		.it_value = { ms / 1000, (long)(ms % 1000) * 1000000 },
 	};
+
+	return timerfd_settime(fd, 0, &its, NULL) ? -errno : 0;
+}
+
+static int start_timer(struct tm_daemon *d)
+{
 	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), err;
 
 	if (fd < 0)
 		return -errno;
-	if (timerfd_settime(fd, 0, &its, NULL) || (err = watch(d, &d->timer_watch, TM_WATCH_TIMER, fd))) {
-		err = -errno;
+	err = arm_timer(fd, d->cfg.interval_ms);
+	if (!err)
+		err = watch(d, &d->timer_watch, TM_WATCH_TIMER, fd);
+	if (err)
 		close(fd);
+	return err;
+}
+
+/* Signals arrive as events of the poll loop: a reload or a stop happens
+ * between two steps, never inside one. Blocked from the start, so that a
+ * SIGTERM during set-up is a stop once set-up is done, not a death with
+ * half of it attached. */
+static int block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR2);
+	return sigprocmask(SIG_BLOCK, set, NULL) ? -errno : 0;
+}
+
+static int start_signals(struct tm_daemon *d)
+{
+	sigset_t set;
+	int fd, err = block_signals(&set);
+
+	if (err)
 		return err;
-	}
-	return 0;
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return watch(d, &d->signal_watch, TM_WATCH_SIGNAL, fd);
 }
 
 static const char *export_error(int err)
@@ -400,56 +305,104 @@ static const char *export_error(int err)
 	}
 }
 
-static int open_export(struct tm_daemon *d)
+/* socket_group: a group name or number; -1 when not set. */
+static int socket_gid(const struct tm_config *c, int *gid)
 {
-	struct tm_export_opts o = {
-		.path = d->cfg.socket_path,
-		.mode = d->cfg.socket_mode,
-		.gid = -1,
-		.queue_frames = d->cfg.subscriber_queue,
-		.queue_bytes = TM_QUEUE_BYTES,
-		.max_subscribers = TM_MAX_SUBSCRIBERS,
-	};
-	int err;
+	char buf[4096], where[128], *end;
+	struct group gr, *res = NULL;
+	unsigned long n;
 
-	d->exp = tm_export_open(&o, d->epfd, &err);
-	if (!d->exp)
-		tm_err("export socket %s: %s%s\n", d->cfg.socket_path, strerror(-err),
-		       export_error(err));
-	return d->exp ? 0 : err;
+	*gid = -1;
+	if (!c->socket_group[0])
+		return 0;
+	n = strtoul(c->socket_group, &end, 10);
+	if (!*end && n < 0x7fffffff) {
+		*gid = (int)n;
+		return 0;
+	}
+	if (getgrnam_r(c->socket_group, &gr, buf, sizeof(buf), &res) || !res) {
+		tm_err("%s: no group named '%s'\n",
+		       tm_config_where(c, "socket_group", where, sizeof(where)), c->socket_group);
+		return -EINVAL;
+	}
+	*gid = (int)res->gr_gid;
+	return 0;
 }
 
-static int setup(struct tm_daemon *d)
+static void export_opts(const struct tm_config *c, struct tm_export_opts *o, int gid)
 {
-	int err, ncpus = libbpf_num_possible_cpus();
+	o->path = c->socket_path;
+	o->mode = c->socket_mode;
+	o->gid = gid;
+	o->queue_frames = c->subscriber_queue;
+	o->queue_bytes = (size_t)c->subscriber_queue_mib << 20;
+	o->max_subscribers = c->max_subscribers;
+}
 
-	err = tm_bpf_open_cgroup(&d->bpf, &d->cfg);
+static int open_export(struct tm_daemon *d)
+{
+	struct tm_export_opts o;
+	char where[128];
+	int err, gid;
+
+	err = socket_gid(&d->cfg, &gid);
 	if (err) {
 		d->config_error = 1;
 		return err;
 	}
-	if (ncpus < 0) {
-		tm_err("counting CPUs: %s\n", strerror(-ncpus));
-		return ncpus;
+	export_opts(&d->cfg, &o, gid);
+	d->exp = tm_export_open(&o, d->epfd, &err);
+	if (d->exp)
+		return 0;
+	tm_err("%s: %s: %s%s\n", tm_config_where(&d->cfg, "socket_path", where, sizeof(where)),
+	       d->cfg.socket_path, strerror(-err), export_error(err));
+	/* a path that cannot be a socket is the configuration's fault */
+	d->config_error = err == -ENOTSOCK || err == -EISDIR || err == -ENOTDIR ||
+			  err == -ENAMETOOLONG;
+	return err;
+}
+
+/* Subscribers and netns fds add up: take what the hard limit allows. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	d->ncpus = ncpus;
+}
+
+static int setup_store(struct tm_daemon *d)
+{
+	int err;
+
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	err = d->epfd < 0 ? -errno : tm_store_init(&d->store);
 	if (!err)
 		err = tm_resolver_init(&d->res, &d->cfg, &d->store);
 	if (!err)
 		err = tm_encoder_init(&d->enc, &d->store, TM_PART_MAX);
-	if (err) {
+	if (err)
 		tm_err("setting up: %s\n", strerror(-err));
+	return err;
+}
+
+/* The BPF side: state, programs, the maps' reader and the ring buffer. */
+static int setup_bpf(struct tm_daemon *d)
+{
+	int err;
+
+	err = tm_bpf_open_state(&d->bpf, &d->cfg);
+	if (err)
 		return err;
-	}
-	gethostname(d->hostname, sizeof(d->hostname) - 1);
-	if (getrandom(&d->counters_id, sizeof(d->counters_id), 0) != sizeof(d->counters_id))
-		d->counters_id = tm_now_ns(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
+	d->counters_id = d->bpf.state.counters_id;
 	err = tm_bpf_load(&d->bpf, &d->cfg);
 	if (err)
 		return err;
-	err = tm_mapio_init(&d->io, &d->bpf, ncpus);
+	err = tm_mapio_init(&d->io, &d->bpf, d->ncpus);
+	if (!err && d->bpf.start == TM_START_ADOPTED)
+		err = tm_mapio_load_retired(&d->io, &d->store);
 	if (err) {
 		tm_err("setting up: %s\n", strerror(-err));
 		return err;
@@ -458,27 +411,53 @@ static int setup(struct tm_daemon *d)
 				 &d->res, NULL);
 	err = d->rb ? watch(d, &d->rb_watch, TM_WATCH_RINGBUF, ring_buffer__epoll_fd(d->rb))
 		    : -errno;
-	if (err) {
+	if (err)
 		tm_err("ring buffer: %s\n", strerror(-err));
+	tm_info("ring buffer: %u KiB, room for %llu metadata events at their largest\n",
+		d->cfg.ringbuf_kib, tm_bpf_ringbuf_events(&d->cfg));
+	return err;
+}
+
+static int setup(struct tm_daemon *d)
+{
+	int err;
+
+	d->ncpus = libbpf_num_possible_cpus();
+	if (d->ncpus < 0) {
+		tm_err("counting CPUs: %s\n", strerror(-d->ncpus));
+		return d->ncpus;
+	}
+	raise_nofile();
+	err = tm_bpf_open_cgroup(&d->bpf, &d->cfg);
+	if (err) {
+		d->config_error = 1;
 		return err;
 	}
-	err = open_export(d);
-	if (err)
-		return err;
-	err = tm_bpf_attach(&d->bpf, &d->cfg);
+	gethostname(d->hostname, sizeof(d->hostname) - 1);
+	err = setup_store(d);
+	if (!err)
+		err = open_export(d); /* first: a socket in use is found before loading */
+	if (!err)
+		err = setup_bpf(d);
+	if (!err)
+		err = tm_bpf_attach(&d->bpf, &d->cfg);
 	if (err)
 		return err;
 	err = tm_bpf_seed_sockets(&d->bpf);
 	if (err == -ENOTRECOVERABLE) /* stuck in another network namespace */
 		return err;
 	d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd, &err);
-	if (!d->ifs)
+	if (!d->ifs) {
+		d->config_error = err == -ENOENT || err == -ENOTDIR; /* a netns that is not there */
 		return err;
+	}
 	d->io.l2_less = l2_less;
 	d->io.l2_less_ctx = d->ifs;
 	err = start_timer(d);
+	if (!err)
+		err = start_signals(d);
 	if (err) {
-		tm_err("interval timer: %s\n", strerror(-err));
+		tm_err("timer and signals: %s\n", strerror(-err));
 		return err;
 	}
 	tm_info("streaming to %s every %u ms (metadata: %s)\n", d->cfg.socket_path,
@@ -486,14 +465,16 @@ static int setup(struct tm_daemon *d)
 	return 0;
 }
 
-static void teardown(struct tm_daemon *d)
+static void teardown(struct tm_daemon *d, bool keep)
 {
 	/* reverse of setup: detach first so nothing new arrives */
-	tm_ifaces_close(d->ifs);
-	tm_bpf_destroy(&d->bpf);
+	tm_ifaces_close(d->ifs, keep);
+	tm_bpf_destroy(&d->bpf, keep);
 	free(d->views);
 	if (d->timer_watch.fd > 0)
 		close(d->timer_watch.fd);
+	if (d->signal_watch.fd > 0)
+		close(d->signal_watch.fd);
 	tm_export_close(d->exp);
 	ring_buffer__free(d->rb);
 	tm_mapio_free(&d->io);
@@ -503,6 +484,110 @@ static void teardown(struct tm_daemon *d)
 	if (d->epfd >= 0)
 		close(d->epfd);
 }
+
+/* ---- reload (SIGHUP) ---- */
+
+#define SAME(field) (!memcmp(&a->field, &b->field, sizeof(a->field)))
+
+/* Keys whose value the running programs, maps or socket were made with:
+ * a reload reports them and keeps the running value. */
+static void keep_fixed(struct tm_config *n, const struct tm_config *o, char *list, size_t len)
+{
+	const struct tm_config *a = o, *b = n;
+	size_t at = 0;
+
+#define FIXED(field, key)                                                            \
+	do {                                                                         \
+		if (!SAME(field)) {                                                  \
+			at += (size_t)snprintf(list + at, at < len ? len - at : 0, "%s%s", \
+					       at ? ", " : "", key);                  \
+			memcpy(&n->field, &o->field, sizeof(n->field));              \
+		}                                                                    \
+	} while (0)
+	FIXED(cgroup, "cgroup");
+	FIXED(socket_path, "socket_path");
+	FIXED(instance, "instance");
+	FIXED(pin_root, "pin_root");
+	FIXED(metadata_procfs, "metadata");
+	FIXED(argv_max, "argv_max");
+	FIXED(env_max, "env_max");
+	FIXED(max_owner_records, "counter_entries");
+	FIXED(meta_entries, "meta_entries");
+	FIXED(ringbuf_kib, "ringbuf_kib");
+	FIXED(flow_entries, "flow_entries");
+	FIXED(if_counter_entries, "if_counter_entries");
+#undef FIXED
+}
+
+static bool ifaces_differ(const struct tm_config *a, const struct tm_config *b)
+{
+	return !SAME(ifaces) || !SAME(n_ifaces) || !SAME(netns) || !SAME(n_netns) ||
+	       !SAME(xdp_mode) || !SAME(tc_attach);
+}
+
+/* What can change live, changes. */
+static void apply_live(struct tm_daemon *d, const struct tm_config *o)
+{
+	const struct tm_config *a = o, *b = &d->cfg;
+	struct tm_export_opts eo;
+	int err, gid;
+
+	tm_log_level = d->args.verbose ? TM_LOG_DEBUG : d->cfg.log_level;
+	if (!SAME(interval_ms) && arm_timer(d->timer_watch.fd, d->cfg.interval_ms))
+		tm_warn("reload: interval: %s\n", strerror(errno));
+	if (!socket_gid(&d->cfg, &gid)) {
+		export_opts(&d->cfg, &eo, gid);
+		err = tm_export_configure(d->exp, &eo);
+		if (err)
+			tm_warn("reload: socket: %s\n", strerror(-err));
+	}
+	if (ifaces_differ(a, b)) {
+		tm_info("reload: interfaces changed: re-attaching XDP and TC\n");
+		tm_ifaces_close(d->ifs, false);
+		d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd, &err);
+		if (!d->ifs)
+			tm_err("reload: interfaces: %s: none attached\n", strerror(-err));
+		d->io.l2_less_ctx = d->ifs;
+	}
+}
+
+static void reload(struct tm_daemon *d)
+{
+	struct tm_config n, old = d->cfg;
+	char msg[512], fixed[512] = "";
+
+	if (tm_args_config(&d->args, &n, msg, sizeof(msg))) {
+		tm_err("reload: %s: the running configuration stays\n", msg);
+		return;
+	}
+	keep_fixed(&n, &old, fixed, sizeof(fixed));
+	d->cfg = n; /* the resolver and the interfaces point at d->cfg */
+	apply_live(d, &old);
+	tm_info("reloaded %s%s%s%s\n", d->args.config ? d->args.config : "the configuration",
+		fixed[0] ? "; these need a restart and keep their running values: " : "",
+		fixed, fixed[0] ? "" : "");
+}
+
+static void on_signal(struct tm_daemon *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->signal_watch.fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			reload(d);
+			break;
+		case SIGUSR2:
+			d->stop = 2;
+			break;
+		default:
+			d->stop = 1;
+			break;
+		}
+	}
+}
+
+/* ---- the loop ---- */
 
 static void dispatch(struct tm_daemon *d, struct epoll_event *ev)
 {
@@ -531,6 +616,7 @@ static void dispatch(struct tm_daemon *d, struct epoll_event *ev)
 		tm_ifaces_ready(d->ifs, w);
 		break;
 	case TM_WATCH_SIGNAL:
+		on_signal(d);
 		break;
 	}
 }
@@ -539,61 +625,92 @@ static int loop(struct tm_daemon *d)
 {
 	struct epoll_event evs[32];
 
-	while (!stop) {
+	while (!d->stop) {
 		int n = epoll_wait(d->epfd, evs, 32, -1);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n && !d->stop; i++)
 			dispatch(d, &evs[i]);
 	}
 	/* one last frame: what happened since the previous one is not lost */
 	return tick(d);
 }
 
-int main(int argc, char **argv)
+static int run(struct tm_daemon *d)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
-	static struct tm_daemon d = { .epfd = -1, .bpf.cgroup_fd = -1 };
-	struct tm_args args = { 0 };
+	bool keep;
 	int err;
 
-	err = parse_args(argc, argv, &args);
-	if (!err)
-		err = load_config(&d.cfg, &args);
-	for (int i = 0; i < args.n; i++)
-		free(args.owned[i]);
-	if (err)
-		return TM_EXIT_CONFIG;
-	tm_log_level = args.verbose ? TM_LOG_DEBUG : d.cfg.log_level;
-	if (args.check_only) {
-		printf("configuration OK\n");
-		return 0;
-	}
-	if (args.print_memory) {
-		printf("BPF maps: at most %llu bytes (%d CPUs)\n",
-		       tm_bpf_map_memory(&d.cfg, libbpf_num_possible_cpus()),
-		       libbpf_num_possible_cpus());
-		return 0;
-	}
-	libbpf_debug = args.verbose >= 2;
+	sigset_t set;
+
+	libbpf_debug = d->args.verbose >= 2;
 	libbpf_set_print(libbpf_print);
 	libxdp_set_print(libxdp_print);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-
-	err = setup(&d);
+	err = block_signals(&set);
+	if (!err)
+		err = setup(d);
 	if (!err) {
-		err = loop(&d);
+		err = loop(d);
 		if (err)
 			tm_err("poll loop: %s\n", strerror(-err));
 	}
-	teardown(&d);
+	/* a failed start leaves no state; a stop keeps it when asked to */
+	keep = !err && (d->stop == 2 || d->cfg.keep_state || d->args.keep_state);
+	if (err && d->bpf.start == TM_START_ADOPTED)
+		keep = true; /* what we adopted was counting: leave it counting */
+	teardown(d, keep);
 	if (err)
-		return d.config_error ? TM_EXIT_CONFIG : 1;
-	tm_info("detached, exiting\n");
+		return d->config_error ? TM_EXIT_CONFIG : 1;
+	tm_info(keep ? "exiting; state kept\n" : "detached, exiting\n");
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct tm_daemon d = { .epfd = -1, .bpf.cgroup_fd = -1 };
+	char msg[512];
+	int err;
+
+	err = tm_args_parse(&d.args, argc, argv, stderr);
+	if (!err && d.args.action == TM_SHOW_HELP) {
+		tm_args_usage(stdout);
+		return 0;
+	}
+	if (!err && d.args.action == TM_SHOW_VERSION) {
+		printf("taskmeterd %s\n", TM_VERSION);
+		return 0;
+	}
+	if (!err && tm_args_config(&d.args, &d.cfg, msg, sizeof(msg))) {
+		fprintf(stderr, "taskmeterd: %s\n", msg);
+		err = -EINVAL;
+	}
+	if (err) {
+		tm_args_free(&d.args);
+		return TM_EXIT_CONFIG;
+	}
+	tm_log_level = d.args.verbose ? TM_LOG_DEBUG : d.cfg.log_level;
+	switch (d.args.action) {
+	case TM_CHECK_CONFIG:
+		printf("configuration OK\n");
+		break;
+	case TM_PRINT_MEMORY:
+		printf("BPF maps: at most %llu bytes (%d CPUs)\n",
+		       tm_bpf_map_memory(&d.cfg, libbpf_num_possible_cpus(), stdout),
+		       libbpf_num_possible_cpus());
+		printf("ring buffer: room for %llu metadata events at their largest\n",
+		       tm_bpf_ringbuf_events(&d.cfg));
+		break;
+	case TM_REMOVE_STATE:
+		err = tm_bpf_remove_state(&d.cfg) ? 1 : 0;
+		break;
+	default:
+		err = run(&d);
+		break;
+	}
+	tm_args_free(&d.args);
+	return err;
 }

@@ -13,6 +13,16 @@
 #define TM_ARGV_CAP 8192
 #define TM_ENV_CAP 8192
 
+/* Map sizes: the defaults of the config keys that size them (config.c),
+ * and the sizes of the maps no key sets. One place for both. */
+#define TM_DEFAULT_COUNTER_ENTRIES 65536    /* counter_entries */
+#define TM_DEFAULT_META_ENTRIES 16384       /* meta_entries */
+#define TM_DEFAULT_RINGBUF_KIB 8192         /* ringbuf_kib */
+#define TM_DEFAULT_FLOW_ENTRIES 65536       /* flow_entries */
+#define TM_DEFAULT_IF_COUNTER_ENTRIES 65536 /* if_counter_entries */
+#define TM_SEED_ENTRIES 65536               /* sockets older than the collector */
+#define TM_IFACES_MAX 4096                  /* attached interfaces */
+
 enum tm_dir {
 	TM_DIR_INGRESS = 0,
 	TM_DIR_EGRESS = 1,
@@ -123,6 +133,7 @@ struct tm_iface_key {
 
 #define TM_IFACE_XDP_RX (1u << 0)     /* XDP counts this interface's ingress */
 #define TM_IFACE_COUNT_SEGS (1u << 1) /* the device counts GSO/GRO segments, not skbs */
+#define TM_IFACE_CLSACT_OURS (1u << 2) /* the collector made the clsact qdisc (collector only) */
 
 struct tm_iface_val {
 	__u32 flags;            /* TM_IFACE_* */

@@ -254,7 +254,9 @@ def test_socket_mode_and_exclusive():
         check(len(attached.splitlines()) >= 2, f"nothing attached to {env.cg}: {attached!r}")
 
         p = subprocess.run([TASKMETERD, "--cgroup", env.cg_rel, "--socket", env.sock,
-                            "--interval", "100ms"], capture_output=True, text=True, timeout=30)
+                            "--interval", "100ms", "--set", f"pin_root={env.bpffs}",
+                            "--instance", env.instance + "-2"],
+                           capture_output=True, text=True, timeout=30)
         print(f"second taskmeterd: exit {p.returncode}: {p.stderr.strip()}")
         check(p.returncode not in (0, None), f"second taskmeterd exit status {p.returncode}")
         check("another taskmeterd" in p.stderr, f"second taskmeterd stderr: {p.stderr!r}")

@@ -76,14 +76,23 @@ class Env:
         self.extra_ns = []
         self.sub_cgroups = []
         self.frames = None
+        self.dumps = []
+        self.bpf_progs = set()
+        self.bpf_maps = set()
         self.log = os.path.join(self.dir, "taskmeterd.log")
         self.dump_path = os.path.join(self.dir, "frames.jsonl")
+        # a bpffs of the test's own: pinned state never lands on the host's
+        self.bpffs = os.path.join(self.dir, "bpf")
+        self.instance = f"test-{self.id}"
+        self.state_dir = os.path.join(self.bpffs, "taskmeter", self.instance)
 
     # ---- lifecycle ----
     def __enter__(self):
         try:
             sh("ip", "netns", "add", self.ns)
             sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+            os.mkdir(self.bpffs)
+            sh("mount", "-t", "bpf", "bpf", self.bpffs)
             os.mkdir(self.cg)
             if self.start:
                 self.start_daemon()
@@ -101,17 +110,53 @@ class Env:
         self.cleanup()
         return False
 
-    def start_daemon(self, extra=()):
+    def start_daemon(self, extra=(), dump_path=None):
         # interfaces: only those of the test's own namespaces, never the host's
         argv = [TASKMETERD, "--cgroup", self.cg_rel, "--socket", self.sock,
-                "--interval", self.interval, "--set", f"netns={self.ns}", "-v"] \
+                "--interval", self.interval, "--set", f"netns={self.ns}",
+                "--set", f"pin_root={self.bpffs}", "--instance", self.instance, "-v"] \
             + self.daemon_args + list(extra)
         self.daemon = subprocess.Popen(argv, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
         self.wait_socket()
+        if dump_path:
+            self.dump_path = dump_path
+        self.dumps.append(self.dump_path)
         self.dump = subprocess.Popen([TASKMETER, "dump", "--json", "--socket", self.sock],
                                      stdout=open(self.dump_path, "w"),
                                      stderr=open(self.dump_path + ".err", "w"))
         self.wait_frames(1)
+        self.note_bpf_objects()
+
+    def note_bpf_objects(self):
+        """Remember the programs and maps of this instance (those using its
+        pinned maps): once it stops for good, none of them may remain."""
+        maps = set()
+        if os.path.isdir(self.state_dir):
+            for name in os.listdir(self.state_dir):
+                info = bpftool_json("map", "show", "pinned", os.path.join(self.state_dir, name),
+                                    must=False)
+                if isinstance(info, dict) and "id" in info:
+                    maps.add(info["id"])
+        progs = {p["id"] for p in bpftool_json("prog", "show")
+                 if maps & set(p.get("map_ids", []))}
+        self.bpf_maps |= maps
+        self.bpf_progs |= progs
+
+    def kill_daemon(self, sig=signal.SIGKILL):
+        """Kill the collector (no clean-up of its own); its dump subscriber
+        sees the stream end."""
+        self.daemon.send_signal(sig)
+        self.daemon.wait(timeout=20)
+        if self.dump:
+            self.dump.wait(timeout=10)
+            self.dump = None
+
+    def all_frames(self):
+        """Frames of every dump subscriber so far, in order."""
+        out = []
+        for path in self.dumps:
+            out += [json.loads(line) for line in open(path) if line.endswith("\n")]
+        return out
 
     def wait_socket(self, timeout=15):
         deadline = time.time() + timeout
@@ -163,6 +208,18 @@ class Env:
         attached = sh("bpftool", "cgroup", "show", self.cg).strip()
         check(attached == "", f"programs still attached to {self.cg}:\n{attached}")
         check(not os.path.exists(self.sock), "export socket left behind")
+        left = os.listdir(self.state_dir) if os.path.isdir(self.state_dir) else []
+        check(not os.path.exists(self.state_dir), f"pinned state left behind: {left}")
+        # tracing programs are freed after an RCU grace period: wait for it
+        deadline = time.time() + 10
+        while True:
+            progs = self.bpf_progs & {p["id"] for p in bpftool_json("prog", "show")}
+            maps = self.bpf_maps & {m["id"] for m in bpftool_json("map", "show")}
+            if not progs and not maps or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        check(not progs, f"programs of the collector still loaded: {sorted(progs)}")
+        check(not maps, f"maps of the collector still there: {sorted(maps)}")
 
     def cleanup(self):
         for p in self.children:
@@ -177,6 +234,8 @@ class Env:
             remove_cgroup(cg)
         for ns in [self.ns] + self.extra_ns:
             sh("ip", "netns", "del", ns, check_rc=False)
+        if os.path.ismount(self.bpffs):
+            sh("umount", self.bpffs, check_rc=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # ---- more namespaces and cgroups, removed with the Env ----
@@ -236,6 +295,15 @@ class Env:
         if p.returncode:
             raise TestFailure(f"server exit {p.returncode}: {err}")
         return parse_reports(out) if all_reports else parse_report(out)
+
+
+def bpftool_json(*args, must=True):
+    p = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True)
+    if p.returncode:
+        if must:
+            raise TestFailure(f"bpftool {' '.join(args)}: {p.stderr.strip()}")
+        return None
+    return json.loads(p.stdout or "null") or []
 
 
 def remove_cgroup(path):

@@ -40,6 +40,7 @@
  * ADDR is numeric IPv4 or IPv6. Extra arguments after the mode's own are
  * ignored, so tests can tag processes with distinctive argv. TM_LINGER_MS in
  * the environment delays the exit (for the /proc metadata mode's tests);
+ * TM_PACE_MS / TM_PACE_BYTES make every send paced (see pace());
  * TM_SERVE_DELAY_MS makes tcp-serve wait before reading, so that the peer's
  * data goes out from softirq as the window reopens. Modes with several
  * processes print one report line per process.
@@ -59,6 +60,7 @@
 #include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void die(const char *what)
@@ -87,6 +89,28 @@ static socklen_t make_addr(const char *host, const char *port, struct sockaddr_s
 	exit(2);
 }
 
+/* TM_PACE_MS=N sends TM_PACE_BYTES (default 1000) every N ms instead of
+ * all at once: a transfer that spans seconds (collector restarts). */
+static void pace(size_t *chunk)
+{
+	static long ms = -1, bytes;
+	struct timespec ts;
+
+	if (ms < 0) {
+		const char *m = getenv("TM_PACE_MS"), *b = getenv("TM_PACE_BYTES");
+
+		ms = m ? atol(m) : 0;
+		bytes = b ? atol(b) : 1000;
+	}
+	if (ms <= 0)
+		return;
+	if (*chunk > (size_t)bytes)
+		*chunk = (size_t)bytes;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000;
+	nanosleep(&ts, NULL);
+}
+
 static long long send_all(int fd, long long n)
 {
 	static char buf[65536];
@@ -95,6 +119,8 @@ static long long send_all(int fd, long long n)
 	memset(buf, 'x', sizeof(buf));
 	while (sent < n) {
 		size_t chunk = n - sent > (long long)sizeof(buf) ? sizeof(buf) : (size_t)(n - sent);
+
+		pace(&chunk);
 		ssize_t w = send(fd, buf, chunk, 0);
 
 		if (w < 0 && errno == EINTR)

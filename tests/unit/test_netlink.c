@@ -452,8 +452,11 @@ NL_TEST(netlink_legacy_tc, false)
 	ASSERT_TRUE(created);
 	ASSERT_EQ(tm_nl_clsact_ensure(f->nl, ifindex, &created), 0);
 	ASSERT_TRUE(!created);
-	ASSERT_EQ(tm_nl_filter_add(f->nl, ifindex, true, f->prog_fd, "tm_test", 1, 1), 0);
-	ASSERT_EQ(tm_nl_filter_add(f->nl, ifindex, true, f->prog_fd, "tm_test", 1, 1), -EEXIST);
+	ASSERT_EQ(tm_nl_filter_add(f->nl, ifindex, true, f->prog_fd, "tm_test", 1, 1, false), 0);
+	ASSERT_EQ(tm_nl_filter_add(f->nl, ifindex, true, f->prog_fd, "tm_test", 1, 1, false), -EEXIST);
+	ASSERT_EQ(tm_nl_filter_add(f->nl, ifindex, true, f->prog_fd, "tm_test", 1, 1, true), 0);
+	ASSERT_TRUE(tm_nl_filter_prog(f->nl, ifindex, true, 1, 1) > 0);
+	ASSERT_EQ(tm_nl_filter_prog(f->nl, ifindex, true, 1, 2), -ENOENT);
 	ASSERT_EQ(tm_nl_filter_count(f->nl, ifindex, true), 1);
 	ASSERT_EQ(tm_nl_filter_count(f->nl, ifindex, false), 0);
 	ASSERT_TRUE(tc_shows(f, "filter show dev tmt0 ingress", "tm_test"));

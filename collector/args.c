@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* taskmeterd's command line (see args.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+
+void tm_args_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: taskmeterd [OPTIONS]\n"
+		"Per-process network accounting: attaches BPF programs to a cgroup and\n"
+		"streams per-process records as length-delimited protobuf frames\n"
+		"(proto/taskmeter.proto) to every client of a UNIX socket.\n"
+		"\n"
+		"  -c, --config FILE     config file (default " TM_DEFAULT_CONFIG " if it\n"
+		"                        exists; see configs/taskmeter.conf for every key)\n"
+		"      --cgroup PATH     cgroup v2 to account (default: the root = whole host)\n"
+		"      --socket PATH     export socket (default /run/taskmeter/taskmeter.sock)\n"
+		"      --interval DUR    frame interval, e.g. 1s, 500ms (default 1s)\n"
+		"      --metadata MODE   task_work (default) or procfs (the fallback for\n"
+		"                        kernels without the task_work kfunc)\n"
+		"      --instance NAME   names the pinned state on bpffs (default \"default\");\n"
+		"                        one taskmeterd per instance\n"
+		"      --set KEY=VALUE   set any config key (repeatable, at most 64)\n"
+		"      --keep-state      on SIGINT/SIGTERM leave the programs attached and\n"
+		"                        counting, for the next taskmeterd (e.g. an upgrade)\n"
+		"      --remove-state    detach and remove the pinned state of the instance\n"
+		"                        (when no taskmeterd runs it), then exit\n"
+		"      --check-config    validate the configuration and exit\n"
+		"      --print-memory    print the BPF map memory this config may use, exit\n"
+		"  -v, --verbose         more logging (-vv: libbpf debug output)\n"
+		"  -V, --version         print the version and exit\n"
+		"  -h, --help            this text\n"
+		"\n"
+		"Command-line settings override the file. Config errors exit with status 2\n"
+		"before anything is attached.\n"
+		"Signals: SIGINT/SIGTERM send a final frame, then detach everything and\n"
+		"remove the pinned state (unless keep_state / --keep-state); SIGUSR2 does\n"
+		"the same but keeps the state; SIGHUP reloads the config file (what cannot\n"
+		"change without a restart is reported and kept). A taskmeterd killed any\n"
+		"other way leaves its programs counting: the next one adopts the counts.\n"
+		"Needs root, or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN and\n"
+		"CAP_SYS_RESOURCE.\n");
+}
+
+enum {
+	OPT_CGROUP = 256, OPT_SOCKET, OPT_INTERVAL, OPT_METADATA, OPT_INSTANCE, OPT_SET,
+	OPT_CHECK, OPT_MEM, OPT_KEEP, OPT_REMOVE,
+};
+
+static int add_override(struct tm_args *a, const char *key, const char *value, char *owned,
+			FILE *err)
+{
+	if (a->n == TM_OVERRIDES_MAX) {
+		fprintf(err, "taskmeterd: more than %d settings on the command line\n",
+			TM_OVERRIDES_MAX);
+		free(owned);
+		return -E2BIG;
+	}
+	a->keys[a->n] = key;
+	a->values[a->n] = value;
+	a->owned[a->n++] = owned;
+	return 0;
+}
+
+static int add_set(struct tm_args *a, const char *kv, FILE *err)
+{
+	char *copy, *eq;
+
+	if (!strchr(kv, '=')) {
+		fprintf(err, "taskmeterd: --set %s: expected KEY=VALUE\n", kv);
+		return -EINVAL;
+	}
+	copy = strdup(kv);
+	if (!copy)
+		return -ENOMEM;
+	eq = strchr(copy, '=');
+	*eq = '\0';
+	return add_override(a, copy, eq + 1, copy, err);
+}
+
+static int action(struct tm_args *a, enum tm_action what)
+{
+	a->action = what;
+	return 0;
+}
+
+int tm_args_parse(struct tm_args *a, int argc, char **argv, FILE *err)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "interval", required_argument, NULL, OPT_INTERVAL },
+		{ "metadata", required_argument, NULL, OPT_METADATA },
+		{ "instance", required_argument, NULL, OPT_INSTANCE },
+		{ "set", required_argument, NULL, OPT_SET },
+		{ "keep-state", no_argument, NULL, OPT_KEEP },
+		{ "remove-state", no_argument, NULL, OPT_REMOVE },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "print-memory", no_argument, NULL, OPT_MEM },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c, ret = 0;
+
+	optind = 1;
+	opterr = 0;
+	while (!ret && (c = getopt_long(argc, argv, ":c:vVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': a->config = optarg; break;
+		case 'v': a->verbose++; break;
+		case 'V': ret = action(a, TM_SHOW_VERSION); break;
+		case 'h': ret = action(a, TM_SHOW_HELP); break;
+		case OPT_CGROUP: ret = add_override(a, "cgroup", optarg, NULL, err); break;
+		case OPT_SOCKET: ret = add_override(a, "socket_path", optarg, NULL, err); break;
+		case OPT_INTERVAL: ret = add_override(a, "interval", optarg, NULL, err); break;
+		case OPT_METADATA: ret = add_override(a, "metadata", optarg, NULL, err); break;
+		case OPT_INSTANCE: ret = add_override(a, "instance", optarg, NULL, err); break;
+		case OPT_SET: ret = add_set(a, optarg, err); break;
+		case OPT_KEEP: a->keep_state = true; break;
+		case OPT_REMOVE: ret = action(a, TM_REMOVE_STATE); break;
+		case OPT_CHECK: ret = action(a, TM_CHECK_CONFIG); break;
+		case OPT_MEM: ret = action(a, TM_PRINT_MEMORY); break;
+		case ':':
+			fprintf(err, "taskmeterd: option '%s' needs an argument\n", argv[optind - 1]);
+			ret = -EINVAL;
+			break;
+		default:
+			fprintf(err, "taskmeterd: unknown option '%s' (see --help)\n", argv[optind - 1]);
+			ret = -EINVAL;
+			break;
+		}
+	}
+	if (!ret && optind < argc) {
+		fprintf(err, "taskmeterd: unexpected argument '%s'\n", argv[optind]);
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
+void tm_args_free(struct tm_args *a)
+{
+	for (int i = 0; i < a->n; i++)
+		free(a->owned[i]);
+	a->n = 0;
+}
+
+int tm_args_config(const struct tm_args *a, struct tm_config *c, char *msg, size_t len)
+{
+	const char *path = a->config;
+	int ret = 0;
+
+	tm_config_defaults(c);
+	if (!path && access(TM_DEFAULT_CONFIG, F_OK) == 0)
+		path = TM_DEFAULT_CONFIG;
+	if (path)
+		ret = tm_config_load(c, path, msg, len);
+	for (int i = 0; !ret && i < a->n; i++)
+		ret = tm_config_set(c, a->keys[i], a->values[i], msg, len);
+	return ret;
+}
