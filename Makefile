@@ -50,8 +50,12 @@ LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
 DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/records.c collector/export.c \
 	collector/ifaces.c
 DAEMON_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(DAEMON_SRCS))
+# taskmeter prom: series logic, frame adapter and exposition writer (unit
+# tested), and the HTTP/poll loop that only the client links.
+PROM_SRCS  := collector/prom_series.c
+PROM_OBJS  := $(patsubst collector/%.c,$(BUILD)/%.o,$(PROM_SRCS))
 CLIENT_SRCS := collector/taskmeter.c collector/render.c
-CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS))
+CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS)) $(PROM_OBJS)
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 UNIT_OBJS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRCS))
 PACKET_SRCS := $(wildcard tests/packet/*.c)
@@ -110,7 +114,7 @@ $(BUILD)/unit/%.o: tests/unit/%.c $(wildcard tests/unit/*.h) $(wildcard collecto
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
 
-$(BUILD)/unit_tests: $(UNIT_OBJS) $(LIB_OBJS) $(BUILD)/render.o
+$(BUILD)/unit_tests: $(UNIT_OBJS) $(LIB_OBJS) $(BUILD)/render.o $(PROM_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
