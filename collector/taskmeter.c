@@ -17,6 +17,7 @@
 
 #include "frame.h"
 #include "log.h"
+#include "prom.h"
 #include "render.h"
 
 #define DEFAULT_SOCKET "/run/taskmeter/taskmeter.sock"
@@ -54,6 +55,7 @@ static const char main_usage[] =
 	"commands:\n"
 	"  top    live per-process bandwidth table, redrawn every frame\n"
 	"  dump   print frames as text, or one JSON object per line with --json\n"
+	"  prom   Prometheus exporter: serves /metrics over HTTP\n"
 	"  help   this text; `taskmeter COMMAND --help` describes a command\n";
 
 #define COMMON_OPTS                                                               \
@@ -534,12 +536,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		if (argc > 2 && !strcmp(argv[2], "prom")) {
+			fputs(tm_prom_usage, stdout);
+			return 0;
+		}
 		cmd = argc > 2 ? find_command(argv[2]) : NULL;
 		if (argc > 2 && !cmd)
 			return unknown_command(argv[2]);
 		fputs(cmd ? cmd->usage : main_usage, stdout);
 		return 0;
 	}
+	/* prom has a loop and options of its own (prom.c) */
+	if (!strcmp(argv[1], "prom"))
+		return tm_prom_main(argc - 1, argv + 1);
 	cmd = find_command(argv[1]);
 	if (!cmd)
 		return unknown_command(argv[1]);
