@@ -9,7 +9,7 @@ metric the Grafana dashboard queries is in the exposition."""
 import json
 import os
 import re
-import shutil
+import select
 import signal
 import socket
 import subprocess
@@ -56,15 +56,16 @@ class Exporter:
         self.port = None
         deadline = time.time() + 10
         while self.port is None:
+            # it writes whole lines: once readable, readline does not block
+            ready = select.select([self.proc.stderr], [], [], max(0, deadline - time.time()))
+            check(ready[0], "taskmeter prom did not start serving")
             line = self.proc.stderr.readline()
             self.log.write(line)
             self.log.flush()
             m = re.search(r"serving http://127\.0\.0\.1:(\d+)/metrics", line)
             if m:
                 self.port = int(m.group(1))
-            check(line or self.proc.poll() is None, "taskmeter prom exited: "
-                  + open(self.log_path).read())
-            check(time.time() < deadline, "taskmeter prom did not start serving")
+            check(line, "taskmeter prom exited: " + open(self.log_path).read())
         # keep draining its stderr so that it never blocks on a full pipe
         threading.Thread(target=self._drain, daemon=True).start()
         uid = [ln.split()[1] for ln in open(f"/proc/{self.proc.pid}/status")
