@@ -152,7 +152,7 @@ static void put(struct tm_pt_buf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
-static void puts_(struct tm_pt_buf *b, const char *s)
+static void put_str(struct tm_pt_buf *b, const char *s)
 {
 	put(b, s, strlen(s));
 }
@@ -208,11 +208,11 @@ static void help_text(struct ctx *c, const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\')
-			puts_(c->b, "\\\\");
+			put_str(c->b, "\\\\");
 		else if (*s == '\n')
-			puts_(c->b, "\\n");
+			put_str(c->b, "\\n");
 		else if (*s == '"' && c->fmt == TM_PT_OPENMETRICS)
-			puts_(c->b, "\\\"");
+			put_str(c->b, "\\\"");
 		else
 			put(c->b, s, 1);
 	}
@@ -222,22 +222,22 @@ static void help_text(struct ctx *c, const char *s)
 
 static void family_name(struct ctx *c, const struct family *f)
 {
-	puts_(c->b, f->name);
+	put_str(c->b, f->name);
 	if (f->counter && c->fmt == TM_PT_TEXT)
-		puts_(c->b, "_total");
+		put_str(c->b, "_total");
 }
 
 static void family_header(struct ctx *c, const struct family *f)
 {
-	puts_(c->b, "# HELP ");
+	put_str(c->b, "# HELP ");
 	family_name(c, f);
 	put(c->b, " ", 1);
 	help_text(c, f->help);
-	puts_(c->b, "\n# TYPE ");
+	put_str(c->b, "\n# TYPE ");
 	family_name(c, f);
-	puts_(c->b, f->counter ? " counter\n" : " gauge\n");
+	put_str(c->b, f->counter ? " counter\n" : " gauge\n");
 	if (c->fmt == TM_PT_OPENMETRICS && f->unit) {
-		puts_(c->b, "# UNIT ");
+		put_str(c->b, "# UNIT ");
 		family_name(c, f);
 		put_fmt(c->b, " %s\n", f->unit);
 	}
@@ -245,9 +245,9 @@ static void family_header(struct ctx *c, const struct family *f)
 
 static void sample_name(struct ctx *c, const struct family *f)
 {
-	puts_(c->b, f->name);
+	put_str(c->b, f->name);
 	if (f->counter)
-		puts_(c->b, "_total");
+		put_str(c->b, "_total");
 }
 
 /* Writes `name="value"`, after a comma unless it is the first label. */
@@ -255,8 +255,8 @@ static void label(struct ctx *c, bool *first, const char *name, const char *valu
 {
 	put(c->b, *first ? "{" : ",", 1);
 	*first = false;
-	puts_(c->b, name);
-	puts_(c->b, "=\"");
+	put_str(c->b, name);
+	put_str(c->b, "=\"");
 	tm_pt_label_value(c->b, value);
 	put(c->b, "\"", 1);
 }
@@ -356,43 +356,53 @@ static void exporter_series(struct ctx *c, const struct tm_ps *ps)
 	}
 }
 
+static const struct family exporter_families[] = {
+	{ "taskmeter_exporter_label_sets", NULL, false,
+	  "Label sets with series of their own (at most prom_max_series)" },
+	{ "taskmeter_exporter_label_sets_max", NULL, false, "prom_max_series" },
+	{ "taskmeter_exporter_label_sets_folded", NULL, true,
+	  "Label sets whose traffic went to the other series because prom_max_series were in use" },
+	{ "taskmeter_exporter_frames_read", NULL, true, "Frames read from the export socket" },
+	{ "taskmeter_exporter_frames_missed", NULL, true,
+	  "Frames the collector dropped for this exporter (it read too slowly)" },
+	{ "taskmeter_exporter_stream_connected", NULL, false,
+	  "1 while the exporter is connected to the export socket" },
+	{ "taskmeter_exporter_reconnects", NULL, true,
+	  "Connections to the export socket after the first" },
+	{ "taskmeter_exporter_counting_restarts", NULL, true,
+	  "Frames whose counters_id changed: the collector restarted counting from zero" },
+};
+
+static const struct family last_frame = {
+	"taskmeter_exporter_last_frame_timestamp_seconds", "seconds", false,
+	"When the collector read the counters of the last frame (Unix time)"
+};
+static const struct family render_time = {
+	"taskmeter_exporter_render_seconds", "seconds", false,
+	"Time the previous /metrics exposition took to render"
+};
+
 static void exporter(struct ctx *c, const struct tm_ps *ps, const struct tm_pt_stats *st)
 {
-	static const struct family f[] = {
-		{ "taskmeter_exporter_label_sets", NULL, false,
-		  "Label sets with series of their own (at most prom_max_series)" },
-		{ "taskmeter_exporter_label_sets_max", NULL, false, "prom_max_series" },
-		{ "taskmeter_exporter_label_sets_folded", NULL, true,
-		  "Label sets whose traffic went to the other series because prom_max_series were in use" },
-		{ "taskmeter_exporter_frames_read", NULL, true, "Frames read from the export socket" },
-		{ "taskmeter_exporter_frames_missed", NULL, true,
-		  "Frames the collector dropped for this exporter (it read too slowly)" },
-		{ "taskmeter_exporter_stream_connected", NULL, false,
-		  "1 while the exporter is connected to the export socket" },
-		{ "taskmeter_exporter_reconnects", NULL, true,
-		  "Connections to the export socket after the first" },
-		{ "taskmeter_exporter_counting_restarts", NULL, true,
-		  "Frames whose counters_id changed: the collector restarted counting from zero" },
-		{ "taskmeter_exporter_last_frame_timestamp_seconds", "seconds", false,
-		  "When the collector read the counters of the last frame (Unix time)" },
-		{ "taskmeter_exporter_render_seconds", "seconds", false,
-		  "Time the previous /metrics exposition took to render" },
-	};
 	struct tm_ps_stats ps_st;
+	uint64_t v[sizeof(exporter_families) / sizeof(exporter_families[0])];
 
 	tm_ps_stats(ps, &ps_st);
+	/* in exporter_families' order */
+	v[0] = ps_st.label_sets;
+	v[1] = st->max_label_sets;
+	v[2] = ps_st.folded;
+	v[3] = st->frames_read;
+	v[4] = st->frames_missed;
+	v[5] = st->connected;
+	v[6] = st->reconnects;
+	v[7] = st->counters_resets;
 	exporter_series(c, ps);
-	one_u64(c, &f[0], ps_st.label_sets);
-	one_u64(c, &f[1], st->max_label_sets);
-	one_u64(c, &f[2], ps_st.folded);
-	one_u64(c, &f[3], st->frames_read);
-	one_u64(c, &f[4], st->frames_missed);
-	one_u64(c, &f[5], st->connected);
-	one_u64(c, &f[6], st->reconnects);
-	one_u64(c, &f[7], st->counters_resets);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		one_u64(c, &exporter_families[i], v[i]);
 	if (st->frames_read)
-		one_double(c, &f[8], "%.3f", st->last_frame_seconds);
-	one_double(c, &f[9], "%.9g", st->render_seconds);
+		one_double(c, &last_frame, "%.3f", st->last_frame_seconds);
+	one_double(c, &render_time, "%.9g", st->render_seconds);
 }
 
 int tm_pt_render(struct tm_pt_buf *out, enum tm_pt_format fmt, const struct tm_ps *ps,
@@ -405,7 +415,7 @@ int tm_pt_render(struct tm_pt_buf *out, enum tm_pt_format fmt, const struct tm_p
 	collector(&c, st);
 	exporter(&c, ps, st);
 	if (fmt == TM_PT_OPENMETRICS)
-		puts_(out, "# EOF\n");
+		put_str(out, "# EOF\n");
 	return out->oom ? -ENOMEM : 0;
 }
 
