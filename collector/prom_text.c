@@ -178,14 +178,34 @@ void tm_pt_buf_free(struct tm_pt_buf *b)
 
 /* ---- escaping -------------------------------------------------------------- */
 
+/* Bytes at the start of s that go out as they are: plain ASCII. */
+static size_t plain_run(const uint8_t *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && s[i] < 0x80 && s[i] != '\\' && s[i] != '"' && s[i] != '\n')
+		i++;
+	return i;
+}
+
 void tm_pt_label_value(struct tm_pt_buf *out, const char *s)
 {
 	const uint8_t *p = (const uint8_t *)s;
 	size_t n = strlen(s);
 
 	while (n) {
+		size_t run = plain_run(p, n);
 		uint32_t cp;
-		int len = tm_utf8_decode(p, n, &cp);
+		int len;
+
+		/* the common case in one copy: a render writes every value */
+		if (run) {
+			put(out, (const char *)p, run);
+			p += run;
+			n -= run;
+			continue;
+		}
+		len = tm_utf8_decode(p, n, &cp);
 
 		if (len < 0) {
 			put(out, "\xef\xbf\xbd", 3); /* U+FFFD */
