@@ -53,7 +53,9 @@ void tm_frame_reader_free(struct tm_frame_reader *r);
  * between frames, -EPROTO on EOF inside a frame, -EBADMSG on a bad length
  * prefix, a frame over TM_FRAME_MAX or one that does not unpack, -ENOMEM,
  * or the -errno of read(2). EINTR is retried. After an error the stream
- * position is lost: close fd.
+ * position is lost: close fd. The one exception is -EAGAIN from a
+ * non-blocking fd: what was read stays buffered, call again when fd is
+ * readable.
  */
 int tm_frame_read(struct tm_frame_reader *r, int fd, Taskmeter__Frame **out);
 

@@ -112,14 +112,17 @@ static void json_value(FILE *out, const ProtobufCFieldDescriptor *fd, const void
 	case PROTOBUF_C_TYPE_FIXED32:
 		fprintf(out, "%" PRIu32, *(const uint32_t *)p);
 		break;
+	/* Quoted, as proto3's canonical JSON mapping writes them: common JSON
+	 * tools (jq 1.6) hold numbers as doubles and would round them above
+	 * 2^53. */
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
-		fprintf(out, "%" PRId64, *(const int64_t *)p);
+		fprintf(out, "\"%" PRId64 "\"", *(const int64_t *)p);
 		break;
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
-		fprintf(out, "%" PRIu64, *(const uint64_t *)p);
+		fprintf(out, "\"%" PRIu64 "\"", *(const uint64_t *)p);
 		break;
 	case PROTOBUF_C_TYPE_FLOAT:
 		json_double(out, *(const float *)p, 9);
@@ -208,24 +211,33 @@ static void json_field(FILE *out, const ProtobufCMessage *m, const ProtobufCFiel
 	putc(']', out);
 }
 
-/* Fields in number order, as protoc's JSON printers write them. */
-static void json_message_ex(FILE *out, const ProtobufCMessage *m,
-			    const ProtobufCFieldDescriptor *always)
+/* Writes the present fields of m (and always) as members of an object
+ * already opened; *first says whether a member came before. */
+static void json_members(FILE *out, const ProtobufCMessage *m,
+			 const ProtobufCFieldDescriptor *always, bool *first)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
-	bool first = true;
 
-	putc('{', out);
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *fd = &d->fields[i];
 
 		if (fd != always && !field_present(m, fd))
 			continue;
-		if (!first)
+		if (!*first)
 			putc(',', out);
-		first = false;
+		*first = false;
 		json_field(out, m, fd);
 	}
+}
+
+/* Fields in number order, as protoc's JSON printers write them. */
+static void json_message_ex(FILE *out, const ProtobufCMessage *m,
+			    const ProtobufCFieldDescriptor *always)
+{
+	bool first = true;
+
+	putc('{', out);
+	json_members(out, m, always, &first);
 	putc('}', out);
 }
 
@@ -241,6 +253,30 @@ void tm_json_frame(FILE *out, const Taskmeter__Frame *f)
 		protobuf_c_message_descriptor_get_field(&taskmeter__frame__descriptor, 4);
 
 	json_message_ex(out, &f->base, records);
+}
+
+void tm_json_record_line(FILE *out, const Taskmeter__Frame *f, const Taskmeter__ProcessRecord *r)
+{
+	/* Frame fields that place the record; ProcessRecord has none of these
+	 * names, so the line stays one flat object. */
+	static const unsigned frame_fields[] = { 1 /* seq */, 2 /* timestamp_ns */,
+						 7 /* hostname */ };
+	bool first = true;
+
+	putc('{', out);
+	for (size_t i = 0; i < sizeof(frame_fields) / sizeof(frame_fields[0]); i++) {
+		const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(
+			&taskmeter__frame__descriptor, frame_fields[i]);
+
+		if (!fd || !field_present(&f->base, fd))
+			continue;
+		if (!first)
+			putc(',', out);
+		first = false;
+		json_field(out, &f->base, fd);
+	}
+	json_members(out, &r->base, NULL, &first);
+	putc('}', out);
 }
 
 /* ---- Human units ------------------------------------------------------- */

@@ -23,12 +23,17 @@ void tm_json_string(FILE *out, const char *s);
 
 /*
  * Writes m as one compact JSON object: proto field names, enums by name,
- * 64-bit integers as numbers, only fields that are present.
+ * only fields that are present; 64-bit integers as decimal strings and
+ * 32-bit ones as numbers, as proto3's canonical JSON mapping does.
  */
 void tm_json_message(FILE *out, const ProtobufCMessage *m);
 
 /* As tm_json_message, but "records" is written even when empty. */
 void tm_json_frame(FILE *out, const Taskmeter__Frame *f);
+
+/* One record as one object, preceded by its frame's seq, timestamp_ns and
+ * hostname (`taskmeter dump --json --records`). */
+void tm_json_record_line(FILE *out, const Taskmeter__Frame *f, const Taskmeter__ProcessRecord *r);
 
 /* "0 B", "1023 B", "1.0 KiB" ... "16.0 EiB". Returns buf. */
 char *tm_human_bytes(uint64_t bytes, char *buf, size_t len);

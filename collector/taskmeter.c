@@ -17,6 +17,7 @@
 
 #include "frame.h"
 #include "log.h"
+#include "prom.h"
 #include "render.h"
 
 #define DEFAULT_SOCKET "/run/taskmeter/taskmeter.sock"
@@ -36,6 +37,7 @@ struct opts {
 	double wait_s;
 	unsigned long long count;  /* 0: until EOF */
 	bool json;
+	bool records;              /* dump: one JSON line per record */
 };
 
 struct command {
@@ -53,6 +55,7 @@ static const char main_usage[] =
 	"commands:\n"
 	"  top    live per-process bandwidth table, redrawn every frame\n"
 	"  dump   print frames as text, or one JSON object per line with --json\n"
+	"  prom   Prometheus exporter: serves /metrics over HTTP\n"
 	"  help   this text; `taskmeter COMMAND --help` describes a command\n";
 
 #define COMMON_OPTS                                                               \
@@ -71,13 +74,18 @@ static const char top_usage[] =
 	"options:\n" COMMON_OPTS;
 
 static const char dump_usage[] =
-	"usage: taskmeter dump [--json] [--socket PATH] [--wait SECONDS] [--count N]\n"
+	"usage: taskmeter dump [--json [--records]] [--socket PATH] [--wait SECONDS] [--count N]\n"
 	"\n"
 	"Prints every frame: a short text block, or with --json one compact JSON\n"
 	"object per line (proto field names, enums by name, only present fields).\n"
+	"64-bit integers are decimal strings, 32-bit ones numbers, as in proto3's\n"
+	"canonical JSON mapping, so that tools holding numbers as doubles (jq 1.6)\n"
+	"keep them exact.\n"
 	"\n"
 	"options:\n"
-	"  -j, --json          one JSON object per frame per line\n" COMMON_OPTS;
+	"  -j, --json          one JSON object per frame per line\n"
+	"  -r, --records       with --json: one object per record per line instead,\n"
+	"                      with its frame's seq, timestamp_ns and hostname\n" COMMON_OPTS;
 
 /* ---- Connecting -------------------------------------------------------- */
 
@@ -352,7 +360,12 @@ static void dump_text(const Taskmeter__Frame *f)
 
 static int dump_frame(Taskmeter__Frame *f, const struct opts *o)
 {
-	if (o->json) {
+	if (o->records) {
+		for (size_t i = 0; i < f->n_records; i++) {
+			tm_json_record_line(stdout, f, f->records[i]);
+			putchar('\n');
+		}
+	} else if (o->json) {
 		tm_json_frame(stdout, f);
 		putchar('\n');
 	} else {
@@ -422,6 +435,7 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
 		{ "wait", required_argument, NULL, 'w' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "records", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -430,7 +444,7 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
 	/* Our own messages name the command, getopt's would not. */
 	opterr = 0;
 	optind = 1;
-	while (!err && (c = getopt_long(argc, argv, "s:w:n:jh", longopts, NULL)) != -1) {
+	while (!err && (c = getopt_long(argc, argv, "s:w:n:jrh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': o->socket = optarg; break;
 		case 'w': err = parse_number("--wait", optarg, &o->wait_s); break;
@@ -439,12 +453,20 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
 			o->json = true;
 			err = cmd->has_json ? 0 : bad_option(cmd, argv[optind - 1], 0);
 			break;
+		case 'r':
+			o->records = true;
+			err = cmd->has_json ? 0 : bad_option(cmd, argv[optind - 1], 0);
+			break;
 		case 'h': fputs(cmd->usage, stdout); return 1;
 		default: err = bad_option(cmd, argv[optind - 1], optopt); break;
 		}
 	}
 	if (!err && optind < argc) {
 		fprintf(stderr, "taskmeter %s: unexpected argument '%s'\n", cmd->name, argv[optind]);
+		err = -EINVAL;
+	}
+	if (!err && o->records && !o->json) {
+		fprintf(stderr, "taskmeter %s: --records needs --json\n", cmd->name);
 		err = -EINVAL;
 	}
 	if (err)
@@ -514,12 +536,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		if (argc > 2 && !strcmp(argv[2], "prom")) {
+			fputs(tm_prom_usage, stdout);
+			return 0;
+		}
 		cmd = argc > 2 ? find_command(argv[2]) : NULL;
 		if (argc > 2 && !cmd)
 			return unknown_command(argv[2]);
 		fputs(cmd ? cmd->usage : main_usage, stdout);
 		return 0;
 	}
+	/* prom has a loop and options of its own (prom.c) */
+	if (!strcmp(argv[1], "prom"))
+		return tm_prom_main(argc - 1, argv + 1);
 	cmd = find_command(argv[1]);
 	if (!cmd)
 		return unknown_command(argv[1]);

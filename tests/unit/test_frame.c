@@ -292,3 +292,35 @@ TM_TEST(frame_large_grows_reader)
 	tm_frame_reader_free(&r);
 	return true;
 }
+
+/* A non-blocking reader (taskmeter prom's): -EAGAIN in the prefix or the
+ * body loses nothing, the frame comes whole once the rest arrives. */
+TM_TEST(frame_nonblocking_resumes)
+{
+	struct tm_frame_reader r;
+	struct sample s;
+	Taskmeter__Frame *f = NULL;
+	uint8_t *buf;
+	size_t len;
+	int sv[2];
+	bool ok;
+
+	sample_init(&s, 5);
+	buf = tm_frame_encode(&s.f, &len);
+	ASSERT_TRUE(buf && len > 4);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	tm_frame_reader_init(&r);
+	ASSERT_EQ(tm_frame_read(&r, sv[1], &f), -EAGAIN);
+	ASSERT_EQ(write_all(sv[0], buf, 1), 0);
+	ASSERT_EQ(tm_frame_read(&r, sv[1], &f), -EAGAIN);
+	ASSERT_EQ(write_all(sv[0], buf + 1, len / 2), 0);
+	ASSERT_EQ(tm_frame_read(&r, sv[1], &f), -EAGAIN);
+	ASSERT_EQ(write_all(sv[0], buf + 1 + len / 2, len - 1 - len / 2), 0);
+	ok = read_sample(&r, sv[1], 5);
+	ok = ok && tm_frame_read(&r, sv[1], &f) == -EAGAIN;
+	tm_frame_reader_free(&r);
+	close(sv[0]);
+	close(sv[1]);
+	free(buf);
+	return ok;
+}

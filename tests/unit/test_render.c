@@ -88,7 +88,7 @@ TM_TEST(json_frame_fields)
 	f.has_seq = true;
 	f.seq = UINT64_MAX;
 	/* No records: the array is still there. */
-	ASSERT_WRITES("{\"seq\":18446744073709551615,\"records\":[]}", tm_json_frame(out, &f));
+	ASSERT_WRITES("{\"seq\":\"18446744073709551615\",\"records\":[]}", tm_json_frame(out, &f));
 	f.has_metadata_mode = true;
 	f.metadata_mode = TASKMETER__METADATA_MODE__MODE_PROCFS;
 	r.has_kind = true;
@@ -104,14 +104,32 @@ TM_TEST(json_frame_fields)
 	r.rx_delta = &c;
 	f.n_records = 1;
 	f.records = &rp;
-	ASSERT_WRITES("{\"seq\":18446744073709551615,\"records\":[{\"kind\":\"PROCESS\","
+	ASSERT_WRITES("{\"seq\":\"18446744073709551615\",\"records\":[{\"kind\":\"PROCESS\","
 		      "\"argv\":[\"a\",\"b c\"],\"exited\":true,\"exit_code\":-1,"
-		      "\"rx_delta\":{\"bytes\":0}}],\"metadata_mode\":\"MODE_PROCFS\"}",
+		      "\"rx_delta\":{\"bytes\":\"0\"}}],\"metadata_mode\":\"MODE_PROCFS\"}",
 		      tm_json_frame(out, &f));
+	/* 64-bit fields are strings, 32-bit ones numbers (proto3 JSON). */
+	r.has_pid = r.has_start_time_ns = true;
+	r.pid = UINT32_MAX;
+	r.start_time_ns = (1ull << 53) + 1; /* a double would round it */
+	ASSERT_WRITES("{\"kind\":\"PROCESS\",\"pid\":4294967295,"
+		      "\"start_time_ns\":\"9007199254740993\",\"argv\":[\"a\",\"b c\"],"
+		      "\"exited\":true,\"exit_code\":-1,\"rx_delta\":{\"bytes\":\"0\"}}",
+		      tm_json_message(out, &r.base));
+	/* A record line: its frame's seq, timestamp and host, then the record. */
+	f.has_timestamp_ns = true;
+	f.timestamp_ns = 7;
+	f.hostname = "h\"1";
+	ASSERT_WRITES("{\"seq\":\"18446744073709551615\",\"timestamp_ns\":\"7\","
+		      "\"hostname\":\"h\\\"1\",\"kind\":\"PROCESS\",\"pid\":4294967295,"
+		      "\"start_time_ns\":\"9007199254740993\",\"argv\":[\"a\",\"b c\"],"
+		      "\"exited\":true,\"exit_code\":-1,\"rx_delta\":{\"bytes\":\"0\"}}",
+		      tm_json_record_line(out, &f, &r));
+	r.has_pid = r.has_start_time_ns = false;
 	/* An enum value newer than the schema is written as its number. */
 	r.kind = 99;
 	ASSERT_WRITES("{\"kind\":99,\"argv\":[\"a\",\"b c\"],\"exited\":true,\"exit_code\":-1,"
-		      "\"rx_delta\":{\"bytes\":0}}",
+		      "\"rx_delta\":{\"bytes\":\"0\"}}",
 		      tm_json_message(out, &r.base));
 	return true;
 }
