@@ -35,7 +35,8 @@ class Exporter:
 
     def __init__(self, env, **keys):
         # The daemon's socket must be reachable for nobody: the Env's dir
-        # is 0700, the socket is made 0666 by the daemon (socket_mode).
+        # is 0700; the socket is 0660 in group 65534 (socket_group), the
+        # exporter's group: it reads the stream as a group member, no more.
         os.chmod(env.dir, 0o711)
         self.env = env
         self.conf = os.path.join(env.dir, "prom.conf")
@@ -278,7 +279,7 @@ def test_prometheus_exact():
     and their records leave the stream (exited_ttl=1) long before the last
     scrape. Prometheus' sums equal the ground truth exactly, never went
     above it, and no series ever reset."""
-    with Env(daemon_args=["--set", "socket_mode=0666", "--set", "exited_ttl=1"],
+    with Env(daemon_args=["--set", "socket_group=65534", "--set", "exited_ttl=1"],
              interval="200ms") as env:
         tag = f"tmprom-{env.id}"
         exp = Exporter(env, prom_labels="service, comm, env_SERVICE_NAME")
@@ -334,7 +335,7 @@ def test_cardinality_cap():
     x type), and the sums are still the ground truth."""
     n, size = 2000, 100
     payload = "taskmeter_process_network_payload_bytes_total"
-    with Env(daemon_args=["--set", "socket_mode=0666", "--set", "exited_ttl=1"],
+    with Env(daemon_args=["--set", "socket_group=65534", "--set", "exited_ttl=1"],
              interval="200ms") as env:
         exp = Exporter(env, prom_labels="comm", prom_max_series=100)
         sink = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", "7100", str(n + 1)], env=clean_env())
@@ -414,7 +415,7 @@ def test_daemon_restart():
     counters_id): the exporter reconnects, no counter goes backwards or
     disappears, and after the restart the sums are the old ones plus the
     new traffic exactly."""
-    with Env(daemon_args=["--set", "socket_mode=0666", "--set", "exited_ttl=1"],
+    with Env(daemon_args=["--set", "socket_group=65534", "--set", "exited_ttl=1"],
              interval="200ms") as env:
         tag = f"tmrestart-{env.id}"
         exp = Exporter(env, prom_labels="env_SERVICE_NAME")
@@ -475,7 +476,7 @@ def test_bad_clients():
     """Clients that never read, that reset the connection mid-response, and
     that never send a request: the exporter keeps reading frames (the
     daemon drops none for it), serves others, and exits cleanly."""
-    with Env(daemon_args=["--set", "socket_mode=0666"], interval="100ms") as env:
+    with Env(daemon_args=["--set", "socket_group=65534"], interval="100ms") as env:
         exp = Exporter(env, prom_labels="pid")
         # many series, so that a response is far larger than socket buffers
         sink = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", "7200", "1500"], env=clean_env())
@@ -534,7 +535,7 @@ def test_dashboard_metrics_exist():
     counter over a quiet window."""
     exprs, names = dashboard_metrics()
     check(len(names) >= 10, f"dashboard queries only {names}")
-    with Env(daemon_args=["--set", "socket_mode=0666", "--set", "interfaces=*"],
+    with Env(daemon_args=["--set", "socket_group=65534", "--set", "interfaces=*"],
              interval="200ms") as env:
         peer = env.add_netns("peer")
         sh("ip", "link", "add", "tmd0", "netns", env.ns, "type", "veth", "peer", "name", "tmd1",
@@ -577,7 +578,7 @@ def test_dashboard_metrics_exist():
 def test_http_paths_and_config():
     """An index page, 404 elsewhere, 405 for POST; --help tells the truth;
     a bad key exits 2."""
-    with Env(daemon_args=["--set", "socket_mode=0666"], interval="200ms") as env:
+    with Env(daemon_args=["--set", "socket_group=65534"], interval="200ms") as env:
         exp = Exporter(env)
         with urllib.request.urlopen(exp.url("/"), timeout=5) as r:
             check("/metrics" in r.read().decode(), "index page links /metrics")

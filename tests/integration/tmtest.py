@@ -7,6 +7,7 @@ at once. taskmeterd is attached to that cgroup only; processes started with
 Env.run()/Env.spawn() are placed in the cgroup and the namespace. On exit the
 Env checks that the collector left nothing behind and removes what it made.
 """
+import json
 import os
 import random
 import shutil
@@ -194,7 +195,7 @@ class Env:
         """Frames of every dump subscriber so far, in order."""
         out = []
         for path in self.dumps:
-            out += [json.loads(line) for line in open(path) if line.endswith("\n")]
+            out += load_frames(path, partial=True)
         return out
 
     def wait_socket(self, timeout=15):
