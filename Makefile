@@ -50,8 +50,11 @@ LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
 DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/records.c collector/export.c \
 	collector/ifaces.c
 DAEMON_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(DAEMON_SRCS))
-CLIENT_SRCS := collector/taskmeter.c collector/render.c
+# The client's modules the unit tests also take.
+CLIENT_LIB_SRCS := collector/render.c collector/client.c
+CLIENT_SRCS := collector/taskmeter.c $(CLIENT_LIB_SRCS)
 CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS))
+CLIENT_LIB_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_LIB_SRCS))
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 UNIT_OBJS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRCS))
 PACKET_SRCS := $(wildcard tests/packet/*.c)
@@ -110,7 +113,7 @@ $(BUILD)/unit/%.o: tests/unit/%.c $(wildcard tests/unit/*.h) $(wildcard collecto
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
 
-$(BUILD)/unit_tests: $(UNIT_OBJS) $(LIB_OBJS) $(BUILD)/render.o
+$(BUILD)/unit_tests: $(UNIT_OBJS) $(LIB_OBJS) $(CLIENT_LIB_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
