@@ -51,7 +51,7 @@ DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/records.c co
 	collector/ifaces.c
 DAEMON_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(DAEMON_SRCS))
 # The client's modules the unit tests also take.
-CLIENT_LIB_SRCS := collector/render.c collector/client.c
+CLIENT_LIB_SRCS := collector/render.c collector/client.c collector/topview.c
 CLIENT_SRCS := collector/taskmeter.c $(CLIENT_LIB_SRCS)
 CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS))
 CLIENT_LIB_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_LIB_SRCS))
