@@ -50,11 +50,13 @@ LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
 DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/records.c collector/export.c \
 	collector/ifaces.c
 DAEMON_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(DAEMON_SRCS))
-# The client's modules the unit tests also take.
+# The client's pure modules (no curses) are also in the unit tests.
 CLIENT_LIB_SRCS := collector/render.c collector/client.c collector/topview.c
-CLIENT_SRCS := collector/taskmeter.c $(CLIENT_LIB_SRCS)
+CLIENT_SRCS := collector/taskmeter.c collector/top.c collector/topui.c $(CLIENT_LIB_SRCS)
 CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS))
 CLIENT_LIB_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_LIB_SRCS))
+# Only the client draws on terminals.
+CURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 UNIT_OBJS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRCS))
 PACKET_SRCS := $(wildcard tests/packet/*.c)
@@ -106,7 +108,7 @@ $(BUILD)/taskmeterd: $(DAEMON_OBJS) $(LIB_OBJS)
 
 $(BUILD)/taskmeter: $(CLIENT_OBJS) $(LIB_OBJS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) $(CURSES_LIBS) -o $@
 
 $(BUILD)/unit/%.o: tests/unit/%.c $(wildcard tests/unit/*.h) $(wildcard collector/*.h) $(PROTO_H) | $(BUILD)
 	@mkdir -p $(dir $@)
@@ -146,7 +148,7 @@ $(BUILD):
 # what is missing, so a warm machine pays one dpkg query.
 DEB_PKGS := clang llvm libbpf-dev libxdp-dev libmnl-dev libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler python3-protobuf bpftool iproute2 \
-	libelf-dev zlib1g-dev make gcc pkg-config nftables procps
+	libelf-dev zlib1g-dev make gcc pkg-config nftables procps libncurses-dev tmux
 # What `make bench` needs on top: the load generator and the peer it is
 # compared with.
 BENCH_PKGS := iperf3 nethogs
