@@ -107,7 +107,7 @@ static bool stream_ended(int err)
 	return err == 0 || err == -EPROTO || err == -ECONNRESET || err == -EPIPE;
 }
 
-int tm_client_next(struct tm_client *c, const Taskmeter__Frame **f)
+int tm_client_next(struct tm_client *c, Taskmeter__Frame **f)
 {
 	Taskmeter__Frame *part;
 	int err;
@@ -130,7 +130,7 @@ int tm_client_next(struct tm_client *c, const Taskmeter__Frame **f)
 	return stream_ended(err) ? 0 : err;
 }
 
-int tm_client_next_blocking(struct tm_client *c, const Taskmeter__Frame **f, int *status)
+int tm_client_next_blocking(struct tm_client *c, Taskmeter__Frame **f, int *status)
 {
 	int err;
 

@@ -42,14 +42,15 @@ void tm_client_free(struct tm_client *c);
 int tm_client_connect(struct tm_client *c);
 
 /*
- * Reads until a whole frame is in. Returns 1 with *f set (valid until the
- * next call that returns 1, or tm_client_free); 0 when the stream ended:
+ * Reads until a whole frame is in. Returns 1 with *f set: the client's,
+ * valid until the next call that returns 1 or tm_client_free (the caller
+ * may reorder its records); 0 when the stream ended:
  * EOF, EOF inside a frame, connection reset (c->ended says which, the
  * connection is closed); -EAGAIN on a non-blocking client with no whole
  * frame yet; else -errno of a broken stream (-EBADMSG, -ENOMEM), the
  * connection closed.
  */
-int tm_client_next(struct tm_client *c, const Taskmeter__Frame **f);
+int tm_client_next(struct tm_client *c, Taskmeter__Frame **f);
 
 /*
  * tm_client_next for a blocking client, with the reconnects wait_s asks
@@ -58,7 +59,7 @@ int tm_client_next(struct tm_client *c, const Taskmeter__Frame **f);
  * message on stderr with *status set to the exit status: TM_EXIT_ENDED, or
  * TM_EXIT_FAIL for a broken stream.
  */
-int tm_client_next_blocking(struct tm_client *c, const Taskmeter__Frame **f, int *status);
+int tm_client_next_blocking(struct tm_client *c, Taskmeter__Frame **f, int *status);
 
 /* Starts a reconnect after the stream ended: wait_s from now. */
 void tm_client_reconnect_start(struct tm_client *c);

@@ -294,7 +294,7 @@ static int parts_join(struct tm_frame_parts *p)
 }
 
 int tm_frame_parts_add(struct tm_frame_parts *p, Taskmeter__Frame *part,
-		       const Taskmeter__Frame **whole)
+		       Taskmeter__Frame **whole)
 {
 	int err;
 

@@ -88,7 +88,7 @@ void tm_frame_parts_free(struct tm_frame_parts *p);
  * seq than the pending ones discards them (counted in discarded).
  */
 int tm_frame_parts_add(struct tm_frame_parts *p, Taskmeter__Frame *part,
-		       const Taskmeter__Frame **whole);
+		       Taskmeter__Frame **whole);
 
 /* Drops the parts of an unfinished frame (the stream they came on is gone);
  * the last whole frame stays valid. */

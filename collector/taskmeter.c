@@ -36,9 +36,14 @@ struct command {
 	const char *name;
 	const char *usage;
 	bool has_json;
-	int (*on_frame)(const Taskmeter__Frame *f, const struct opts *o);
-	/* A command with options and a loop of its own: gets argv from its
-	 * name on, returns the exit status. */
+	int (*on_frame)(Taskmeter__Frame *f, const struct opts *o);
+};
+
+/* A command with options and a loop of its own: gets argv from its name
+ * on, returns the exit status. */
+struct own_command {
+	const char *name;
+	const char *usage;
 	int (*main)(int argc, char **argv);
 };
 
@@ -217,7 +222,7 @@ static void dump_text(const Taskmeter__Frame *f)
 		dump_text_iface(f->interfaces[i]);
 }
 
-static int dump_frame(const Taskmeter__Frame *f, const struct opts *o)
+static int dump_frame(Taskmeter__Frame *f, const struct opts *o)
 {
 	if (o->json) {
 		tm_json_frame(stdout, f);
@@ -232,8 +237,11 @@ static int dump_frame(const Taskmeter__Frame *f, const struct opts *o)
 /* ---- Main -------------------------------------------------------------- */
 
 static const struct command commands[] = {
-	{ "top", tm_top_usage, false, NULL, tm_top_main },
-	{ "dump", dump_usage, true, dump_frame, NULL },
+	{ "dump", dump_usage, true, dump_frame },
+};
+
+static const struct own_command own_commands[] = {
+	{ "top", tm_top_usage, tm_top_main },
 };
 
 static const struct command *find_command(const char *name)
@@ -242,6 +250,50 @@ static const struct command *find_command(const char *name)
 		if (!strcmp(commands[i].name, name))
 			return &commands[i];
 	return NULL;
+}
+
+static const struct own_command *find_own_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(own_commands) / sizeof(own_commands[0]); i++)
+		if (!strcmp(own_commands[i].name, name))
+			return &own_commands[i];
+	return NULL;
+}
+
+/* The usage text of either kind of command, or NULL. */
+static const char *command_usage(const char *name)
+{
+	const struct own_command *own = find_own_command(name);
+	const struct command *cmd = find_command(name);
+
+	return own ? own->usage : cmd ? cmd->usage : NULL;
+}
+
+static int parse_number(const char *name, const char *arg, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(arg, &end);
+	if (errno || end == arg || *end || *out < 0) {
+		fprintf(stderr, "taskmeter: %s wants a non-negative number, not '%s'\n", name,
+			arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_count(const char *arg, unsigned long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(arg, &end, 10);
+	if (errno || end == arg || *end || *out == 0 || arg[0] == '-') {
+		fprintf(stderr, "taskmeter: --count wants a positive integer, not '%s'\n", arg);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* optopt is the option whose argument is missing, else 0 or unknown. */
@@ -273,8 +325,8 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
 	while (!err && (c = getopt_long(argc, argv, "s:w:n:jh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': o->socket = optarg; break;
-		case 'w': err = tm_client_parse_wait(optarg, &o->wait_s); break;
-		case 'n': err = tm_client_parse_count(optarg, &o->count); break;
+		case 'w': err = parse_number("--wait", optarg, &o->wait_s); break;
+		case 'n': err = parse_count(optarg, &o->count); break;
 		case 'j':
 			o->json = true;
 			err = cmd->has_json ? 0 : bad_option(cmd, argv[optind - 1], 0);
@@ -296,7 +348,7 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
  * says); returns the exit status. */
 static int stream(const struct command *cmd, const struct opts *o)
 {
-	const Taskmeter__Frame *f;
+	Taskmeter__Frame *f;
 	struct tm_client c;
 	unsigned long long n = 0;
 	int err, status = TM_EXIT_OK;
@@ -341,7 +393,9 @@ int main(int argc, char **argv)
 {
 	struct opts o = { .socket = DEFAULT_SOCKET };
 	struct sigaction sa = { .sa_handler = on_sigint };
+	const struct own_command *own;
 	const struct command *cmd;
+	const char *usage;
 	int err;
 
 	if (argc < 2) {
@@ -349,17 +403,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		cmd = argc > 2 ? find_command(argv[2]) : NULL;
-		if (argc > 2 && !cmd)
+		usage = argc > 2 ? command_usage(argv[2]) : main_usage;
+		if (!usage)
 			return unknown_command(argv[2]);
-		fputs(cmd ? cmd->usage : main_usage, stdout);
+		fputs(usage, stdout);
 		return 0;
 	}
+	own = find_own_command(argv[1]);
+	if (own)
+		return own->main(argc - 1, argv + 1);
 	cmd = find_command(argv[1]);
 	if (!cmd)
 		return unknown_command(argv[1]);
-	if (cmd->main)
-		return cmd->main(argc - 1, argv + 1);
 	err = parse_opts(cmd, argc - 1, argv + 1, &o);
 	if (err)
 		return err > 0 ? 0 : 2;

@@ -256,7 +256,7 @@ static int run_batch(struct tm_top *t, struct tm_client *c, const struct tm_top_
 	unsigned long long want = o->once ? 1 : o->count;
 	size_t width = batch_width(o);
 	unsigned reconnects = 0;
-	const Taskmeter__Frame *f;
+	Taskmeter__Frame *f;
 	int status;
 
 	while (tm_client_next_blocking(c, &f, &status)) {

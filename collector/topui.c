@@ -285,7 +285,7 @@ static void stream_ended(struct ui *u)
 
 static void read_frames(struct ui *u)
 {
-	const Taskmeter__Frame *f;
+	Taskmeter__Frame *f;
 	int err;
 
 	while (u->end == END_NONE && (err = tm_client_next(u->c, &f)) == 1) {

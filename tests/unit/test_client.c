@@ -64,7 +64,7 @@ static bool stream_case(bool torn, int want_ended)
 {
 	static const uint64_t seq[] = { 1, 2, 2, 3 };
 	static const bool more[] = { false, true, false, false };
-	const Taskmeter__Frame *f;
+	Taskmeter__Frame *f;
 	struct tm_client c;
 	struct server s;
 	pid_t pid;
@@ -117,7 +117,7 @@ TM_TEST(client_reconnect)
 	tm_client_reconnect_start(&c);
 	ASSERT_EQ(tm_client_reconnect_try(&c), 0);
 	ASSERT_EQ(c.reconnects, 1);
-	ASSERT_EQ(tm_client_next(&c, &(const Taskmeter__Frame *){ NULL }), -EAGAIN);
+	ASSERT_EQ(tm_client_next(&c, &(Taskmeter__Frame *){ NULL }), -EAGAIN);
 	tm_client_free(&c);
 	server_close(&s);
 	return true;

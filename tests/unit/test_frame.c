@@ -336,7 +336,7 @@ TM_TEST(frame_parts_join)
 {
 	static const uint32_t one[] = { 10, 11 }, three[] = { 20, 21, 22, 30, 40, 41 };
 	struct tm_frame_parts p;
-	const Taskmeter__Frame *w = NULL;
+	Taskmeter__Frame *w = NULL;
 	bool ok;
 
 	tm_frame_parts_init(&p);
@@ -361,7 +361,7 @@ TM_TEST(frame_parts_discard_unfinished)
 {
 	static const uint32_t want[] = { 50 };
 	struct tm_frame_parts p;
-	const Taskmeter__Frame *w = NULL;
+	Taskmeter__Frame *w = NULL;
 	bool ok;
 
 	tm_frame_parts_init(&p);
@@ -381,7 +381,7 @@ TM_TEST(frame_parts_discard_unfinished)
 TM_TEST(frame_parts_bounded)
 {
 	struct tm_frame_parts p;
-	const Taskmeter__Frame *w = NULL;
+	Taskmeter__Frame *w = NULL;
 	int ret = 0;
 
 	tm_frame_parts_init(&p);
