@@ -335,7 +335,12 @@ static int wait_events(struct ui *u)
 	int n = poll(p, u->c->fd >= 0 ? 2 : 1, u->reconnecting ? RECONNECT_POLL_MS : -1);
 
 	/* A signal (SIGWINCH among them) is an event like the others. */
-	return n < 0 && errno != EINTR ? -errno : 0;
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	/* The terminal is gone (a hangup without SIGHUP): nobody to show. */
+	if (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))
+		u->end = END_QUIT;
+	return 0;
 }
 
 static void ui_loop(struct ui *u)
@@ -347,10 +352,10 @@ static void ui_loop(struct ui *u)
 			u->end = END_BROKEN;
 			break;
 		}
-		if (got_signal) {
+		if (got_signal)
 			u->end = END_QUIT;
+		if (u->end != END_NONE)
 			break;
-		}
 		read_keys(u);
 		if (u->end == END_NONE && u->c->fd >= 0)
 			read_frames(u);
