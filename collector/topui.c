@@ -286,7 +286,7 @@ static void stream_ended(struct ui *u)
 static void read_frames(struct ui *u)
 {
 	Taskmeter__Frame *f;
-	int err;
+	int err = -EAGAIN;
 
 	while (u->end == END_NONE && (err = tm_client_next(u->c, &f)) == 1) {
 		if (tm_top_set_frame(u->t, f)) {
