@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#define _GNU_SOURCE /* wcwidth */
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "render.h"
 
@@ -350,6 +352,93 @@ size_t tm_term_text(char *dst, size_t size, const char *src, size_t max_cols)
 	}
 	dst[at] = '\0';
 	return cols;
+}
+
+/* Columns of cp on the terminal, or -1 for what must be replaced. */
+static int char_cols(uint32_t cp, bool ascii)
+{
+	int w;
+
+	if (!term_printable(cp))
+		return -1;
+	if (cp < 0x80)
+		return 1;
+	if (ascii)
+		return -1;
+	w = wcwidth((wchar_t)cp);
+	return w > 0 ? w : -1;
+}
+
+/* Walks src as tm_term_fit writes it; dst may be NULL (measure only). */
+static size_t term_fit(char *dst, size_t size, const char *src, size_t max_cols, bool ascii)
+{
+	const uint8_t *p = (const uint8_t *)src;
+	size_t n = strlen(src), at = 0, cols = 0;
+
+	while (n) {
+		uint32_t cp = 0;
+		int len = tm_utf8_decode(p, n, &cp);
+		int w = len > 0 ? char_cols(cp, ascii) : -1;
+		bool bad = w < 0;
+		size_t out = bad ? 1 : (size_t)len;
+
+		len = len < 0 ? -len : len;
+		w = bad ? 1 : w;
+		if (cols + w > max_cols || (dst && at + out >= size))
+			break;
+		if (dst)
+			memcpy(dst + at, bad ? "?" : (const char *)p, out);
+		at += out;
+		cols += w;
+		p += len;
+		n -= len;
+	}
+	if (dst)
+		dst[at] = '\0';
+	return cols;
+}
+
+size_t tm_term_fit(char *dst, size_t size, const char *src, size_t max_cols, bool ascii)
+{
+	if (!size)
+		return 0;
+	return term_fit(dst, size, src, max_cols, ascii);
+}
+
+size_t tm_term_tail(char *dst, size_t size, const char *src, size_t max_cols, bool ascii)
+{
+	const uint8_t *p = (const uint8_t *)src;
+	size_t n = strlen(src), cols = tm_term_width(src, ascii);
+
+	while (n && cols > max_cols) {
+		uint32_t cp = 0;
+		int len = tm_utf8_decode(p, n, &cp);
+		int w = len > 0 ? char_cols(cp, ascii) : -1;
+
+		len = len < 0 ? -len : len;
+		cols -= w < 0 ? 1 : (size_t)w;
+		p += len;
+		n -= len;
+	}
+	return tm_term_fit(dst, size, (const char *)p, max_cols, ascii);
+}
+
+size_t tm_term_width(const char *s, bool ascii)
+{
+	return term_fit(NULL, 0, s, SIZE_MAX, ascii);
+}
+
+const char *tm_record_kind_label(int kind)
+{
+	switch (kind) {
+	case TASKMETER__RECORD_KIND__UNATTRIBUTED: return "unattributed";
+	case TASKMETER__RECORD_KIND__OVERFLOW: return "overflow";
+	case TASKMETER__RECORD_KIND__FORWARDED: return "forwarded";
+	case TASKMETER__RECORD_KIND__LOCAL_NO_OWNER: return "local without owner";
+	case TASKMETER__RECORD_KIND__NON_IP: return "non-IP";
+	case TASKMETER__RECORD_KIND__MALFORMED: return "malformed";
+	default: return NULL;
+	}
 }
 
 /* ---- Sorting ------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #ifndef TM_RENDER_H
 #define TM_RENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +49,27 @@ char *tm_human_rate(uint64_t bytes, uint64_t interval_ns, char *buf, size_t len)
  * column per code point. Returns the columns written.
  */
 size_t tm_term_text(char *dst, size_t size, const char *src, size_t max_cols);
+
+/*
+ * As tm_term_text, but counts columns as the terminal does (wcwidth: two
+ * for East Asian wide characters), so that a line cut to N columns never
+ * wraps. Characters of no width (combining marks, format characters such
+ * as bidi overrides) become '?' too: a process name must not hide or
+ * reorder what follows it. With ascii (the terminal is not UTF-8) every
+ * non-ASCII character becomes '?'. Needs a UTF-8 LC_CTYPE unless ascii.
+ * Returns the columns written.
+ */
+size_t tm_term_fit(char *dst, size_t size, const char *src, size_t max_cols, bool ascii);
+
+/* As tm_term_fit, but keeps the last max_cols columns of src. */
+size_t tm_term_tail(char *dst, size_t size, const char *src, size_t max_cols, bool ascii);
+
+/* Columns tm_term_fit would give all of s. */
+size_t tm_term_width(const char *s, bool ascii);
+
+/* How people call the records of a bucket kind ("forwarded", "local
+ * without owner", ...); NULL for PROCESS and kinds this client lacks. */
+const char *tm_record_kind_label(int kind);
 
 /* Sorts records by rx+tx delta bytes, then rx+tx total, both descending,
  * then by pid. */

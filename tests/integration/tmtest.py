@@ -238,7 +238,10 @@ class Env:
             check_eq(rc, 0, "taskmeterd exit status")
         if self.dump:
             rc = self.dump.wait(timeout=10)
-            check_eq(rc, 0, "taskmeter dump exit status")
+            # the stream ended under it: exit status 3 and a message saying so
+            check_eq(rc, 3, "taskmeter dump exit status after taskmeterd stopped")
+            err = open(self.dump_path + ".err").read()
+            check("taskmeterd closed the stream" in err, f"taskmeter dump's stderr: {err!r}")
             self.dump = None
         self.frames = load_frames(self.dump_path)
         self.check_nothing_left()

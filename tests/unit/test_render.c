@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Client rendering: human units, JSON, terminal-safe text, row order. */
+#include <locale.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -175,5 +176,63 @@ TM_TEST(sort_by_rate_then_total)
 	ASSERT_EQ(p[1]->pid, 2);
 	ASSERT_EQ(p[2]->pid, 0);
 	ASSERT_EQ(p[3]->pid, 3);
+	return true;
+}
+
+/* tm_term_fit counts columns as the terminal does: needs a UTF-8 locale. */
+static bool utf8_locale(void)
+{
+	return setlocale(LC_CTYPE, "C.UTF-8") != NULL;
+}
+
+TM_TEST(term_fit_columns)
+{
+	char buf[64];
+
+	ASSERT_TRUE(utf8_locale());
+	/* Wide characters take two columns: one that would straddle the edge
+	 * is left out. */
+	ASSERT_EQ(tm_term_fit(buf, sizeof(buf), "\xe6\x97\xa5\xe6\x9c\xac", 3, false), 2);
+	ASSERT_STREQ(buf, "\xe6\x97\xa5");
+	ASSERT_EQ(tm_term_width("a\xe6\x97\xa5" "b", false), 4);
+	/* Combining marks and format characters (U+202E, right-to-left
+	 * override; U+200B, zero width space) have no width: replaced. */
+	ASSERT_EQ(tm_term_fit(buf, sizeof(buf), "e\xcc\x81x\xe2\x80\xae" "y\xe2\x80\x8b", 80, false),
+		  6);
+	ASSERT_STREQ(buf, "e?x?y?");
+	/* Controls and bad bytes, as tm_term_text. */
+	ASSERT_EQ(tm_term_fit(buf, sizeof(buf), "\x1b[2J\xc2\x9b\xff", 80, false), 6);
+	ASSERT_STREQ(buf, "?[2J??");
+	/* A terminal that is not UTF-8 gets ASCII only. */
+	ASSERT_EQ(tm_term_fit(buf, sizeof(buf), "h\xc3\xa9\xe6\x97\xa5", 80, true), 3);
+	ASSERT_STREQ(buf, "h??");
+	/* A small buffer cuts before a character. */
+	ASSERT_EQ(tm_term_fit(buf, 4, "a\xe6\x97\xa5", 80, false), 1);
+	ASSERT_STREQ(buf, "a");
+	return true;
+}
+
+TM_TEST(term_tail_keeps_the_end)
+{
+	char buf[64];
+
+	ASSERT_TRUE(utf8_locale());
+	ASSERT_EQ(tm_term_tail(buf, sizeof(buf), "/a/b/web.service", 11, false), 11);
+	ASSERT_STREQ(buf, "web.service");
+	ASSERT_EQ(tm_term_tail(buf, sizeof(buf), "short", 11, false), 5);
+	ASSERT_STREQ(buf, "short");
+	/* A wide character that does not fit whole is dropped. */
+	ASSERT_EQ(tm_term_tail(buf, sizeof(buf), "\xe6\x97\xa5x", 2, false), 1);
+	ASSERT_STREQ(buf, "x");
+	return true;
+}
+
+TM_TEST(record_kind_labels)
+{
+	ASSERT_STREQ(tm_record_kind_label(TASKMETER__RECORD_KIND__LOCAL_NO_OWNER),
+		     "local without owner");
+	ASSERT_STREQ(tm_record_kind_label(TASKMETER__RECORD_KIND__NON_IP), "non-IP");
+	ASSERT_TRUE(!tm_record_kind_label(TASKMETER__RECORD_KIND__PROCESS));
+	ASSERT_TRUE(!tm_record_kind_label(99));
 	return true;
 }
