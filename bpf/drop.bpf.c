@@ -1,111 +1,193 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Drops: a received packet that an owner was sent but that never reached its
- * socket (dropped by a firewall rule, for lack of receive buffer, ...). The
- * kfree_skb tracepoint fires for every dropped skb with its reason; consumed
- * skbs take another path. Counted per owner in the DROP layer.
+ * Drops (the kfree_skb tracepoint, which fires for every freed skb with the
+ * reason). The DROP layer: packets addressed to an owner that the stack
+ * discarded without delivering their data (a firewall rule, a full receive
+ * buffer, a full backlog, ...), and packets an owner sent that the device
+ * refused (peer down, too big): what the kernel counts in rx/tx_dropped or
+ * nowhere. Which frees are drops of an owner's traffic:
+ *   - not: skbs consumed, duplicates (TCP_OLD_DATA, TCP_OFOMERGE,
+ *     TCP_OFO_DROP, TCP_OLD_SEQUENCE, DUP_FRAG: their data arrived before;
+ *     they are retransmissions, counted as such), segments without payload
+ *     freed for no stated reason (teardown: an ACK to a TIME_WAIT socket),
+ *     and NO_SOCKET (nobody's: the interface layer has them in a bucket);
+ *   - yes: every other reason.
+ * A drop right after the socket layer or TC egress counted the skb (same
+ * CPU, same skb) takes those counts back: the socket layer holds what was
+ * delivered, the interface layer what the device carried.
  */
 #include "taskmeter.bpf.h"
 #include "packet.bpf.h"
+#include "class.bpf.h"
 #include "flow.bpf.h"
 
-/* IP header and the first 8 bytes after it, in one read. */
-union tm_hdrs {
-	struct {
-		struct iphdr ip;
-		__u8 l4[8];
-	} v4;
-	struct {
-		struct ipv6hdr ip;
-		__u8 l4[8];
-	} v6;
-};
+#define TM_REASON(name) \
+	(bpf_core_enum_value_exists(enum skb_drop_reason, name) ? \
+	 (int)bpf_core_enum_value(enum skb_drop_reason, name) : -1)
 
-/* The packet's headers, from kernel memory (not a packet context): one
- * probe read, then plain parsing of the copy. Drops come in bursts when a
- * receiver is overrun, so this stays cheap. */
-static __always_inline int tm_parse_kernel_skb(struct sk_buff *skb, struct tm_pkt *p)
+enum tm_drop_kind { TM_NOT_A_DROP, TM_DUPLICATE, TM_DROP };
+
+static __always_inline enum tm_drop_kind tm_drop_kind(int reason, __u64 payload)
 {
-	union tm_hdrs h;
-	const __u8 *l4;
+	if (reason <= TM_REASON(SKB_CONSUMED) || reason == TM_REASON(SKB_DROP_REASON_NO_SOCKET))
+		return TM_NOT_A_DROP;
+	if (reason == TM_REASON(SKB_DROP_REASON_NOT_SPECIFIED) && !payload)
+		return TM_NOT_A_DROP;
+	if (reason == TM_REASON(SKB_DROP_REASON_TCP_OLD_DATA) ||
+	    reason == TM_REASON(SKB_DROP_REASON_TCP_OFOMERGE) ||
+	    reason == TM_REASON(SKB_DROP_REASON_TCP_OFO_DROP) ||
+	    reason == TM_REASON(SKB_DROP_REASON_TCP_OLD_SEQUENCE) ||
+	    reason == TM_REASON(SKB_DROP_REASON_DUP_FRAG))
+		return TM_DUPLICATE;
+	return TM_DROP;
+}
 
-	if (bpf_probe_read_kernel(&h, sizeof(h), skb->head + skb->network_header))
+/* What the skb amounts to, as the other layers count: its IP packet
+ * (headers parsed, not assumed), as the segments it merged. */
+static __always_inline int tm_drop_amount(struct sk_buff *skb, struct tm_pkt *p,
+					  struct tm_counter_val *a)
+{
+	void *l3 = skb->head + skb->network_header;
+	long l3_len = (long)skb->len + (long)(skb->data - (unsigned char *)l3);
+	__u16 segs = 1;
+
+	if (l3_len <= 0 || tm_parse_ip(l3, 0, p, 0, TM_PKT_KERNEL))
 		return -1;
-	if (h.v4.ip.version == 4 && h.v4.ip.ihl == 5) {
-		p->family = TM_FAMILY_IPV4;
-		p->ip_proto = h.v4.ip.protocol;
-		p->l4_off = sizeof(struct iphdr);
-		p->ip_len = bpf_ntohs(h.v4.ip.tot_len);
-		p->saddr[0] = h.v4.ip.saddr;
-		p->daddr[0] = h.v4.ip.daddr;
-		l4 = h.v4.l4;
-	} else if (h.v6.ip.version == 6) {
-		p->family = TM_FAMILY_IPV6;
-		p->ip_proto = h.v6.ip.nexthdr; /* extension headers: no ports */
-		p->l4_off = sizeof(struct ipv6hdr);
-		p->ip_len = bpf_ntohs(h.v6.ip.payload_len) + sizeof(struct ipv6hdr);
-		__builtin_memcpy(p->saddr, &h.v6.ip.saddr, 16);
-		__builtin_memcpy(p->daddr, &h.v6.ip.daddr, 16);
-		l4 = h.v6.l4;
-	} else {
-		return -1; /* IPv4 options: not worth a second read for a drop */
-	}
-	p->l4 = tm_l4_of(p->ip_proto);
-	p->hdr_len = p->l4_off + (p->l4 == TM_L4_TCP ? 20 : p->l4 == TM_L4_OTHER ? 0 : 8);
-	if (p->l4 == TM_L4_TCP || p->l4 == TM_L4_UDP) {
-		__builtin_memcpy(&p->sport, &l4[0], 2);
-		__builtin_memcpy(&p->dport, &l4[2], 2);
-		p->has_ports = 1;
-	}
+	if (skb->data_len)
+		bpf_probe_read_kernel(&segs, sizeof(segs),
+				      &((struct skb_shared_info *)(skb->head + skb->end))->gso_segs);
+	tm_amount(p, (__u32)l3_len, segs, a);
 	return 0;
+}
+
+/* Where a drop happens, for the undo: before the socket (netfilter,
+ * routing, neighbours): nothing was counted yet. */
+static __always_inline bool tm_before_socket(int reason)
+{
+	return reason == TM_REASON(SKB_DROP_REASON_NETFILTER_DROP) ||
+	       reason == TM_REASON(SKB_DROP_REASON_IP_OUTNOROUTES) ||
+	       reason == TM_REASON(SKB_DROP_REASON_IP_INNOROUTES) ||
+	       reason == TM_REASON(SKB_DROP_REASON_BPF_CGROUP_EGRESS) ||
+	       reason == TM_REASON(SKB_DROP_REASON_NEIGH_FAILED) ||
+	       reason == TM_REASON(SKB_DROP_REASON_NEIGH_QUEUEFULL) ||
+	       reason == TM_REASON(SKB_DROP_REASON_NEIGH_DEAD) ||
+	       reason == TM_REASON(SKB_DROP_REASON_NEIGH_CREATEFAIL) ||
+	       reason == TM_REASON(SKB_DROP_REASON_XFRM_POLICY);
+}
+
+/* The counts the socket layer made for this very skb, taken back. */
+static __always_inline void tm_undo_ingress(struct sk_buff *skb, struct sock *sk, int reason,
+					    struct tm_sk *st)
+{
+	struct tm_undo_hint *u;
+	__u32 zero = 0;
+
+	u = bpf_map_lookup_elem(&tm_undo, &zero);
+	if (!u || u->skb != (__u64)skb || !sk || u->sk != (__u64)sk || tm_before_socket(reason))
+		return;
+	u->skb = 0;
+	if (!u->dgram) {
+		tm_slot_sub(u->slot, &u->a);
+	} else if (st) {
+		__sync_fetch_and_sub(&st->dgram.packets, u->a.packets);
+		__sync_fetch_and_sub(&st->dgram.bytes, u->a.bytes);
+		__sync_fetch_and_sub(&st->dgram.payload_bytes, u->a.payload_bytes);
+	}
+	tm_stat_inc(TM_STAT_DROPS_UNDONE);
+}
+
+/* A frame TC egress counted and the device (or a qdisc) then refused:
+ * not carried. */
+static __always_inline bool tm_undo_egress(struct sk_buff *skb, int reason,
+					   const struct tm_counter_val *a)
+{
+	struct tm_undo_hint *u;
+	__u32 one = 1;
+
+	u = bpf_map_lookup_elem(&tm_undo, &one);
+	if (!u || u->skb != (__u64)skb || u->sk != (__u64)skb->sk || u->len != skb->len ||
+	    !skb->dev || u->ifindex != (__u32)skb->dev->ifindex || tm_before_socket(reason))
+		return false;
+	u->skb = 0;
+	tm_slot_sub(u->slot, &u->a);
+	if (u->k.owner.tgid) {
+		u->k.layer = TM_LAYER_DROP;
+		tm_count_class(&u->k, a);
+	}
+	tm_stat_inc(TM_STAT_DROPS_UNDONE);
+	return true;
+}
+
+/* A received duplicate the socket layer took for new data (a copy of data
+ * waiting out of order): retransmitted. */
+static __always_inline void tm_late_duplicate(struct tm_sk *st, const struct tm_counter_val *a)
+{
+	struct tm_counter_val d = { .retrans_packets = a->packets,
+				    .retrans_bytes = a->payload_bytes };
+
+	if (st && st->owner.tgid && tm_slot_valid(st->slot[TM_DIR_INGRESS], st->gen[TM_DIR_INGRESS]))
+		tm_slot_add(st->slot[TM_DIR_INGRESS], &d);
+}
+
+/* The owner the dropped packet was for: its socket's, else its flow's. */
+static __always_inline bool tm_drop_owner(struct tm_sk *st, const struct tm_pkt *p, __u32 netns,
+					  struct tm_class *k)
+{
+	struct tm_flow_val *fv;
+	struct tm_flow_key fk;
+
+	if (st && st->owner.tgid) {
+		k->owner = st->owner;
+		k->exec_seq = st->exec_seq;
+		return true;
+	}
+	if (!p->has_ports)
+		return false;
+	tm_flow_of(p, TM_DIR_INGRESS, netns, &fk);
+	fv = tm_flow_owner(&fk, tm_bind_epoch());
+	if (!fv || fv->bucket != TM_BUCKET_OWNER || !fv->owner.tgid)
+		return false;
+	k->owner = fv->owner;
+	k->exec_seq = fv->exec_seq;
+	return true;
 }
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(tm_drop, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
 	     struct sock *rx_sk)
 {
-	struct tm_if_key key = { .dir = TM_DIR_INGRESS, .layer = TM_LAYER_DROP };
-	struct tm_owner *o = NULL;
+	struct tm_class k = { .layer = TM_LAYER_DROP, .dir = TM_DIR_INGRESS };
 	struct tm_counter_val a;
-	struct tm_flow_val *fv;
-	struct tm_flow_key fk;
 	struct tm_pkt p = {};
-	__u32 exec_seq = 0;
+	enum tm_drop_kind kind;
 	struct tm_sk *st;
 	struct sock *sk;
-	__u16 segs = 1;
 
-	key.ifindex = skb->skb_iif; /* BTF loads, not probe reads: drops come in bursts */
-	if (reason <= SKB_CONSUMED || !key.ifindex) /* not a received packet */
+	if ((int)reason <= TM_REASON(SKB_CONSUMED))
+		return 0; /* not a drop: the common case, first */
+	if (tm_drop_amount(skb, &p, &a))
 		return 0;
+	kind = tm_drop_kind((int)reason, a.payload_bytes);
+	if (kind == TM_NOT_A_DROP)
+		return 0;
+	if (kind == TM_DROP && tm_undo_egress(skb, (int)reason, &a))
+		return 0; /* refused by the device after TC egress counted it */
+	if (!skb->skb_iif)
+		return 0; /* sent from here: the socket layer has it as sent */
 	sk = rx_sk ? rx_sk : skb->sk;
 	st = sk ? bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0) : NULL;
-	if (tm_parse_kernel_skb(skb, &p))
+	if (kind == TM_DUPLICATE) {
+		if (reason == TM_REASON(SKB_DROP_REASON_TCP_OFOMERGE))
+			tm_late_duplicate(st, &a);
 		return 0;
-	key.netns = skb->dev ? skb->dev->nd_net.net->ns.inum : 0;
-	if (st && st->owner.tgid) {
-		o = &st->owner;
-		exec_seq = st->exec_seq;
-	} else if (p.has_ports) {
-		tm_flow_of(&p, TM_DIR_INGRESS, key.netns, &fk);
-		fv = tm_flow_owner(&fk);
-		if (fv) {
-			o = &fv->owner;
-			exec_seq = fv->exec_seq;
-		}
 	}
-	if (!o)
+	tm_undo_ingress(skb, rx_sk, (int)reason, st);
+	k.ifindex = skb->skb_iif; /* BTF loads, not probe reads: drops come in bursts */
+	k.netns = skb->dev ? skb->dev->nd_net.net->ns.inum : 0;
+	if (!tm_drop_owner(st, &p, k.netns, &k))
 		return 0; /* nobody's: the interface layer has it in a bucket */
-	tm_if_owner(&key, o, exec_seq);
-	key.l4 = p.l4;
-	key.family = p.family;
-	/* a GRO skb counts as the packets it merged: skb_shinfo(skb)->gso_segs */
-	if (skb->data_len)
-		bpf_probe_read_kernel(&segs, sizeof(segs),
-				      &((struct skb_shared_info *)(skb->head + skb->end))->gso_segs);
-	a.packets = segs > 1 ? segs : 1;
-	a.bytes = skb->len;
-	a.payload_bytes = p.ip_len > p.hdr_len ? p.ip_len - p.hdr_len : 0;
-	tm_if_count(&key, &a);
+	k.l4 = p.l4;
+	k.family = p.family;
+	tm_count_class(&k, &a);
 	return 0;
 }

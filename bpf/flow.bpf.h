@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Flow -> owner (tm_flows): published by the socket hooks, looked up by the
- * hooks that run before a packet has met its socket.
+ * hooks that run before a packet has met its socket, with the slot of the
+ * flow's interface-layer class cached in the value. A flow with no local
+ * socket is classified once (forwarded, local without owner) and cached
+ * there too, until a bind could change the answer (tm_globals.bind_epoch).
  */
 #ifndef TM_FLOW_BPF_H
 #define TM_FLOW_BPF_H
 
 #include "taskmeter.bpf.h"
 #include "packet.bpf.h"
-
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+#include "class.bpf.h"
 
 static __always_inline __u8 tm_proto_of(const struct tm_pkt *p)
 {
@@ -35,14 +37,79 @@ static __always_inline void tm_flow_of(const struct tm_pkt *p, __u8 dir, __u32 n
 	__builtin_memcpy(k->raddr, out ? p->daddr : p->saddr, 16);
 }
 
-/* The owner of the local socket for k: the connected flow, else a socket
- * bound to the local address and port, else one bound to the wildcard
- * address (for IPv4 also a dual-stack IPv6 one). */
-static __always_inline struct tm_flow_val *tm_flow_owner(struct tm_flow_key *k)
-{
-	struct tm_flow_val *o = bpf_map_lookup_elem(&tm_flows, k);
+/* ---- bound ports ---- */
 
-	if (o)
+static __always_inline __u32 tm_ports_of(__u8 proto)
+{
+	return proto == TM_IPPROTO_TCP ? TM_PORTS_TCP : proto == TM_IPPROTO_UDP ? TM_PORTS_UDP
+										: TM_PORTS_ICMP;
+}
+
+/* Note that a socket may be bound to this local port (network order). A
+ * bit newly set changes what cached classifications would say. */
+static __always_inline void tm_port_mark(__u8 proto, __be16 port)
+{
+	__u16 p = bpf_ntohs(port);
+	__u32 idx = tm_ports_of(proto) * TM_PORT_WORDS + p / 64;
+	__u64 bit = 1ull << (p % 64), *w = bpf_map_lookup_elem(&tm_ports, &idx);
+	struct tm_globals *g;
+
+	if (!w || (*w & bit))
+		return;
+	__sync_fetch_and_or(w, bit);
+	g = tm_globals_get();
+	if (g)
+		__sync_fetch_and_add(&g->bind_epoch, 1);
+}
+
+static __always_inline bool tm_port_maybe(__u8 proto, __be16 port)
+{
+	__u16 p = bpf_ntohs(port);
+	__u32 idx = tm_ports_of(proto) * TM_PORT_WORDS + p / 64;
+	__u64 *w = bpf_map_lookup_elem(&tm_ports, &idx);
+
+	return w && (*w & (1ull << (p % 64)));
+}
+
+static __always_inline __u64 tm_bind_epoch(void)
+{
+	struct tm_globals *g = tm_globals_get();
+
+	return g ? g->bind_epoch : 0;
+}
+
+/* ---- publishing and looking up ---- */
+
+static __always_inline void tm_flow_publish(const struct tm_flow_key *k, const struct tm_owner *o,
+					    __u32 exec_seq)
+{
+	struct tm_flow_val v = { .owner = *o, .exec_seq = exec_seq };
+
+	if (!k->rport)
+		tm_port_mark(k->proto, k->lport); /* found by port only */
+	if (!bpf_map_update_elem(&tm_flows, k, &v, BPF_ANY))
+		tm_stat_inc(TM_STAT_FLOW_PUBLISHED);
+}
+
+/* A flow's value that is a cache of a classification, made before a bind
+ * that may have changed it, is no answer. */
+static __always_inline struct tm_flow_val *tm_flow_get(const struct tm_flow_key *k, __u64 epoch)
+{
+	struct tm_flow_val *v = bpf_map_lookup_elem(&tm_flows, k);
+
+	if (v && v->cached && v->epoch != epoch)
+		return NULL;
+	return v;
+}
+
+/* The value for k: the connected flow, else (only where the local port may
+ * be bound) a socket bound to the local address and port, else one bound
+ * to the wildcard address (for IPv4 also a dual-stack IPv6 one). */
+static __always_inline struct tm_flow_val *tm_flow_owner(struct tm_flow_key *k, __u64 epoch)
+{
+	struct tm_flow_val *o = tm_flow_get(k, epoch);
+
+	if (o || !tm_port_maybe(k->proto, k->lport))
 		return o;
 	k->rport = 0;
 	__builtin_memset(k->raddr, 0, 16);
@@ -57,44 +124,61 @@ static __always_inline struct tm_flow_val *tm_flow_owner(struct tm_flow_key *k)
 	return bpf_map_lookup_elem(&tm_flows, k);
 }
 
-static __always_inline void tm_flow_publish(const struct tm_flow_key *k, const struct tm_owner *o,
-					    __u32 exec_seq)
+/* Remember how flow k (the packet's own, not a fallback key) was
+ * classified: its owner (found through its listener) or its bucket. */
+static __always_inline struct tm_flow_val *tm_flow_remember(const struct tm_flow_key *k,
+							    const struct tm_flow_val *as,
+							    __u8 bucket, __u64 epoch)
 {
-	struct tm_flow_val v = { .owner = *o, .exec_seq = exec_seq };
+	struct tm_flow_val v = { .bucket = bucket, .cached = 1, .epoch = epoch };
 
-	if (!bpf_map_update_elem(&tm_flows, k, &v, BPF_ANY))
-		tm_stat_inc(TM_STAT_FLOW_PUBLISHED);
+	if (as) {
+		v.owner = as->owner;
+		v.exec_seq = as->exec_seq;
+	}
+	if (bpf_map_update_elem(&tm_flows, k, &v, BPF_NOEXIST))
+		return NULL;
+	return bpf_map_lookup_elem(&tm_flows, k);
 }
 
-static __always_inline __u32 tm_skb_netns(struct __sk_buff *skb)
-{
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+/* ---- the interface layer's class of a flow ---- */
 
-	return BPF_CORE_READ(kskb, dev, nd_net.net, ns.inum);
+/* Its class key on this interface and layer, in direction dir. */
+static __always_inline void tm_flow_class(const struct tm_flow_val *v, __u32 netns, __u32 ifindex,
+					  __u8 layer, __u8 dir, __u8 l4, __u8 fam,
+					  struct tm_class *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	if (v->bucket == TM_BUCKET_OWNER) {
+		k->owner = v->owner;
+		k->exec_seq = v->exec_seq;
+	}
+	k->bucket = v->bucket;
+	k->netns = netns;
+	k->ifindex = ifindex;
+	k->layer = layer;
+	k->dir = dir;
+	k->l4 = l4;
+	k->family = fam;
 }
 
-/* Interface-layer counting; when the map is full, to the overflow slot. */
-static __always_inline void tm_if_count(struct tm_if_key *key, const struct tm_counter_val *a)
+/* The slot of the flow's received traffic on this interface: the cached
+ * one while it holds, else by key (and cached for the next packet). */
+static __always_inline __u32 tm_flow_slot(struct tm_flow_val *v, __u32 netns, __u32 ifindex,
+					  __u8 layer, __u8 l4, __u8 fam)
 {
-	struct tm_counter_val *v;
-	__u32 idx;
+	struct tm_class k;
+	__u32 slot, gen;
 
-	if (tm_map_add(&tm_if_counters, key, a))
-		return;
-	tm_stat_inc(TM_STAT_IF_MAP_FULL);
-	idx = key->layer * TM_DIR_MAX + key->dir;
-	v = bpf_map_lookup_elem(&tm_if_overflow, &idx);
-	if (v)
-		tm_add(v, a->packets, a->bytes, a->payload_bytes);
-}
-
-/* Owner and its exec generation of an interface-layer key. */
-static __always_inline void tm_if_owner(struct tm_if_key *key, const struct tm_owner *o,
-					__u32 exec_seq)
-{
-	key->owner = *o;
-	key->bucket = TM_BUCKET_OWNER;
-	key->exec_seq = exec_seq;
+	if (v->c_ifindex == ifindex && v->c_layer == layer && tm_slot_valid(v->c_slot, v->c_gen))
+		return v->c_slot;
+	tm_flow_class(v, netns, ifindex, layer, TM_DIR_INGRESS, l4, fam, &k);
+	slot = tm_class_slot(&k, &gen);
+	v->c_ifindex = ifindex;
+	v->c_layer = layer;
+	v->c_slot = slot;
+	v->c_gen = gen;
+	return slot;
 }
 
 #endif /* TM_FLOW_BPF_H */

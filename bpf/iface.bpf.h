@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The interface layer (XDP and TC): every frame an interface carries, in an
- * owner's record or a named bucket, counted as the device counts it, so that
+ * owner's class or a named bucket, counted as the device counts it, so that
  * per interface the records add up to the kernel's own counters.
  */
 #ifndef TM_IFACE_BPF_H
@@ -9,6 +9,7 @@
 
 #include "taskmeter.bpf.h"
 #include "packet.bpf.h"
+#include "class.bpf.h"
 #include "flow.bpf.h"
 
 #define TM_ETH_P_IP 0x0800
@@ -17,15 +18,17 @@
 #define TM_ETH_P_8021AD 0x88A8
 #define TM_AF_INET 2
 #define TM_AF_INET6 10
+#define TM_VLAN_HLEN 4
 
 /* Ethernet header at 0 (and up to two VLAN tags): ethertype and L3 offset. */
-static __always_inline int tm_parse_eth(void *ctx, __u32 *l3off, __u16 *proto, bool xdp)
+static __always_inline int tm_parse_eth(void *ctx, __u32 *l3off, __u16 *proto,
+					enum tm_pkt_kind kind)
 {
 	__u8 h[2];
 	__u32 off = 12;
 
 	for (int i = 0; i < 3; i++) {
-		if (tm_load(ctx, off, h, 2, xdp))
+		if (tm_load(ctx, off, h, 2, kind))
 			return -1;
 		*proto = (__u16)(h[0] << 8 | h[1]);
 		if (*proto != TM_ETH_P_8021Q && *proto != TM_ETH_P_8021AD)
@@ -75,42 +78,64 @@ static __always_inline __u64 tm_frame_payload(const struct tm_pkt *p, __u32 l3le
 	return ip_len > p->hdr_len ? ip_len - p->hdr_len : 0;
 }
 
-/*
- * Classify a received frame whose IP packet starts at l3off: owner by flow,
- * else a bucket. Fills key (l4, family, owner or bucket), a->payload_bytes
- * and *pp (the parsed packet; zero when not IP).
- */
-static __always_inline void tm_ingress_classify(void *ctx, __u32 l3off, __u16 ethertype,
-						__u32 len, struct tm_if_key *key,
-						struct tm_counter_val *a, struct tm_pkt *pp, bool xdp)
+/* A bucket's class on this interface, looked up by key (buckets without a
+ * flow to cache them in: not IP, malformed). */
+static __always_inline __u32 tm_bucket_slot(__u8 bucket, __u32 netns, __u32 ifindex, __u8 layer,
+					    __u8 dir, __u8 l4, __u8 fam)
 {
-	struct tm_pkt p = {};
-	struct tm_flow_key fk;
-	struct tm_flow_val *o;
+	struct tm_class k = { .bucket = bucket, .netns = netns, .ifindex = ifindex,
+			      .layer = layer, .dir = dir, .l4 = l4, .family = fam };
+	__u32 gen;
 
-	key->l4 = TM_L4_OTHER;
-	key->family = TM_FAMILY_NONE;
-	if (ethertype != TM_ETH_P_IP && ethertype != TM_ETH_P_IPV6) {
-		key->bucket = TM_BUCKET_NON_IP;
-		return;
-	}
-	if (tm_parse_ip(ctx, l3off, &p, tm_ip_version(ethertype), xdp)) {
-		key->bucket = TM_BUCKET_MALFORMED;
-		return;
-	}
-	key->l4 = p.l4;
-	key->family = p.family;
+	return tm_class_slot(&k, &gen);
+}
+
+/* A flow that missed tm_flows: its owner through a socket bound to its
+ * local port, else its bucket; remembered for the flow's next packets. */
+static __noinline __attribute__((unused)) struct tm_flow_val *tm_flow_classify(void *ctx, const struct tm_pkt *p,
+							    const struct tm_flow_key *fk,
+							    __u32 ifindex, __u64 epoch)
+{
+	struct tm_flow_key k = *fk;
+	struct tm_flow_val *o = tm_flow_owner(&k, epoch);
+
+	return tm_flow_remember(fk, o, o ? TM_BUCKET_OWNER : tm_bucket_of(ctx, p, ifindex), epoch);
+}
+
+/*
+ * The slot of a received frame whose IP packet starts at l3off: its flow's
+ * (one lookup when the flow is known), else a bucket's. Fills
+ * a->payload_bytes and *pp (the parsed packet; zero when not IP).
+ */
+static __always_inline __u32 tm_ingress_slot(void *ctx, __u32 l3off, __u16 ethertype, __u32 len,
+					     __u32 netns, __u32 ifindex, __u8 layer,
+					     struct tm_counter_val *a, struct tm_pkt *pp,
+					     enum tm_pkt_kind kind)
+{
+	struct tm_flow_val *v = NULL;
+	struct tm_flow_key fk;
+	struct tm_pkt p = {};
+	__u64 epoch;
+
+	if (ethertype != TM_ETH_P_IP && ethertype != TM_ETH_P_IPV6)
+		return tm_bucket_slot(TM_BUCKET_NON_IP, netns, ifindex, layer, TM_DIR_INGRESS,
+				      TM_L4_OTHER, TM_FAMILY_NONE);
+	if (tm_parse_ip(ctx, l3off, &p, tm_ip_version(ethertype), kind))
+		return tm_bucket_slot(TM_BUCKET_MALFORMED, netns, ifindex, layer, TM_DIR_INGRESS,
+				      TM_L4_OTHER, TM_FAMILY_NONE);
 	a->payload_bytes = tm_frame_payload(&p, len > l3off ? len - l3off : 0);
-	o = NULL;
-	if (p.has_ports) {
-		tm_flow_of(&p, TM_DIR_INGRESS, key->netns, &fk);
-		o = tm_flow_owner(&fk);
-	}
-	if (o)
-		tm_if_owner(key, &o->owner, o->exec_seq);
-	else
-		key->bucket = tm_bucket_of(ctx, &p, key->ifindex);
 	*pp = p;
+	if (p.has_ports) {
+		tm_flow_of(&p, TM_DIR_INGRESS, netns, &fk);
+		epoch = tm_bind_epoch();
+		v = tm_flow_get(&fk, epoch);
+		if (!v)
+			v = tm_flow_classify(ctx, &p, &fk, ifindex, epoch);
+	}
+	if (v)
+		return tm_flow_slot(v, netns, ifindex, layer, p.l4, p.family);
+	return tm_bucket_slot(tm_bucket_of(ctx, &p, ifindex), netns, ifindex, layer,
+			      TM_DIR_INGRESS, p.l4, p.family);
 }
 
 #endif /* TM_IFACE_BPF_H */

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Packet classification and accounting shared by the packet hooks: parse
- * from an L3 offset, count into the socket-layer or interface-layer maps.
+ * The one packet parser: IPv4/IPv6 (with extension headers) and the L4
+ * header, from an L3 offset, over three kinds of packet — an XDP frame, an
+ * skb context, or an skb in kernel memory (the drop tracepoint) — chosen at
+ * compile time at every call, so that each program keeps only its own
+ * accessors. Also what one (possibly GSO) packet amounts to.
  */
 #ifndef TM_PACKET_BPF_H
 #define TM_PACKET_BPF_H
@@ -17,17 +20,23 @@
 #define TM_IPPROTO_ICMPV6 58
 #define TM_IPPROTO_DSTOPTS 60
 #define TM_IPV6_EXT_MAX 4
+#define TM_TCP_SYN 0x02
 
-/* What one (possibly GSO) packet amounts to, and its flow. */
+enum tm_pkt_kind { TM_PKT_XDP, TM_PKT_SKB, TM_PKT_KERNEL };
+
+/* What one (possibly GSO) packet is, and its flow. */
 struct tm_pkt {
 	__u8 l4;          /* enum tm_l4 */
 	__u8 family;      /* enum tm_family */
 	__u8 first_frag;  /* 0: a non-first fragment, no L4 header */
 	__u8 has_ports;   /* sport/dport valid (TCP, UDP, ICMP echo id) */
+	__u8 tcp_flags;
+	__u8 pad[3];
 	__u32 hdr_len;    /* L3 + L4 header bytes of one segment */
 	__u32 ip_len;     /* length the IP header gives (0: unknown, e.g. jumbo) */
 	__u32 l4_off;     /* offset of the L4 header from L3 start */
 	__u32 ip_proto;
+	__u32 seq;        /* TCP sequence number (host order) */
 	__be16 sport, dport;
 	__u32 saddr[4], daddr[4];
 };
@@ -37,17 +46,19 @@ struct tm_pkt {
 #define TM_DIRECT_MAX 256
 
 /*
- * One parser for skbs and XDP frames: `xdp` is a compile-time constant at
- * every call, so each program keeps only its own accessors. A load copies
- * from the packet directly when it can (a few instructions), else through
- * the load helper, which also reaches non-linear data (GSO skbs, XDP
- * multi-buffer frames).
+ * Copy len bytes at off. ctx: the XDP or skb context, or for TM_PKT_KERNEL
+ * the address of the L3 header in kernel memory. A packet copies directly
+ * when it can (a few instructions), else through the load helper, which
+ * also reaches non-linear data (GSO skbs, XDP multi-buffer frames).
  */
-static __always_inline long tm_load(void *ctx, __u32 off, void *to, __u32 len, bool xdp)
+static __always_inline long tm_load(void *ctx, __u32 off, void *to, __u32 len,
+				    enum tm_pkt_kind kind)
 {
 	void *data, *end, *p;
 
-	if (xdp) {
+	if (kind == TM_PKT_KERNEL)
+		return bpf_probe_read_kernel(to, len, ctx + off);
+	if (kind == TM_PKT_XDP) {
 		data = (void *)(long)((struct xdp_md *)ctx)->data;
 		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
 	} else {
@@ -61,7 +72,7 @@ static __always_inline long tm_load(void *ctx, __u32 off, void *to, __u32 len, b
 			return 0;
 		}
 	}
-	if (xdp)
+	if (kind == TM_PKT_XDP)
 		return bpf_xdp_load_bytes(ctx, off, to, len);
 	return bpf_skb_load_bytes(ctx, off, to, len);
 }
@@ -82,11 +93,12 @@ static __always_inline __u8 tm_l4_of(__u32 proto)
 }
 
 /* IPv4 header at off; returns 0 or -1 (malformed). */
-static __always_inline int tm_parse_ipv4(void *ctx, __u32 off, struct tm_pkt *p, bool xdp)
+static __always_inline int tm_parse_ipv4(void *ctx, __u32 off, struct tm_pkt *p,
+					 enum tm_pkt_kind kind)
 {
 	struct iphdr ip;
 
-	if (tm_load(ctx, off, &ip, sizeof(ip), xdp))
+	if (tm_load(ctx, off, &ip, sizeof(ip), kind))
 		return -1;
 	/* tot_len 0: a BIG TCP super-packet (over 64 KiB), its length is the skb's */
 	if (ip.ihl < 5 || ip.version != 4 || (ip.tot_len && bpf_ntohs(ip.tot_len) < ip.ihl * 4))
@@ -102,13 +114,14 @@ static __always_inline int tm_parse_ipv4(void *ctx, __u32 off, struct tm_pkt *p,
 }
 
 /* IPv6 header and up to TM_IPV6_EXT_MAX extension headers. */
-static __always_inline int tm_parse_ipv6(void *ctx, __u32 off, struct tm_pkt *p, bool xdp)
+static __always_inline int tm_parse_ipv6(void *ctx, __u32 off, struct tm_pkt *p,
+					 enum tm_pkt_kind kind)
 {
 	struct ipv6hdr ip6;
 	__u8 ext[4];
 	__u32 nh, pos = sizeof(ip6);
 
-	if (tm_load(ctx, off, &ip6, sizeof(ip6), xdp))
+	if (tm_load(ctx, off, &ip6, sizeof(ip6), kind))
 		return -1;
 	p->family = TM_FAMILY_IPV6;
 	p->first_frag = 1;
@@ -120,7 +133,7 @@ static __always_inline int tm_parse_ipv6(void *ctx, __u32 off, struct tm_pkt *p,
 		if (nh != TM_IPPROTO_HOPOPTS && nh != TM_IPPROTO_ROUTING &&
 		    nh != TM_IPPROTO_DSTOPTS && nh != TM_IPPROTO_FRAGMENT)
 			break;
-		if (tm_load(ctx, off + pos, ext, sizeof(ext), xdp))
+		if (tm_load(ctx, off + pos, ext, sizeof(ext), kind))
 			return -1;
 		if (nh == TM_IPPROTO_FRAGMENT) {
 			/* ext[2..3]: offset (13 bits) and flags */
@@ -137,9 +150,10 @@ static __always_inline int tm_parse_ipv6(void *ctx, __u32 off, struct tm_pkt *p,
 }
 
 /* L4 header length and ports; payload is everything after the header. */
-static __always_inline int tm_parse_l4(void *ctx, __u32 off, struct tm_pkt *p, bool xdp)
+static __always_inline int tm_parse_l4(void *ctx, __u32 off, struct tm_pkt *p,
+				       enum tm_pkt_kind kind)
 {
-	__u8 h[14]; /* TCP: ports .. data offset; UDP: ports; ICMP: type .. echo id */
+	__u8 h[14]; /* TCP: ports .. flags; UDP: ports; ICMP: type .. echo id */
 	__u8 last;
 
 	p->l4 = tm_l4_of(p->ip_proto);
@@ -148,16 +162,18 @@ static __always_inline int tm_parse_l4(void *ctx, __u32 off, struct tm_pkt *p, b
 		return 0;
 	switch (p->l4) {
 	case TM_L4_TCP:
-		if (tm_load(ctx, off + p->l4_off, h, 14, xdp) || (h[12] >> 4) < 5)
+		if (tm_load(ctx, off + p->l4_off, h, 14, kind) || (h[12] >> 4) < 5)
 			return -1;
 		p->hdr_len += (h[12] >> 4) * 4;
 		/* the whole header, options included, must be there */
-		if (tm_load(ctx, off + p->hdr_len - 1, &last, 1, xdp))
+		if (tm_load(ctx, off + p->hdr_len - 1, &last, 1, kind))
 			return -1;
+		p->seq = (__u32)h[4] << 24 | (__u32)h[5] << 16 | (__u32)h[6] << 8 | h[7];
+		p->tcp_flags = h[13];
 		break;
 	case TM_L4_UDP:
 	case TM_L4_ICMP:
-		if (tm_load(ctx, off + p->l4_off, h, 8, xdp))
+		if (tm_load(ctx, off + p->l4_off, h, 8, kind))
 			return -1;
 		p->hdr_len += 8;
 		break;
@@ -184,77 +200,56 @@ static __always_inline int tm_parse_l4(void *ctx, __u32 off, struct tm_pkt *p, b
  * says it carries (4 or 6), or 0 when it does not say. 0, or -1 when
  * malformed. */
 static __always_inline int tm_parse_ip(void *ctx, __u32 off, struct tm_pkt *p, __u8 version,
-				       bool xdp)
+				       enum tm_pkt_kind kind)
 {
 	__u8 ver;
 	int err;
 
-	if (tm_load(ctx, off, &ver, 1, xdp))
+	if (tm_load(ctx, off, &ver, 1, kind))
 		return -1;
 	if (version && (ver >> 4) != version)
 		return -1; /* the stack drops these too */
 	if ((ver >> 4) == 4)
-		err = tm_parse_ipv4(ctx, off, p, xdp);
+		err = tm_parse_ipv4(ctx, off, p, kind);
 	else if ((ver >> 4) == 6)
-		err = tm_parse_ipv6(ctx, off, p, xdp);
+		err = tm_parse_ipv6(ctx, off, p, kind);
 	else
 		return -1;
 	if (err)
 		return err;
-	return tm_parse_l4(ctx, off, p, xdp);
+	return tm_parse_l4(ctx, off, p, kind);
 }
 
-static __always_inline void tm_add(struct tm_counter_val *v, __u64 pkts, __u64 bytes, __u64 payload)
+static __always_inline void tm_add(struct tm_counter_val *v, const struct tm_counter_val *a)
 {
-	v->packets += pkts;
-	v->bytes += bytes;
-	v->payload_bytes += payload;
+	v->packets += a->packets;
+	v->bytes += a->bytes;
+	v->payload_bytes += a->payload_bytes;
+	v->retrans_packets += a->retrans_packets;
+	v->retrans_bytes += a->retrans_bytes;
 }
 
-/* What one skb adds to a counter. A GSO skb is counted as the segments it
- * becomes on the wire, each carrying its own headers. */
-static __always_inline void tm_amount(const struct tm_pkt *p, __u32 ip_len, __u32 gso_segs,
+/* Take a back out of v (per CPU: the sum over CPUs stays exact even when
+ * this CPU's share goes below zero). */
+static __always_inline void tm_sub(struct tm_counter_val *v, const struct tm_counter_val *a)
+{
+	v->packets -= a->packets;
+	v->bytes -= a->bytes;
+	v->payload_bytes -= a->payload_bytes;
+	v->retrans_packets -= a->retrans_packets;
+	v->retrans_bytes -= a->retrans_bytes;
+}
+
+/* What one packet whose IP packet is l3_len bytes adds to a counter. A GSO
+ * skb counts as the segments it is on the wire, each with its own headers. */
+static __always_inline void tm_amount(const struct tm_pkt *p, __u32 l3_len, __u32 gso_segs,
 				      struct tm_counter_val *a)
 {
 	a->packets = gso_segs > 1 ? gso_segs : 1;
-	a->payload_bytes = ip_len > p->hdr_len ? ip_len - p->hdr_len : 0;
-	a->bytes = ip_len + (a->packets - 1) * p->hdr_len;
-}
-
-/* Add a to a per-CPU counter map's entry for key, creating it if need be.
- * False when the map is full: the caller keeps the bytes elsewhere. */
-static __always_inline bool tm_map_add(void *map, const void *key, const struct tm_counter_val *a)
-{
-	struct tm_counter_val *v = bpf_map_lookup_elem(map, key);
-	long err;
-
-	if (!v) {
-		err = bpf_map_update_elem(map, key, a, BPF_NOEXIST);
-		if (!err)
-			return true;
-		if (err != -EEXIST) /* else another CPU created it meanwhile */
-			return false;
-		v = bpf_map_lookup_elem(map, key);
-		if (!v)
-			return false;
-	}
-	tm_add(v, a->packets, a->bytes, a->payload_bytes);
-	return true;
-}
-
-/* Add a to key's counters; to the overflow slot when the map is full. */
-static __always_inline void tm_count(struct tm_counter_key *key, const struct tm_counter_val *a)
-{
-	struct tm_counter_val *v;
-	__u32 idx;
-
-	if (tm_map_add(&tm_counters, key, a))
-		return;
-	tm_stat_inc(TM_STAT_COUNTER_MAP_FULL);
-	idx = TM_OVERFLOW_IDX(key->dir, key->l4, key->family);
-	v = bpf_map_lookup_elem(&tm_overflow, &idx);
-	if (v)
-		tm_add(v, a->packets, a->bytes, a->payload_bytes);
+	a->payload_bytes = l3_len > p->hdr_len ? l3_len - p->hdr_len : 0;
+	a->bytes = l3_len + (a->packets - 1) * p->hdr_len;
+	a->retrans_packets = 0;
+	a->retrans_bytes = 0;
 }
 
 #endif /* TM_PACKET_BPF_H */

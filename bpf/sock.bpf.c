@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Ownership: every socket created by a process in the attached cgroup is
- * stamped with its creator's identity, in the creator's own context.
+ * Socket lifecycle: every socket created by a process in the attached cgroup
+ * is stamped with its creator's identity, in the creator's own context;
+ * bound sockets are published by port; datagrams a socket still holds
+ * unread when it is released are drops.
  */
 #include "taskmeter.bpf.h"
+#include "packet.bpf.h"
+#include "class.bpf.h"
+#include "flow.bpf.h"
 
 SEC("cgroup/sock_create")
 int tm_sock_create(struct bpf_sock *sk)
@@ -20,13 +25,14 @@ int tm_sock_create(struct bpf_sock *sk)
 /* A bound socket (listener, UDP server) is published by its local address
  * and port as soon as it is bound, so that XDP attributes even the first
  * packet that reaches it. A v4-mapped IPv6 address is published as IPv4,
- * as packets carry it. */
+ * as packets carry it. A bind may change how flows cached before would be
+ * classified: it moves the bind epoch. */
 static __always_inline int tm_post_bind(struct bpf_sock *sk, bool v6)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct tm_flow_val v = {};
 	struct tm_flow_key k = {};
 	struct tm_meta_slot *slot;
+	struct tm_globals *g;
 	struct tm_sk *st;
 
 	st = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0);
@@ -47,11 +53,11 @@ static __always_inline int tm_post_bind(struct bpf_sock *sk, bool v6)
 		k.laddr[2] = sk->src_ip6[2];
 		k.laddr[3] = sk->src_ip6[3];
 	}
-	v.owner = st->owner;
 	slot = bpf_map_lookup_elem(&tm_meta, &st->owner);
-	v.exec_seq = slot ? slot->exec_seq : 0;
-	if (!bpf_map_update_elem(&tm_flows, &k, &v, BPF_ANY))
-		tm_stat_inc(TM_STAT_FLOW_PUBLISHED);
+	tm_flow_publish(&k, &st->owner, slot ? slot->exec_seq : 0);
+	g = tm_globals_get();
+	if (g)
+		__sync_fetch_and_add(&g->bind_epoch, 1);
 	return 1;
 }
 
@@ -65,4 +71,29 @@ SEC("cgroup/post_bind6")
 int tm_post_bind6(struct bpf_sock *sk)
 {
 	return tm_post_bind(sk, true);
+}
+
+/* Datagrams received and never read: dropped with the socket (the DROP
+ * layer, on no interface: the socket dropped them, not a device). */
+SEC("cgroup/sock_release")
+int tm_sock_release(struct bpf_sock *sk)
+{
+	struct tm_class k = { .layer = TM_LAYER_DROP, .dir = TM_DIR_INGRESS };
+	struct tm_counter_val a = {};
+	struct tm_meta_slot *ms;
+	struct tm_sk *st;
+
+	st = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0);
+	if (!st || !st->owner.tgid || !st->dgram.packets)
+		return 1;
+	a.packets = __sync_lock_test_and_set(&st->dgram.packets, 0);
+	a.bytes = __sync_lock_test_and_set(&st->dgram.bytes, 0);
+	a.payload_bytes = __sync_lock_test_and_set(&st->dgram.payload_bytes, 0);
+	ms = bpf_map_lookup_elem(&tm_meta, &st->owner);
+	k.owner = st->owner;
+	k.exec_seq = ms ? ms->exec_seq : st->exec_seq;
+	k.l4 = st->pend_l4;
+	k.family = st->pend_family;
+	tm_count_class(&k, &a);
+	return 1;
 }

@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Process lifecycle: execve makes an owner's metadata stale (and starts a
- * new record, exec_seq + 1); the exit of its last thread is reported so the
- * collector can flush the final record and free the owner's state.
+ * Process lifecycle: execve makes an owner's metadata stale and starts a
+ * new record (exec_seq + 1): the slots of its classes are retired so that
+ * its sockets find the new image's; the exit of its last thread is reported
+ * so the collector can flush the final record and free the owner's state.
  * Only owners with traffic (an entry in tm_meta) are tracked.
  */
 #include "taskmeter.bpf.h"
+#include "metadata.bpf.h"
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(tm_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct tm_globals *g;
 	struct tm_meta_slot *slot;
 	struct tm_owner owner;
 
@@ -19,10 +20,24 @@ int BPF_PROG(tm_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (!slot)
 		return 0;
 	__sync_fetch_and_add(&slot->exec_seq, 1);
-	slot->state = TM_META_NEED;
-	g = tm_globals_get();
-	if (g)
-		__sync_fetch_and_add(&g->exec_epoch, 1); /* sockets: look again */
+	for (int i = 0; i < TM_OVERFLOW_SLOTS; i++) {
+		__u32 s = slot->cls[i], *g;
+
+		if (!s)
+			continue;
+		g = bpf_map_lookup_elem(&tm_class_gen, &s);
+		if (g)
+			__sync_fetch_and_add(g, 1); /* sockets: find the new image's class */
+		slot->cls[i] = 0;
+	}
+	if (tm_cfg_task_work) {
+		slot->state = TM_META_NEED; /* the next packet schedules a callback */
+		return 0;
+	}
+	/* no task_work: the new image's argv and environment are in place now */
+	slot->state = TM_META_DONE;
+	if (tm_meta_read_self(&owner, slot->exec_seq))
+		tm_emit_owner(&owner, slot->exec_seq, 0);
 	return 0;
 }
 
@@ -49,7 +64,9 @@ int BPF_PROG(tm_exit, struct task_struct *p, bool group_dead)
 	ev->hdr.owner = owner;
 	BPF_CORE_READ_STR_INTO(&ev->hdr.comm, p, comm);
 	ev->exit_code = BPF_CORE_READ(p, exit_code);
-	ev->pad = 0;
+	/* for owners whose metadata never came: what the kernel still has */
+	tm_task_ids(p, &ev->ids);
+	ev->has_ids = 1;
 	bpf_ringbuf_submit(ev, 0);
 	return 0;
 }

@@ -25,15 +25,14 @@
 #endif
 
 #define ENOENT 2
-#define PF_KTHREAD 0x00200000
 #define ESRCH 3
 #define EEXIST 17
+#define PF_KTHREAD 0x00200000
 
 /* Load-time settings, written by the collector between open and load. */
 TM_RODATA(__u32, tm_cfg_task_work, 1);  /* 0: metadata from /proc (fallback mode) */
 TM_RODATA(__u32, tm_cfg_argv_max, 4096); /* <= TM_ARGV_CAP */
 TM_RODATA(__u32, tm_cfg_env_max, 8192);  /* <= TM_ENV_CAP */
-
 
 /* The task_work kfunc is named ..._impl on 6.18 and takes the program's aux
  * itself from 7.0 on. Both are weak: the one the kernel lacks stays NULL and
@@ -46,36 +45,49 @@ extern int bpf_task_work_schedule_signal(struct task_struct *task, struct bpf_ta
 					 bpf_task_work_callback_t callback) __ksym __weak;
 extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
 extern void bpf_task_release(struct task_struct *p) __ksym;
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 /* libbpf 1.1 has no bpf_ksym_exists(). */
 #define tm_ksym_exists(sym) (!!(&(sym)))
 
 /*
- * Per-socket ownership. The owner is the process that last sent or received
- * on the socket in process context: stamped at creation, re-stamped by a
- * send (egress in task context) or a send/recv syscall of another process.
- * A socket accepted from a listener inherits the listener's state
+ * Per-socket state. The owner is the process that last sent or received on
+ * the socket in process context: stamped at creation, re-stamped by a send
+ * (egress in task context) or a receive syscall of another process. A
+ * socket accepted from a listener inherits the listener's state
  * (BPF_F_CLONE) with `adopt` set: until a process uses it, its traffic waits
- * in `pending` and then goes to that process, so a pre-fork worker gets the
- * request bytes that arrived before it called accept().
+ * in `pend` and then goes to that process, so a pre-fork worker gets the
+ * request bytes that arrived before it called accept(). The slots of the
+ * owner's classes are cached here, so that a packet needs this one lookup.
  */
 struct tm_sk {
 	struct tm_owner owner;
 	__u32 adopt;         /* 1: inherited from a listener, not used by a process yet */
-	__u32 exec_seq;      /* the owner's, as of the last packet at cgroup_skb */
+	__u32 exec_seq;      /* the owner's, when the slots below were resolved */
+	__u32 slot[TM_DIR_MAX];  /* socket-layer classes [rx, tx] ... */
+	__u32 gen[TM_DIR_MAX];   /* ... valid while their generation is this */
+	__u8 l4, family;     /* ... and the packets are of these */
+	__u8 tx_init;        /* tx_next is set */
+	__u8 rx_fin;         /* TCP: 1 the peer's FIN seen at rx_fin_seq, 2 it was taken */
+	__u8 pend_l4, pend_family;
+	__u8 pad[2];
+	__u32 if_slot;       /* TC egress class on if_ifindex, and its generation */
+	__u32 if_gen;
+	__u32 if_ifindex;
 	__u32 pub_tgid;      /* owner and exec_seq last published to tm_flows */
 	__u32 pub_seq;       /* (pub_tgid 0: never) */
-	__u32 meta_tgid;     /* exec_seq above is of this owner ... */
-	__u64 meta_epoch;    /* ... as of this tm_globals.exec_epoch */
-	__u8 pend_l4;        /* enum tm_l4 of the pending traffic */
-	__u8 pend_family;    /* enum tm_family of the pending traffic */
-	__u8 pad[6];
-	struct tm_counter_val pending[TM_DIR_MAX];
+	__u32 tx_next;       /* TCP: sequence number after the highest payload sent */
+	__u64 rx_seen;       /* TCP: tcp_sock.bytes_received counted so far */
+	__u32 dgram_hdr;     /* datagram sockets: header bytes of the last datagram */
+	__u32 rx_fin_seq;
+	struct tm_counter_val dgram;  /* datagram sockets: received, not read yet */
+	struct tm_counter_val pend[TM_DIR_MAX];
 };
 
 /* Key: socket. Value: struct tm_sk. Written: sock_create (create), packet
- * hooks and send/recv tracepoints (claim), packet hooks for sockets from
- * tm_seed. Lifetime: the socket's. */
+ * hooks and the recv tracepoint (claim, counts), packet hooks for sockets
+ * from tm_seed. Lifetime: the socket's. */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
@@ -95,7 +107,8 @@ TM_DECL struct {
 } tm_seed SEC(".maps");
 
 /* Per-owner metadata state. The value embeds the task_work slot, so one
- * callback per owner can be pending at a time.
+ * callback per owner can be pending at a time, and lists the slots of the
+ * owner's socket-layer classes, so that an execve can retire them.
  * Key: struct tm_owner. Written: packet path (create, claim), exec
  * tracepoint (exec_seq++), callback (state). Deleted: collector, after the
  * owner's exit was reported. Size set by the collector (meta_entries). */
@@ -109,6 +122,7 @@ struct tm_meta_slot {
 	struct bpf_task_work tw;
 	__u32 exec_seq;
 	__u32 state;         /* enum tm_meta_state */
+	__u32 cls[TM_OVERFLOW_SLOTS]; /* slots by TM_OVERFLOW_IDX(dir, l4, family), 0 none */
 };
 
 TM_DECL struct {
@@ -118,48 +132,64 @@ TM_DECL struct {
 	__type(value, struct tm_meta_slot);
 } tm_meta SEC(".maps");
 
-/* Traffic counters. Key: struct tm_counter_key. Value: per-CPU
- * struct tm_counter_val. Written: packet hooks (no atomics: per-CPU).
- * Read and deleted (exited owners): collector. Size: counter_entries. */
+/* A zeroed tm_meta value to create entries from, off the stack (never
+ * written). Plain bytes: the verifier refuses a value holding a task_work
+ * slot as the source of an update. */
+struct tm_meta_blank {
+	char b[sizeof(struct tm_meta_slot)];
+};
+
 TM_DECL struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tm_meta_blank);
+} tm_meta_zero SEC(".maps");
+
+/* The counters, one slot per class (and the reserved slots, see
+ * TM_SLOTS_RESERVED). Value: per-CPU struct tm_counter_val. Written: packet
+ * hooks (no atomics: per-CPU). Read: collector, every interval; zeroed by it
+ * when it frees a slot. Size: counter_entries. */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TM_DEFAULT_COUNTER_ENTRIES);
-	__type(key, struct tm_counter_key);
+	__type(key, __u32);
 	__type(value, struct tm_counter_val);
 } tm_counters SEC(".maps");
 
-/* Where packets go when tm_counters is full, so no byte is lost.
- * Index: TM_OVERFLOW_IDX(dir, l4, family). Read: collector. */
+/* Generation of each slot: a cached slot is used only while its generation
+ * is the one cached. Bumped by the collector when it frees a slot and by the
+ * exec tracepoint for the owner's classes. Starts at TM_GEN_FIRST. */
 TM_DECL struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TM_OVERFLOW_SLOTS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TM_DEFAULT_COUNTER_ENTRIES);
 	__type(key, __u32);
-	__type(value, struct tm_counter_val);
-} tm_overflow SEC(".maps");
+	__type(value, __u32);
+} tm_class_gen SEC(".maps");
 
-/* Interface-layer counters (XDP, TC, drops). Key: struct tm_if_key. Value:
- * per-CPU struct tm_counter_val. Written: XDP, TC, kfree_skb tracepoint.
- * Read and deleted (exited owners): collector. Size: if_counter_entries. */
+/* Class -> slot. Written: the hook that first counts a class. Read: the
+ * hooks on a cache miss; the collector (which slot counts what). Deleted:
+ * collector, when it retires the class. */
 TM_DECL struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, TM_DEFAULT_IF_COUNTER_ENTRIES);
-	__type(key, struct tm_if_key);
-	__type(value, struct tm_counter_val);
-} tm_if_counters SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TM_DEFAULT_COUNTER_ENTRIES);
+	__type(key, struct tm_class);
+	__type(value, __u32);
+} tm_classes SEC(".maps");
 
-/* Interface-layer traffic when tm_if_counters is full. Index: layer *
- * TM_DIR_MAX + dir. Read: collector. */
+/* Free slots, last freed on top so that slots in use stay few and low.
+ * Filled by the collector; popped by the hooks. */
 TM_DECL struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TM_IF_OVERFLOW_SLOTS);
-	__type(key, __u32);
-	__type(value, struct tm_counter_val);
-} tm_if_overflow SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_STACK);
+	__uint(max_entries, TM_DEFAULT_COUNTER_ENTRIES);
+	__type(value, __u32);
+} tm_free SEC(".maps");
 
-/* Flow -> owner, for hooks that run before the socket is known. Written:
- * cgroup_skb (connected flows, listeners, unconnected sockets, when the
- * owner changes), cgroup/post_bind. Read: XDP, TC ingress, drops. LRU:
- * bounded; an evicted flow falls back to its listener or to a bucket. */
+/* Flow -> owner (or bucket), for hooks that run before the socket is known.
+ * Written: cgroup_skb (connected flows, listeners, unconnected sockets, when
+ * the owner changes), cgroup/post_bind; XDP and TC ingress (their cache of a
+ * classification). Read: XDP, TC ingress, drops. LRU: bounded; an evicted
+ * flow falls back to its listener or to a bucket. */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TM_DEFAULT_FLOW_ENTRIES);
@@ -167,8 +197,25 @@ TM_DECL struct {
 	__type(value, struct tm_flow_val);
 } tm_flows SEC(".maps");
 
-/* Interfaces taskmeterd attached to. Written: collector. Read: TC ingress
- * (does XDP count this interface's ingress already?). */
+/* Local ports some socket is bound or listening on, a bit each, by
+ * protocol (TM_PORTS_TCP, _UDP, _ICMP): a flow that misses tm_flows is
+ * looked up by its local port only where one of these says it may be
+ * bound. Set by post_bind and publishing; never cleared (a stale bit costs
+ * a lookup, no accuracy). */
+#define TM_PORTS_TCP 0
+#define TM_PORTS_UDP 1
+#define TM_PORTS_ICMP 2
+#define TM_PORT_WORDS (65536 / 64)
+
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 3 * TM_PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} tm_ports SEC(".maps");
+
+/* Interfaces taskmeterd attached to. Written: collector. Read: TC (GSO
+ * counting, does XDP count this interface's ingress already?). */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TM_IFACES_MAX);
@@ -177,19 +224,43 @@ TM_DECL struct {
 } tm_ifaces SEC(".maps");
 
 /* Handed from cgroup_skb egress to TC egress, which runs next for the same
- * skb on the same CPU: its owner and how it parsed, so that TC egress needs
- * neither a socket lookup nor a parse. Identified by the skb's and its
- * socket's addresses; consumed (skb = 0) when used. Index 0. */
+ * skb on the same CPU: its class on the output interface and how it parsed
+ * and counted, so that TC egress needs neither a socket lookup nor a parse
+ * nor a class lookup. Identified by the skb's and its socket's addresses and
+ * its length; consumed (skb = 0) when used. Index 0. */
 struct tm_egress_hint {
 	__u64 skb;
 	__u64 sk;
 	struct tm_owner owner;
 	__u32 exec_seq;
+	__u32 ifindex;          /* if_slot counts TC egress on this interface */
+	__u32 if_slot;
+	__u32 if_gen;
+	__u32 skb_len;
 	__u32 hdr_len;
 	__u32 ip_len;
 	__u8 l4;
 	__u8 family;
 	__u8 pad[2];
+	__u64 payload;          /* new payload (TCP: not sent before) */
+	__u64 retrans_bytes;
+	__u64 retrans_packets;
+};
+
+/* What cgroup_skb ingress counted for an skb, for the drop tracepoint that
+ * may see the same skb freed right after (receive buffer full, backlog): it
+ * takes the counts back out, so that the socket layer has only what was
+ * delivered. Also what TC egress counted, for a device that refuses the
+ * frame (tx_dropped). Index 0: ingress, 1: TC egress. */
+struct tm_undo_hint {
+	__u64 skb;           /* the skb, its socket and length: a drop of another */
+	__u64 sk;            /* skb at the same address must not match */
+	__u32 len;
+	__u32 ifindex;       /* TC egress: the device */
+	__u32 slot;          /* where it was counted ... */
+	__u32 dgram;         /* ... or 1: into the socket's unread datagrams */
+	struct tm_counter_val a;
+	struct tm_class k;   /* TC egress: the class it was counted in */
 };
 
 TM_DECL struct {
@@ -198,6 +269,13 @@ TM_DECL struct {
 	__type(key, __u32);
 	__type(value, struct tm_egress_hint);
 } tm_egress_hint SEC(".maps");
+
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct tm_undo_hint);
+} tm_undo SEC(".maps");
 
 /* Self-monitoring counters. Index: enum tm_stat. Read: collector. */
 TM_DECL struct {
@@ -211,10 +289,9 @@ TM_DECL struct {
  * pinned with the rest and shared by the programs of successive collectors.
  * Index 0. */
 struct tm_globals {
-	/* Bumped by every execve of an owner: sockets cache their owner's
-	 * exec_seq and look it up again only when this moved (one load
-	 * instead of a hash lookup per packet). */
-	__u64 exec_epoch;
+	/* Bumped when a port is bound: classifications cached in tm_flows
+	 * from before (a bucket, or a listener found by port) are redone. */
+	__u64 bind_epoch;
 };
 
 TM_DECL struct {
@@ -224,18 +301,32 @@ TM_DECL struct {
 	__type(value, struct tm_globals);
 } tm_globals SEC(".maps");
 
-static __always_inline struct tm_globals *tm_globals_get(void)
-{
-	__u32 zero = 0;
+/* Metadata read in the procfs mode by a hook running in the process (no
+ * task_work): built here, then sent sized by what it holds. Per CPU: only
+ * non-sleepable programs use it. Index 0. */
+struct tm_meta_scratch {
+	char buf[TM_META_EVENT_MAX]; /* a struct tm_meta_event and its data */
+};
 
-	return bpf_map_lookup_elem(&tm_globals, &zero); /* inlined: an array */
-}
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tm_meta_scratch);
+} tm_scratch SEC(".maps");
 
 /* Metadata, owner and exit events to the collector. Size: ringbuf_kib. */
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, TM_DEFAULT_RINGBUF_KIB * 1024);
 } tm_events SEC(".maps");
+
+static __always_inline struct tm_globals *tm_globals_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&tm_globals, &zero); /* inlined: an array */
+}
 
 static __always_inline void tm_stat_inc(__u32 idx)
 {

@@ -11,6 +11,7 @@
 #define TM_DEFINE_MAPS
 #include "taskmeter.bpf.h"
 #include "packet.bpf.h"
+#include "class.bpf.h"
 #include "flow.bpf.h"
 #include "iface.bpf.h"
 
@@ -24,7 +25,7 @@ static __always_inline int tm_tc_l3(struct __sk_buff *skb, struct sk_buff *kskb,
 	__u16 mac = kskb->mac_header, net = kskb->network_header;
 
 	if (net > mac && net - mac >= 14)
-		return tm_parse_eth(skb, l3off, ethertype, false);
+		return tm_parse_eth(skb, l3off, ethertype, TM_PKT_SKB);
 	*l3off = 0;
 	*ethertype = bpf_ntohs(skb->protocol);
 	return 0;
@@ -37,22 +38,23 @@ static __always_inline int tm_tc_l3(struct __sk_buff *skb, struct sk_buff *kskb,
 static __always_inline bool tm_dev_takes_gso(struct sk_buff *kskb)
 {
 	struct skb_shared_info *shi = (void *)(BPF_CORE_READ(kskb, head) + BPF_CORE_READ(kskb, end));
-	__u64 feature = (__u64)BPF_CORE_READ(shi, gso_type)
-			<< NETIF_F_GSO_SHIFT;
+	__u64 feature = (__u64)BPF_CORE_READ(shi, gso_type) << NETIF_F_GSO_SHIFT;
 	__u64 features = BPF_CORE_READ(kskb, dev, features);
 
 	return (features & feature) == feature;
 }
 
-/* Segments as the device counts them: one per skb on veth and other
- * software devices, the wire segments where the collector says the device
- * counts those (hardware) or where the skb is segmented before the device. */
-static __always_inline void tm_tc_amount(__u32 len, __u32 segs, const struct tm_iface_val *ifv,
-					 __u32 l3off, __u32 hdr_len, struct tm_counter_val *a,
+/* Packets and bytes as the device counts them: one per skb on veth and
+ * other software devices, the wire segments where the collector says the
+ * device counts those (hardware) or where the skb is segmented before the
+ * device; a VLAN tag kept aside from the data (hw-accelerated) counts too. */
+static __always_inline void tm_tc_amount(struct __sk_buff *skb, __u32 segs,
+					 const struct tm_iface_val *ifv, __u32 l3off,
+					 __u32 hdr_len, struct tm_counter_val *a,
 					 struct sk_buff *kskb)
 {
 	a->packets = 1;
-	a->bytes = len;
+	a->bytes = skb->len + (skb->vlan_present ? TM_VLAN_HLEN : 0);
 	if (segs > 1 && ((ifv && (ifv->flags & TM_IFACE_COUNT_SEGS)) ||
 			 (kskb && !tm_dev_takes_gso(kskb)))) {
 		a->packets = segs;
@@ -67,83 +69,124 @@ static __always_inline struct tm_iface_val *tm_iface(__u32 netns, __u32 ifindex)
 	return bpf_map_lookup_elem(&tm_ifaces, &k);
 }
 
-/* Egress: the socket is known. No socket: forwarded if it came in on an
- * interface, else kernel-made; a socket without taskmeter state: kernel. */
-static __always_inline void tm_egress_owner(struct __sk_buff *skb, struct tm_if_key *key)
-{
-	struct bpf_sock *sk = skb->sk;
-	struct tm_sk *st = NULL;
-
-	if (sk)
-		sk = bpf_sk_fullsock(sk);
-	if (sk)
-		st = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0);
-	if (st && st->owner.tgid) {
-		tm_if_owner(key, &st->owner, st->exec_seq); /* cgroup_skb egress ran first */
-		return;
-	}
-	key->bucket = !skb->sk && skb->ingress_ifindex ? TM_BUCKET_FORWARDED : TM_BUCKET_LOCAL;
-}
-
-/* What cgroup_skb egress left for this very skb, if anything. */
-static __always_inline struct tm_egress_hint *tm_hint(struct sk_buff *kskb)
+/* What cgroup_skb egress left for this very skb, if anything: the same skb
+ * and socket, at the same length (a fragment of it is another packet). */
+static __always_inline struct tm_egress_hint *tm_hint(struct sk_buff *kskb, __u32 l3off)
 {
 	struct tm_egress_hint *h;
 	__u32 zero = 0;
 
 	h = bpf_map_lookup_elem(&tm_egress_hint, &zero);
-	if (!h || h->skb != (__u64)kskb || h->sk != (__u64)kskb->sk)
+	if (!h || h->skb != (__u64)kskb || h->sk != (__u64)kskb->sk ||
+	    h->skb_len + l3off != kskb->len)
 		return NULL;
 	h->skb = 0;
 	return h;
 }
 
-/* An owned packet cgroup_skb egress already classified. */
-static __always_inline void tm_egress_hinted(const struct tm_egress_hint *h,
-					     struct tm_if_key *key, struct tm_pkt *p)
+/* The class of an owned packet that cgroup_skb egress classified: its
+ * cached slot when it was for this interface, else by key. */
+static __always_inline __u32 tm_hinted_slot(const struct tm_egress_hint *h, struct tm_class *k)
 {
-	tm_if_owner(key, &h->owner, h->exec_seq);
-	key->l4 = p->l4 = h->l4;
-	key->family = p->family = h->family;
-	p->hdr_len = h->hdr_len;
-	p->ip_len = h->ip_len;
+	__u32 gen;
+
+	k->owner = h->owner;
+	k->exec_seq = h->exec_seq;
+	k->l4 = h->l4;
+	k->family = h->family;
+	if (h->ifindex == k->ifindex && h->if_slot != TM_SLOT_IFACES &&
+	    tm_slot_valid(h->if_slot, h->if_gen))
+		return h->if_slot;
+	return tm_class_slot(k, &gen);
+}
+
+/* A packet without a hint: parsed here; the owner of its socket (if it has
+ * one of ours), else forwarded (it came in on an interface) or the host's. */
+static __always_inline __u32 tm_egress_slot(struct __sk_buff *skb, struct sk_buff *kskb,
+					    struct tm_class *k, struct tm_pkt *p, __u32 *l3off)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct tm_sk *st = NULL;
+	__u16 ethertype = 0;
+	__u32 gen;
+
+	k->l4 = TM_L4_OTHER;
+	k->family = TM_FAMILY_NONE;
+	if (tm_tc_l3(skb, kskb, l3off, &ethertype)) {
+		k->bucket = TM_BUCKET_MALFORMED;
+	} else if (ethertype != TM_ETH_P_IP && ethertype != TM_ETH_P_IPV6) {
+		k->bucket = TM_BUCKET_NON_IP;
+	} else if (tm_parse_ip(skb, *l3off, p, tm_ip_version(ethertype), TM_PKT_SKB)) {
+		k->bucket = TM_BUCKET_MALFORMED;
+	} else {
+		k->l4 = p->l4;
+		k->family = p->family;
+		if (sk)
+			sk = bpf_sk_fullsock(sk);
+		if (sk)
+			st = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0);
+		if (st && st->owner.tgid) {
+			k->owner = st->owner;
+			k->exec_seq = st->exec_seq;
+		} else {
+			k->bucket = !skb->sk && skb->ingress_ifindex ? TM_BUCKET_FORWARDED
+								     : TM_BUCKET_LOCAL;
+		}
+	}
+	return tm_class_slot(k, &gen);
+}
+
+/* For a device that refuses the frame after this (see drop.bpf.c). */
+static __always_inline void tm_hint_sent(struct sk_buff *kskb, __u32 slot, const struct tm_class *k,
+					 const struct tm_counter_val *a)
+{
+	struct tm_undo_hint *u;
+	__u32 one = 1;
+
+	u = bpf_map_lookup_elem(&tm_undo, &one);
+	if (!u)
+		return;
+	u->skb = (__u64)kskb;
+	u->sk = (__u64)kskb->sk;
+	u->len = kskb->len;
+	u->ifindex = k->ifindex;
+	u->slot = slot;
+	u->dgram = 0;
+	u->a = *a;
+	u->k = *k;
 }
 
 SEC("tc")
 int tm_tc_egress(struct __sk_buff *skb)
 {
 	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	struct tm_if_key key = { .ifindex = skb->ifindex, .dir = TM_DIR_EGRESS,
-				 .layer = TM_LAYER_TC, .l4 = TM_L4_OTHER,
-				 .family = TM_FAMILY_NONE };
-	struct tm_egress_hint *h = tm_hint(kskb);
+	struct tm_class k = { .ifindex = skb->ifindex, .dir = TM_DIR_EGRESS,
+			      .layer = TM_LAYER_TC };
+	__u32 l3off = (__u32)(kskb->network_header - kskb->mac_header), segs, slot;
 	struct tm_counter_val a = {};
+	struct tm_egress_hint *h;
 	struct tm_pkt p = {};
-	__u32 l3off = 0, segs;
-	__u16 ethertype = 0;
 
-	key.netns = kskb->dev->nd_net.net->ns.inum;
+	k.netns = kskb->dev->nd_net.net->ns.inum;
+	h = tm_hint(kskb, l3off);
 	if (h) {
-		/* headers start at the network header, as for cgroup_skb */
-		l3off = (__u32)(kskb->network_header - kskb->mac_header);
-		tm_egress_hinted(h, &key, &p);
-	} else if (tm_tc_l3(skb, kskb, &l3off, &ethertype)) {
-		key.bucket = TM_BUCKET_MALFORMED;
-	} else if (ethertype != TM_ETH_P_IP && ethertype != TM_ETH_P_IPV6) {
-		key.bucket = TM_BUCKET_NON_IP;
-	} else if (tm_parse_ip(skb, l3off, &p, tm_ip_version(ethertype), false)) {
-		key.bucket = TM_BUCKET_MALFORMED;
+		slot = tm_hinted_slot(h, &k);
+		p.hdr_len = h->hdr_len;
 	} else {
-		key.l4 = p.l4;
-		key.family = p.family;
-		tm_egress_owner(skb, &key);
+		slot = tm_egress_slot(skb, kskb, &k, &p, &l3off);
 	}
 	segs = skb->gso_segs; /* read once: the verifier wants ctx loads at fixed offsets */
-	tm_tc_amount(skb->len, segs, segs > 1 ? tm_iface(key.netns, key.ifindex) : NULL, l3off,
-		     p.hdr_len, &a, kskb);
-	if (key.family != TM_FAMILY_NONE)
+	tm_tc_amount(skb, segs, segs > 1 ? tm_iface(k.netns, k.ifindex) : NULL, l3off, p.hdr_len,
+		     &a, kskb);
+	if (h) {
+		a.payload_bytes = h->payload;
+		a.retrans_bytes = h->retrans_bytes;
+		a.retrans_packets = h->retrans_packets;
+	} else if (k.family != TM_FAMILY_NONE) {
 		a.payload_bytes = tm_frame_payload(&p, skb->len - l3off);
-	tm_if_count(&key, &a);
+	}
+	tm_slot_add(slot, &a);
+	tm_hint_sent(kskb, slot, &k, &a);
 	return TM_TC_NEXT;
 }
 
@@ -151,31 +194,28 @@ SEC("tc")
 int tm_tc_ingress(struct __sk_buff *skb)
 {
 	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	struct tm_if_key key = { .ifindex = skb->ifindex, .dir = TM_DIR_INGRESS,
-				 .layer = TM_LAYER_TC };
+	__u32 l3off = 0, segs, slot, netns, ifindex = skb->ifindex;
 	struct tm_counter_val a = {};
 	struct tm_iface_val *ifv;
 	struct tm_pkt p = {};
-	__u32 l3off = 0, segs;
 	__u16 ethertype = 0;
 
-	key.netns = kskb->dev->nd_net.net->ns.inum;
+	netns = kskb->dev->nd_net.net->ns.inum;
 	segs = skb->gso_segs;
 	/* A GRO skb: its flags say how the device counted it. (TC ingress is
 	 * attached only where XDP does not count; the flag is checked anyway
 	 * for whoever attaches both.) */
-	ifv = segs > 1 ? tm_iface(key.netns, key.ifindex) : NULL;
+	ifv = segs > 1 ? tm_iface(netns, ifindex) : NULL;
 	if (ifv && (ifv->flags & TM_IFACE_XDP_RX))
 		return TM_TC_NEXT;
-	if (tm_tc_l3(skb, kskb, &l3off, &ethertype)) {
-		key.bucket = TM_BUCKET_MALFORMED;
-		key.l4 = TM_L4_OTHER;
-		key.family = TM_FAMILY_NONE;
-	} else {
-		tm_ingress_classify(skb, l3off, ethertype, skb->len, &key, &a, &p, false);
-	}
-	tm_tc_amount(skb->len, segs, ifv, l3off, p.hdr_len, &a, NULL);
-	tm_if_count(&key, &a);
+	if (tm_tc_l3(skb, kskb, &l3off, &ethertype))
+		slot = tm_bucket_slot(TM_BUCKET_MALFORMED, netns, ifindex, TM_LAYER_TC,
+				      TM_DIR_INGRESS, TM_L4_OTHER, TM_FAMILY_NONE);
+	else
+		slot = tm_ingress_slot(skb, l3off, ethertype, skb->len, netns, ifindex,
+				       TM_LAYER_TC, &a, &p, TM_PKT_SKB);
+	tm_tc_amount(skb, segs, ifv, l3off, p.hdr_len, &a, NULL);
+	tm_slot_add(slot, &a);
 	return TM_TC_NEXT;
 }
 

@@ -38,6 +38,7 @@
 #define TM_STATE_MAGIC 0x74616b736d657472ull /* "taskmetr" */
 #define TM_PIN_STATE "state"
 #define TM_PIN_RETIRED "retired"
+#define TM_PIN_RETIRING "retiring"
 
 const char *tm_bpf_detect_kfunc(void)
 {
@@ -71,10 +72,12 @@ struct tm_map_size {
 
 static const struct tm_map_size map_sizes[] = {
 	{ "tm_counters", "counter_entries", CFG(max_owner_records), 1 },
+	{ "tm_class_gen", "counter_entries", CFG(max_owner_records), 1 },
+	{ "tm_classes", "counter_entries", CFG(max_owner_records), 1 },
+	{ "tm_free", "counter_entries", CFG(max_owner_records), 1 },
 	{ "tm_meta", "meta_entries", CFG(meta_entries), 1 },
 	{ "tm_events", "ringbuf_kib", CFG(ringbuf_kib), 1024 },
 	{ "tm_flows", "flow_entries", CFG(flow_entries), 1 },
-	{ "tm_if_counters", "if_counter_entries", CFG(if_counter_entries), 1 },
 };
 
 static const struct tm_map_size *size_of(const char *map)
@@ -231,7 +234,7 @@ int tm_bpf_open_state(struct tm_bpf *b, const struct tm_config *c)
 {
 	int err;
 
-	b->state_fd = b->retired_fd = -1;
+	b->state_fd = b->retired_fd = b->retiring_fd = -1;
 	err = tm_pin_open(&b->pin, c->pin_root, c->instance);
 	if (err == -EBUSY) {
 		tm_err("instance '%s' is run by another taskmeterd (its state %s/taskmeter/%s "
@@ -262,6 +265,11 @@ int tm_bpf_open_state(struct tm_bpf *b, const struct tm_config *c)
 					sizeof(struct tm_iface_key) + sizeof(__u32),
 					sizeof(struct tm_counter_val), TM_IFACES_MAX * TM_DIR_MAX);
 		err = b->retired_fd < 0 ? b->retired_fd : 0;
+	}
+	if (!err) {
+		b->retiring_fd = own_map(b, TM_PIN_RETIRING, BPF_MAP_TYPE_HASH, sizeof(__u32),
+					 sizeof(__u32), c->max_owner_records);
+		err = b->retiring_fd < 0 ? b->retiring_fd : 0;
 	}
 	if (err)
 		tm_err("%s: %s\n", b->pin.dir, strerror(-err));
@@ -351,6 +359,7 @@ static const struct tm_hook hooks[] = {
 	{ "tm_post_bind4", "cgroup/post_bind4", TM_HOOK_CGROUP },
 	{ "tm_post_bind6", "cgroup/post_bind6", TM_HOOK_CGROUP },
 	{ "tm_drop", "tp_btf/kfree_skb", TM_HOOK_TRACE },
+	{ "tm_sock_release", "cgroup/sock_release", TM_HOOK_CGROUP },
 	{ "tm_recv_length", "tp_btf/sock_recv_length", TM_HOOK_TRACE },
 };
 
@@ -551,7 +560,9 @@ void tm_bpf_destroy(struct tm_bpf *b, bool keep)
 		close(b->state_fd);
 	if (b->retired_fd >= 0)
 		close(b->retired_fd);
-	b->state_fd = b->retired_fd = -1;
+	if (b->retiring_fd >= 0)
+		close(b->retiring_fd);
+	b->state_fd = b->retired_fd = b->retiring_fd = -1;
 	if (keep && b->pin.dir_fd >= 0)
 		tm_info("state kept in %s: the programs go on counting\n", b->pin.dir);
 	tm_pin_close(&b->pin);
@@ -559,7 +570,7 @@ void tm_bpf_destroy(struct tm_bpf *b, bool keep)
 
 int tm_bpf_remove_state(const struct tm_config *c)
 {
-	struct tm_bpf b = { .cgroup_fd = -1, .state_fd = -1, .retired_fd = -1 };
+	struct tm_bpf b = { .cgroup_fd = -1, .state_fd = -1, .retired_fd = -1, .retiring_fd = -1 };
 	int err;
 
 	err = tm_pin_open(&b.pin, c->pin_root, c->instance);
@@ -599,7 +610,9 @@ static unsigned long long map_bytes(const struct bpf_map *m, int ncpus)
 	if (t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY)
 		return n * v;
 	if (t == BPF_MAP_TYPE_SK_STORAGE)
-		return 0; /* grows with the sockets: counted per socket, not here */
+		return 0; /* grows with the sockets: shown per socket */
+	if (t == BPF_MAP_TYPE_STACK || t == BPF_MAP_TYPE_QUEUE)
+		return n * v;
 	return n * (bpf_map__key_size(m) + v + 64);
 }
 
@@ -626,16 +639,16 @@ unsigned long long tm_bpf_map_memory(const struct tm_config *c, int ncpus, FILE 
 				ms ? ")" : "");
 	}
 	if (f)
-		fprintf(f, "  tm_sk_owner      %12zu bytes per socket\n",
-			sizeof(struct tm_counter_val) * TM_DIR_MAX + 64);
+		fprintf(f, "  tm_sk_owner      %12u bytes per socket, as sockets come\n",
+			bpf_map__value_size(skel->maps.tm_sk_owner) + 64);
 	taskmeter_bpf__destroy(skel);
 	return total;
 }
 
-unsigned long long tm_bpf_ringbuf_events(const struct tm_config *c)
+unsigned long long tm_bpf_ringbuf_events(const struct tm_config *c, size_t size)
 {
 	/* each record in the ring carries an 8-byte header, 8-byte aligned */
-	return (unsigned long long)c->ringbuf_kib * 1024 / ((sizeof(struct tm_meta_event) + 15) & ~7ull);
+	return (unsigned long long)c->ringbuf_kib * 1024 / ((size + 15) & ~7ull);
 }
 
 /* ---- sockets from before start-up ---- */

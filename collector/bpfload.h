@@ -51,7 +51,8 @@ struct tm_bpf {
 	struct tm_state state;   /* of the state directory (after adoption: the old one's) */
 	uint64_t settings;       /* hash of our load-time settings */
 	int state_fd;          /* the pinned stamp (an array map of one) */
-	int retired_fd;        /* interface sums of deleted counter entries */
+	int retired_fd;        /* interface sums of retired classes */
+	int retiring_fd;       /* slots retired, not yet freed */
 };
 
 /* Name of the task_work kfunc in the running kernel's BTF, or NULL. */
@@ -88,7 +89,7 @@ int tm_bpf_remove_state(const struct tm_config *c);
  * printed per map to f when f is not NULL. */
 unsigned long long tm_bpf_map_memory(const struct tm_config *c, int ncpus, FILE *f);
 
-/* Metadata events the configured ring buffer holds at their largest. */
-unsigned long long tm_bpf_ringbuf_events(const struct tm_config *c);
+/* Events of size bytes the configured ring buffer holds. */
+unsigned long long tm_bpf_ringbuf_events(const struct tm_config *c, size_t size);
 
 #endif /* TM_BPFLOAD_H */

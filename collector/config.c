@@ -81,7 +81,6 @@ void tm_config_defaults(struct tm_config *c)
 	c->xdp_mode = TM_XDP_AUTO;
 	c->tc_attach = TM_TC_AUTO;
 	c->flow_entries = TM_DEFAULT_FLOW_ENTRIES;
-	c->if_counter_entries = TM_DEFAULT_IF_COUNTER_ENTRIES;
 	c->log_level = TM_LOG_INFO;
 	strcpy(c->instance, "default");
 	c->keep_state = false;
@@ -592,7 +591,6 @@ static const struct key keys[] = {
 	{ "xdp_mode", parse_xdp_mode, F(xdp_mode), 0, 0, 0 },
 	{ "tc_attach", parse_tc_attach, F(tc_attach), 0, 0, 0 },
 	{ "flow_entries", parse_uint, F(flow_entries), 1024, 4194304, 0 },
-	{ "if_counter_entries", parse_uint, F(if_counter_entries), 1024, 4194304, 0 },
 	{ "log_level", parse_log_level, F(log_level), 0, 0, 0 },
 	{ "instance", parse_name, F(instance), 0, 0, 0 },
 	{ "keep_state", parse_bool, F(keep_state), 0, 0, 0 },

@@ -80,7 +80,6 @@ struct tm_config {
 	enum tm_xdp_mode xdp_mode;            /* xdp_mode: auto|native|skb|off */
 	enum tm_tc_attach tc_attach;          /* tc_attach: auto|tcx|clsact|off */
 	unsigned int flow_entries;            /* flow_entries: 1024 .. 4194304 */
-	unsigned int if_counter_entries;      /* if_counter_entries: 1024 .. 4194304 */
 	enum tm_log_level log_level;          /* log_level: error|warn|info|debug */
 	/* instance: names the pinned state on bpffs (TM_INSTANCE_MAX) */
 	char instance[TM_INSTANCE_MAX];

@@ -28,7 +28,9 @@ _Static_assert(TM_SAME(TM_KIND_PROCESS, TASKMETER__RECORD_KIND__PROCESS) &&
 	       "enum tm_kind mirrors RecordKind");
 _Static_assert(TM_SAME(TM_SOURCE_NONE, TASKMETER__METADATA_SOURCE__SOURCE_NONE) &&
 	       TM_SAME(TM_SOURCE_TASK_WORK, TASKMETER__METADATA_SOURCE__SOURCE_TASK_WORK) &&
-	       TM_SAME(TM_SOURCE_PROCFS, TASKMETER__METADATA_SOURCE__SOURCE_PROCFS),
+	       TM_SAME(TM_SOURCE_PROCFS, TASKMETER__METADATA_SOURCE__SOURCE_PROCFS) &&
+	       TM_SAME(TM_SOURCE_IN_PROCESS, TASKMETER__METADATA_SOURCE__SOURCE_IN_PROCESS) &&
+	       TM_SAME(TM_SOURCE_AT_EXIT, TASKMETER__METADATA_SOURCE__SOURCE_AT_EXIT),
 	       "enum tm_meta_source mirrors MetadataSource");
 /* The kernel/user enums are the proto enums minus one. */
 _Static_assert(TM_SAME(TM_DIR_INGRESS + 1, TASKMETER__DIRECTION__INGRESS) &&
@@ -122,10 +124,12 @@ static Taskmeter__Counters *counters(struct tm_arena *a, const struct tm_counter
 		return NULL;
 	taskmeter__counters__init(c);
 	c->has_packets = c->has_bytes = 1;
-	c->has_payload_bytes = payload;
+	c->has_payload_bytes = c->has_retrans_packets = c->has_retrans_bytes = payload;
 	c->packets = v->packets;
 	c->bytes = v->bytes;
 	c->payload_bytes = v->payload_bytes;
+	c->retrans_packets = v->retrans_packets;
+	c->retrans_bytes = v->retrans_bytes;
 	return c;
 }
 

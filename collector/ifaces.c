@@ -76,6 +76,19 @@ static bool selected(const struct tm_config *c, const struct tm_link *l)
 	return false;
 }
 
+/* Attached somewhere, or detached: the hooks' caches of "no TC program of
+ * ours on this interface" are stale (TM_SLOT_IFACES's generation). */
+static void ifaces_changed(struct tm_ifaces *s)
+{
+	int fd = bpf_map__fd(s->bpf->skel->maps.tm_class_gen);
+	__u32 slot = TM_SLOT_IFACES, gen = 0;
+
+	if (!bpf_map_lookup_elem(fd, &slot, &gen)) {
+		gen++;
+		bpf_map_update_elem(fd, &slot, &gen, BPF_ANY);
+	}
+}
+
 static void iface_flags(struct tm_ifaces *s, struct tm_iface *i)
 {
 	struct tm_iface_key k = { .netns = (__u32)i->ns->ino, .ifindex = (__u32)i->ifindex };
@@ -90,6 +103,7 @@ static void iface_flags(struct tm_ifaces *s, struct tm_iface *i)
 		v.flags |= TM_IFACE_CLSACT_OURS;
 	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
 		tm_warn("%s: interface map: %s\n", i->name, strerror(errno));
+	ifaces_changed(s);
 }
 
 /* ---- one interface ---- */
@@ -151,8 +165,10 @@ static void iface_remove(struct tm_ifaces *s, struct tm_iface **pp)
 	struct attach_arg a = { s, i, NULL };
 
 	tm_netns_run(i->ns->fd, detach_in_ns, &a);
-	if (!s->keep)
+	if (!s->keep) {
 		bpf_map_delete_elem(bpf_map__fd(s->bpf->skel->maps.tm_ifaces), &k);
+		ifaces_changed(s);
+	}
 	*pp = i->next;
 	free(i);
 }

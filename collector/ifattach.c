@@ -39,7 +39,7 @@ struct tm_attacher {
 	struct taskmeter_xdp *xdp;     /* the same for XDP links, loaded when needed */
 	bool tcx_missing;              /* the kernel refused TCX once: clsact */
 	bool no_dispatcher;            /* libxdp's dispatcher did not load: links */
-	uint32_t own_map;              /* our tm_if_counters: programs using it are ours */
+	uint32_t own_map;              /* our tm_classes: programs using it are ours */
 	uint32_t others[TM_OTHERS_MAX]; /* other instances' */
 	int n_others;
 	struct tm_vec stale;           /* char[TM_PIN_NAME]: pinned links not claimed yet */
@@ -65,7 +65,7 @@ static uint32_t map_id_of(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
 }
 
-/* The id of the tm_if_counters map prog_id uses; 0 if it uses none (it
+/* The id of the tm_classes map prog_id uses; 0 if it uses none (it
  * is not a taskmeter program at all). */
 static uint32_t counters_map_of(uint32_t prog_id)
 {
@@ -87,7 +87,7 @@ static uint32_t counters_map_of(uint32_t prog_id)
 
 		if (mfd < 0)
 			continue;
-		if (!bpf_obj_get_info_by_fd(mfd, &mi, &mlen) && !strcmp(mi.name, "tm_if_counters"))
+		if (!bpf_obj_get_info_by_fd(mfd, &mi, &mlen) && !strcmp(mi.name, "tm_classes"))
 			found = mi.id;
 		close(mfd);
 	}
@@ -591,7 +591,7 @@ static int note_stale(const struct tm_pin *p, const char *name, void *ctx)
 static void note_others(struct tm_attacher *a)
 {
 	uint32_t ids[TM_OTHERS_MAX];
-	int n = tm_pin_map_ids(a->bpf->pin.root, "tm_if_counters", ids, TM_OTHERS_MAX);
+	int n = tm_pin_map_ids(a->bpf->pin.root, "tm_classes", ids, TM_OTHERS_MAX);
 
 	for (int i = 0; i < n; i++)
 		if (ids[i] != a->own_map)
@@ -607,7 +607,7 @@ struct tm_attacher *tm_attacher_new(const struct tm_config *c, struct tm_bpf *b,
 		return NULL;
 	a->cfg = c;
 	a->bpf = b;
-	a->own_map = map_id_of(bpf_map__fd(b->skel->maps.tm_if_counters));
+	a->own_map = map_id_of(bpf_map__fd(b->skel->maps.tm_classes));
 	note_others(a);
 	*err = tm_pin_each(&b->pin, note_stale, a);
 	if (!*err && c->n_ifaces && c->tc_attach != TM_TC_OFF)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* BPF counter maps -> record store (see mapio.h). */
+/* BPF counters -> record store (see mapio.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,198 +8,347 @@
 #include <bpf/libbpf.h>
 
 #include "bpfload.h"
+#include "bpfmaps.h"
 #include "log.h"
 #include "mapio.h"
 #include "taskmeter.skel.h"
 
 #define TM_BATCH 4096
 
-_Static_assert(sizeof(struct tm_if_key) >= sizeof(struct tm_counter_key),
-	       "batch key buffer sized by the larger key");
+static int map_fd(struct bpf_map *m)
+{
+	return bpf_map__fd(m);
+}
 
-int tm_mapio_init(struct tm_mapio *m, struct tm_bpf *b, int ncpus)
+/* The reserved slots' classes: overflow (by direction, L4, family at the
+ * socket layer; by layer and direction for the others) and unattributed. */
+static void reserved_classes(struct tm_mapio *m)
+{
+	for (__u8 dir = 0; dir < TM_DIR_MAX; dir++) {
+		for (__u8 l4 = 0; l4 < TM_L4_MAX; l4++) {
+			for (__u8 fam = 0; fam < TM_FAMILY_MAX; fam++) {
+				struct tm_class k = { .layer = TM_LAYER_CGROUP_SKB, .dir = dir,
+						      .l4 = l4, .family = fam };
+
+				m->slots[TM_OVERFLOW_IDX(dir, l4, fam)].k = k;
+				m->slots[TM_SLOT_UNATTRIBUTED(dir, l4, fam)].k = k;
+			}
+		}
+		for (__u8 layer = 0; layer < TM_LAYER_MAX; layer++) {
+			struct tm_class k = { .layer = layer, .dir = dir, .l4 = TM_L4_OTHER,
+					      .family = TM_FAMILY_NONE };
+
+			m->slots[TM_SLOT_IF_OVERFLOW(layer, dir)].k = k;
+		}
+	}
+	m->slots[TM_SLOT_IFACES].k.layer = TM_LAYER_MAX; /* counts nothing */
+	for (__u32 i = 0; i < TM_SLOTS_RESERVED; i++)
+		m->slots[i].state = TM_SLOT_LIVE;
+	m->high = TM_SLOTS_RESERVED;
+}
+
+static enum tm_kind kind_of(__u32 slot, const struct tm_class *k)
+{
+	if (slot < TM_OVERFLOW_SLOTS || (slot >= TM_SLOT_IF_OVERFLOW(0, 0) &&
+					 slot < TM_SLOT_UNATTRIBUTED(0, 0, 0)))
+		return TM_KIND_OVERFLOW;
+	if (slot < TM_SLOT_IFACES)
+		return TM_KIND_UNATTRIBUTED;
+	if (k->bucket && k->bucket < TM_BUCKET_MAX)
+		return (enum tm_kind)(k->bucket + 3); /* see store.c */
+	return k->owner.tgid ? TM_KIND_PROCESS : TM_KIND_UNATTRIBUTED;
+}
+
+static int zero_slot(struct tm_mapio *m, __u32 slot)
+{
+	memset(m->cvals, 0, sizeof(struct tm_counter_val) * (size_t)m->ncpus);
+	if (bpf_map_update_elem(m->counters_fd, &slot, m->cvals, BPF_ANY))
+		return -errno;
+	return bpf_map_update_elem(m->free_fd, NULL, &slot, BPF_ANY) ? -errno : 0;
+}
+
+/* Slots a previous collector retired and did not free before it stopped. */
+static int free_leftovers(struct tm_mapio *m)
+{
+	__u32 *left = m->keys, k, *prev = NULL, n = 0;
+	int err = 0;
+
+	while (n < m->n_slots && !bpf_map_get_next_key(m->retiring_fd, prev, &left[n])) {
+		k = left[n];
+		prev = &k;
+		n++;
+	}
+	for (__u32 i = 0; !err && i < n; i++) {
+		if (left[i] >= TM_SLOTS_RESERVED && left[i] < m->n_slots)
+			err = zero_slot(m, left[i]);
+		bpf_map_delete_elem(m->retiring_fd, &left[i]);
+	}
+	if (n)
+		tm_info("freed %u slots the previous collector was retiring\n", n);
+	return err;
+}
+
+int tm_mapio_init(struct tm_mapio *m, struct tm_bpf *b, int ncpus, bool fresh)
 {
 	struct taskmeter_bpf *s = b->skel;
+	int err;
 
 	memset(m, 0, sizeof(*m));
-	m->counters_fd = bpf_map__fd(s->maps.tm_counters);
-	m->overflow_fd = bpf_map__fd(s->maps.tm_overflow);
-	m->if_fd = bpf_map__fd(s->maps.tm_if_counters);
-	m->if_overflow_fd = bpf_map__fd(s->maps.tm_if_overflow);
-	m->meta_fd = bpf_map__fd(s->maps.tm_meta);
-	m->stats_fd = bpf_map__fd(s->maps.tm_stats);
+	m->counters_fd = map_fd(s->maps.tm_counters);
+	m->classes_fd = map_fd(s->maps.tm_classes);
+	m->gen_fd = map_fd(s->maps.tm_class_gen);
+	m->free_fd = map_fd(s->maps.tm_free);
+	m->meta_fd = map_fd(s->maps.tm_meta);
+	m->stats_fd = map_fd(s->maps.tm_stats);
 	m->retired_fd = b->retired_fd;
+	m->retiring_fd = b->retiring_fd;
 	m->ncpus = ncpus;
+	m->n_slots = bpf_map__max_entries(s->maps.tm_counters);
 	m->batch = TM_BATCH;
-	m->keys = calloc(TM_BATCH, sizeof(struct tm_if_key));
-	m->vals = calloc(TM_BATCH, sizeof(struct tm_counter_val) * (size_t)ncpus);
-	if (!m->keys || !m->vals) {
+	m->slots = calloc(m->n_slots, sizeof(*m->slots));
+	m->keys = calloc(TM_BATCH > m->n_slots ? TM_BATCH : m->n_slots, sizeof(struct tm_class));
+	m->vals = calloc(TM_BATCH, sizeof(__u32));
+	m->cvals = calloc(m->n_slots, sizeof(struct tm_counter_val) * (size_t)ncpus);
+	if (!m->slots || !m->keys || !m->vals || !m->cvals) {
 		tm_mapio_free(m);
 		return -ENOMEM;
 	}
-	return 0;
+	reserved_classes(m);
+	err = fresh ? tm_bpf_fill_slots(b->skel->obj) : free_leftovers(m);
+	if (err)
+		tm_mapio_free(m);
+	return err;
 }
 
 void tm_mapio_free(struct tm_mapio *m)
 {
+	free(m->slots);
 	free(m->keys);
 	free(m->vals);
-	m->keys = m->vals = NULL;
+	free(m->cvals);
+	m->slots = NULL;
+	m->keys = m->vals = m->cvals = NULL;
 }
 
-static void sum_cpus(const struct tm_mapio *m, const struct tm_counter_val *v,
-		     struct tm_counter_val *sum)
+/* ---- reading ---- */
+
+static void unlist(struct tm_record *rec, __u32 slot)
 {
-	memset(sum, 0, sizeof(*sum));
-	for (int i = 0; i < m->ncpus; i++)
-		tm_val_add(sum, &v[i]);
+	__u32 *v = rec->bpf_slots.data;
+
+	for (size_t i = 0; i < rec->bpf_slots.len; i++) {
+		if (v[i] != slot)
+			continue;
+		v[i] = v[--rec->bpf_slots.len];
+		return;
+	}
 }
 
-/* Batch-read a per-CPU hash, calling fn per entry; entries or -errno. */
-static long read_map(struct tm_mapio *m, struct tm_store *s, int fd, size_t key_size,
-		     void (*fn)(struct tm_mapio *, struct tm_store *, const void *,
-				const struct tm_counter_val *))
+/* A slot now counts for rec: it is retired with it (even if it never
+ * counted anything). */
+static void attach_slot(struct tm_mapio *m, struct tm_store *s, __u32 slot)
+{
+	struct tm_slotinfo *si = &m->slots[slot];
+	__u32 *p;
+
+	si->rec = tm_store_record_of(s, kind_of(slot, &si->k), &si->k);
+	p = si->rec && slot >= TM_SLOTS_RESERVED ? tm_vec_push(&si->rec->bpf_slots, sizeof(*p))
+						  : NULL;
+	if (p)
+		*p = slot;
+}
+
+/* tm_classes: which slot counts what, for the slots taken since. */
+static int read_classes(struct tm_mapio *m, struct tm_store *s)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	size_t vsz = sizeof(struct tm_counter_val) * (size_t)m->ncpus;
-	__u32 in = 0, out = 0, count;
+	struct tm_class *keys = m->keys;
+	__u32 *vals = m->vals, in = 0, out = 0, count;
 	bool first = true;
-	long n = 0;
 	int err;
 
+	m->classes = 0;
 	do {
 		count = m->batch;
-		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, m->keys, m->vals, &count,
-					   &opts);
+		err = bpf_map_lookup_batch(m->classes_fd, first ? NULL : &in, &out, keys, vals,
+					   &count, &opts);
 		if (err && errno != ENOENT)
 			return -errno;
-		n += count;
 		for (__u32 i = 0; i < count; i++) {
-			struct tm_counter_val sum;
+			struct tm_slotinfo *si;
 
-			sum_cpus(m, (struct tm_counter_val *)((char *)m->vals + i * vsz), &sum);
-			fn(m, s, (char *)m->keys + i * key_size, &sum);
+			if (vals[i] < TM_SLOTS_RESERVED || vals[i] >= m->n_slots)
+				continue;
+			si = &m->slots[vals[i]];
+			if (si->state != TM_SLOT_LIVE || memcmp(&si->k, &keys[i], sizeof(keys[i]))) {
+				if (si->rec)
+					unlist(si->rec, vals[i]);
+				memset(si, 0, sizeof(*si)); /* a new class: it starts at zero */
+				si->k = keys[i];
+				si->state = TM_SLOT_LIVE;
+				attach_slot(m, s, vals[i]);
+			}
+			if (vals[i] >= m->high)
+				m->high = vals[i] + 1;
 		}
+		m->classes += count;
 		in = out;
 		first = false;
 	} while (!err);
-	return n;
-}
-
-static void fold_sock(struct tm_mapio *m, struct tm_store *s, const void *k,
-		      const struct tm_counter_val *sum)
-{
-	(void)m;
-	tm_store_fold_sock(s, k, sum);
+	return 0;
 }
 
 /* Interface-layer bytes as the device counts them. */
-static void as_device_counts(struct tm_mapio *m, const struct tm_if_key *k,
-			     struct tm_counter_val *sum)
+static void as_device_counts(struct tm_mapio *m, const struct tm_class *k,
+			     struct tm_counter_val *d)
 {
-	if (k->layer != TM_LAYER_DROP && m->l2_less)
-		sum->bytes -= sum->packets * m->l2_less(m->l2_less_ctx, k->netns,
-							(int)k->ifindex, k->dir);
+	if (k->layer != TM_LAYER_DROP && k->layer != TM_LAYER_CGROUP_SKB && m->l2_less)
+		d->bytes -= d->packets * m->l2_less(m->l2_less_ctx, k->netns, (int)k->ifindex,
+						    k->dir);
 }
 
-static void fold_if(struct tm_mapio *m, struct tm_store *s, const void *key,
-		    const struct tm_counter_val *sum)
+static void fold(struct tm_mapio *m, struct tm_store *s, __u32 slot,
+		 const struct tm_counter_val *cur)
 {
-	struct tm_counter_val v = *sum;
-
-	as_device_counts(m, key, &v);
-	tm_store_fold_if(s, key, &v);
+	struct tm_slotinfo *si = &m->slots[slot];
+	struct tm_counter_val d;
+	tm_val_sub(&d, cur, &si->last);
+	if (!d.packets && !d.bytes && !d.payload_bytes && !d.retrans_bytes)
+		return;
+	si->last = *cur;
+	if (!si->rec)
+		attach_slot(m, s, slot);
+	if (!si->rec)
+		return;
+	as_device_counts(m, &si->k, &d);
+	tm_store_add(s, si->rec, &si->k, &d);
 }
 
-static int read_array(struct tm_mapio *m, int fd, __u32 i, struct tm_counter_val *sum)
+static int read_counters(struct tm_mapio *m, struct tm_store *s)
 {
-	if (bpf_map_lookup_elem(fd, &i, m->vals))
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	size_t vsz = sizeof(struct tm_counter_val) * (size_t)m->ncpus;
+	__u32 *keys = m->keys, out = 0, count = m->high;
+
+	if (bpf_map_lookup_batch(m->counters_fd, NULL, &out, keys, m->cvals, &count, &opts) &&
+	    errno != ENOENT)
 		return -errno;
-	sum_cpus(m, m->vals, sum);
-	return 0;
-}
+	for (__u32 i = 0; i < count; i++) {
+		const struct tm_counter_val *v = (void *)((char *)m->cvals + i * vsz);
+		struct tm_counter_val sum = { 0 };
 
-static int read_overflow(struct tm_mapio *m, struct tm_store *s)
-{
-	struct tm_counter_val sum;
-	int err;
-
-	for (__u32 i = 0; i < TM_OVERFLOW_SLOTS; i++) {
-		err = read_array(m, m->overflow_fd, i, &sum);
-		if (err)
-			return err;
-		tm_store_fold_overflow(s, i, &sum);
-	}
-	return 0;
-}
-
-/* Interface-layer overflow: the interface is not known (ifindex 0). */
-static int read_if_overflow(struct tm_mapio *m, struct tm_store *s)
-{
-	struct tm_rec_key rk = { .kind = TM_KIND_OVERFLOW };
-	struct tm_if_key k = { .l4 = TM_L4_OTHER, .family = TM_FAMILY_NONE };
-	struct tm_counter_val sum;
-	struct tm_record *rec;
-	int err;
-
-	for (__u32 i = 0; i < TM_IF_OVERFLOW_SLOTS; i++) {
-		err = read_array(m, m->if_overflow_fd, i, &sum);
-		if (err)
-			return err;
-		if (!sum.packets)
+		if (keys[i] >= m->high || m->slots[keys[i]].state == TM_SLOT_FREE)
 			continue;
-		rec = tm_store_get(s, &rk);
-		if (!rec)
-			return -ENOMEM;
-		k.layer = (__u8)(i / TM_DIR_MAX);
-		k.dir = (__u8)(i % TM_DIR_MAX);
-		tm_store_fold_if_rec(s, rec, &k, &sum);
+		for (int c = 0; c < m->ncpus; c++)
+			tm_val_add(&sum, &v[c]);
+		fold(m, s, keys[i], &sum);
 	}
 	return 0;
+}
+
+/* A retired interface-layer class's counts stay in its interface's sums
+ * across collector restarts. */
+static void retire_sums(struct tm_mapio *m, const struct tm_slotinfo *si)
+{
+	struct tm_retired_key rk = { .netns = si->k.netns, .ifindex = si->k.ifindex,
+				     .dir = si->k.dir };
+	struct tm_counter_val sum = { 0 };
+
+	if (m->retired_fd < 0 || si->k.layer == TM_LAYER_DROP ||
+	    si->k.layer == TM_LAYER_CGROUP_SKB)
+		return;
+	bpf_map_lookup_elem(m->retired_fd, &rk, &sum);
+	tm_val_add(&sum, &si->last);
+	if (bpf_map_update_elem(m->retired_fd, &rk, &sum, BPF_ANY))
+		tm_dbg("retired sums: %s\n", strerror(errno));
+}
+
+/* Slots retired a read ago: that read was their last; zeroed and freed. */
+static void recycle(struct tm_mapio *m)
+{
+	for (__u32 i = TM_SLOTS_RESERVED; i < m->high; i++) {
+		struct tm_slotinfo *si = &m->slots[i];
+
+		if (si->state != TM_SLOT_RETIRING || si->retired_read >= m->reads)
+			continue;
+		retire_sums(m, si);
+		if (zero_slot(m, i)) {
+			tm_warn("freeing slot %u: %s\n", i, strerror(errno));
+			continue;
+		}
+		bpf_map_delete_elem(m->retiring_fd, &i);
+		if (si->rec)
+			unlist(si->rec, i);
+		memset(si, 0, sizeof(*si));
+		m->recycled++;
+	}
+	while (m->high > TM_SLOTS_RESERVED && m->slots[m->high - 1].state == TM_SLOT_FREE)
+		m->high--;
 }
 
 int tm_mapio_read(struct tm_mapio *m, struct tm_store *s)
 {
-	long n = read_map(m, s, m->counters_fd, sizeof(struct tm_counter_key), fold_sock);
 	int err;
 
-	if (n < 0)
-		return (int)n;
-	m->counter_entries = (uint64_t)n;
-	err = read_overflow(m, s);
-	if (err)
-		return err;
-	n = read_map(m, s, m->if_fd, sizeof(struct tm_if_key), fold_if);
-	if (n < 0)
-		return (int)n;
-	m->if_entries = (uint64_t)n;
-	return read_if_overflow(m, s);
+	m->reads++;
+	err = read_classes(m, s);
+	if (!err)
+		err = read_counters(m, s);
+	if (!err)
+		recycle(m);
+	return err;
 }
 
 /* ---- expiry ---- */
 
-static bool take(struct tm_mapio *m, int fd, const void *key, struct tm_counter_val *sum)
+/* Stop the hooks using slot: its class goes, its generation moves. */
+static void retire(struct tm_mapio *m, __u32 slot)
 {
-	if (bpf_map_lookup_and_delete_elem(fd, key, m->vals))
-		return false;
-	sum_cpus(m, m->vals, sum);
-	return true;
+	struct tm_slotinfo *si = &m->slots[slot];
+	__u32 gen = 0, one = 1;
+
+	bpf_map_delete_elem(m->classes_fd, &si->k);
+	if (!bpf_map_lookup_elem(m->gen_fd, &slot, &gen)) {
+		gen++;
+		bpf_map_update_elem(m->gen_fd, &slot, &gen, BPF_ANY);
+	}
+	bpf_map_update_elem(m->retiring_fd, &slot, &one, BPF_ANY);
+	si->state = TM_SLOT_RETIRING;
+	si->retired_read = m->reads;
 }
 
-/* An interface-layer entry is deleted: what it counted stays in its
- * interface's sums, across collector restarts too. */
-static void retire(struct tm_mapio *m, const struct tm_if_key *k, const struct tm_counter_val *v)
+static bool fresh(const struct tm_record *rec)
 {
-	struct tm_retired_key rk = { .netns = k->netns, .ifindex = k->ifindex, .dir = k->dir };
-	struct tm_counter_val sum = { 0 };
-
-	if (m->retired_fd < 0 || k->layer == TM_LAYER_DROP || k->dir >= TM_DIR_MAX)
-		return;
-	bpf_map_lookup_elem(m->retired_fd, &rk, &sum);
-	tm_val_add(&sum, v);
-	if (bpf_map_update_elem(m->retired_fd, &rk, &sum, BPF_ANY))
-		tm_dbg("retired sums: %s\n", strerror(errno));
+	for (unsigned int i = 0; i < TM_SOCK_SLOTS; i++)
+		if ((rec->sock_used & (1u << i)) &&
+		    memcmp(&rec->sock[i].total, &rec->sock[i].reported, sizeof(rec->sock[i].total)))
+			return true;
+	for (uint32_t i = 0; i < rec->n_ifs; i++)
+		if (memcmp(&rec->ifs[i].s.total, &rec->ifs[i].s.reported,
+			   sizeof(rec->ifs[i].s.total)))
+			return true;
+	return false;
 }
+
+bool tm_mapio_drain(struct tm_mapio *m, struct tm_store *s, struct tm_record *rec)
+{
+	__u32 *v = rec->bpf_slots.data;
+	bool busy = false;
+
+	(void)s;
+	if (rec->key.kind != TM_KIND_PROCESS)
+		return true; /* buckets live on */
+	for (size_t i = 0; i < rec->bpf_slots.len; i++) {
+		struct tm_slotinfo *si = &m->slots[v[i]];
+
+		if (si->state == TM_SLOT_LIVE)
+			retire(m, v[i]);
+		busy = true;
+	}
+	return busy || fresh(rec);
+}
+
+/* ---- the rest ---- */
 
 int tm_mapio_load_retired(struct tm_mapio *m, struct tm_store *s)
 {
@@ -221,52 +370,6 @@ int tm_mapio_load_retired(struct tm_mapio *m, struct tm_store *s)
 	return 0;
 }
 
-static bool drain_if(struct tm_mapio *m, struct tm_store *s, struct tm_record *rec)
-{
-	struct tm_counter_val sum;
-	bool fresh = false;
-
-	for (uint32_t i = 0; i < rec->n_ifs; i++) {
-		struct tm_ifslot *x = &rec->ifs[i];
-		struct tm_if_key key = x->key;
-
-		key.owner = rec->key.owner;
-		key.exec_seq = rec->key.exec_seq;
-		if (take(m, m->if_fd, &key, &sum)) {
-			as_device_counts(m, &key, &sum);
-			tm_store_fold_if_rec(s, rec, &key, &sum);
-			retire(m, &key, &sum);
-			x->s.last = (struct tm_counter_val){ 0 }; /* the entry is gone */
-		}
-		fresh |= x->s.total.packets != x->s.reported.packets;
-	}
-	return fresh;
-}
-
-bool tm_mapio_drain(struct tm_mapio *m, struct tm_store *s, struct tm_record *rec)
-{
-	struct tm_counter_key key = { .owner = rec->key.owner, .exec_seq = rec->key.exec_seq };
-	struct tm_counter_val sum;
-	bool fresh;
-
-	if (rec->key.kind != TM_KIND_PROCESS)
-		return false;
-	fresh = drain_if(m, s, rec);
-	for (unsigned int i = 0; i < TM_SOCK_SLOTS; i++) {
-		if (!(rec->sock_used & (1u << i)))
-			continue;
-		key.dir = (__u8)(i / (TM_L4_MAX * TM_FAMILY_MAX));
-		key.l4 = (__u8)((i / TM_FAMILY_MAX) % TM_L4_MAX);
-		key.family = (__u8)(i % TM_FAMILY_MAX);
-		if (take(m, m->counters_fd, &key, &sum)) {
-			tm_store_fold_sock(s, &key, &sum);
-			rec->sock[i].last = (struct tm_counter_val){ 0 };
-		}
-		fresh |= rec->sock[i].total.packets != rec->sock[i].reported.packets;
-	}
-	return fresh;
-}
-
 void tm_mapio_forget(struct tm_mapio *m, const struct tm_owner *o)
 {
 	struct tm_owner key = *o;
@@ -277,7 +380,7 @@ void tm_mapio_forget(struct tm_mapio *m, const struct tm_owner *o)
 
 int tm_mapio_stats(struct tm_mapio *m, uint64_t out[TM_STAT_MAX])
 {
-	uint64_t *percpu = m->vals; /* TM_BATCH values of every CPU: plenty */
+	uint64_t *percpu = m->cvals; /* room for many values of every CPU */
 
 	memset(out, 0, TM_STAT_MAX * sizeof(*out));
 	for (__u32 i = 0; i < TM_STAT_MAX; i++) {

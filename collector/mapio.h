@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Reading and draining the BPF counter maps into the record store: batch
- * reads of the per-CPU maps every interval, and the last read and delete of
- * an expiring record's entries.
+ * The BPF counters into the record store. Every class of traffic has a slot
+ * of the per-CPU array tm_counters (tm_classes says which); each interval
+ * the slots in use are read and what they gained goes to their records.
+ *
+ * A slot's life: a hook takes it from tm_free for a new class; the collector
+ * retires it when its record expires (class deleted, generation bumped: the
+ * hooks stop using it and a socket that still sends gets a new slot), reads
+ * it a last time one interval later, zeroes it and gives it back to tm_free.
+ * Slots being retired are listed in a pinned map, so a collector that died
+ * in between leaves none behind.
  */
 #ifndef TM_MAPIO_H
 #define TM_MAPIO_H
@@ -17,38 +24,54 @@
  * way the device counts. */
 typedef unsigned int (*tm_l2_less_fn)(void *ctx, uint64_t netns, int ifindex, int dir);
 
+enum tm_slot_state { TM_SLOT_FREE = 0, TM_SLOT_LIVE, TM_SLOT_RETIRING };
+
+struct tm_slotinfo {
+	struct tm_class k;            /* what it counts */
+	struct tm_counter_val last;   /* its value (summed over CPUs) at the last read */
+	struct tm_record *rec;        /* NULL until its first count */
+	uint8_t state;                /* enum tm_slot_state */
+	uint8_t seen;                 /* in tm_classes at the last read */
+	uint64_t retired_read;        /* reads done when it was retired */
+};
+
 struct tm_mapio {
-	int counters_fd, overflow_fd;   /* socket layer */
-	int if_fd, if_overflow_fd;      /* interface layer */
+	int counters_fd, classes_fd, gen_fd, free_fd;
 	int meta_fd, stats_fd;
-	int retired_fd;                 /* interface sums of deleted entries (pinned) */
+	int retired_fd;                 /* interface sums of retired slots (pinned) */
+	int retiring_fd;                /* slots retired, not yet freed (pinned) */
 	int ncpus;
-	void *keys, *vals;              /* batch buffers */
+	uint32_t n_slots;               /* tm_counters' entries */
+	uint32_t high;                  /* slots at or above are not in use */
+	uint64_t reads;
+	struct tm_slotinfo *slots;
+	void *keys, *vals, *cvals;      /* batch buffers */
 	uint32_t batch;
-	uint64_t counter_entries;       /* keys seen by the last read */
-	uint64_t if_entries;
+	uint64_t classes;               /* classes live at the last read */
+	uint64_t recycled;              /* slots given back so far */
 	tm_l2_less_fn l2_less;
 	void *l2_less_ctx;
 };
 
-struct tm_bpf;
-
-/* The maps of a loaded object. */
-int tm_mapio_init(struct tm_mapio *m, struct tm_bpf *b, int ncpus);
-void tm_mapio_free(struct tm_mapio *m);
-
-/* Fold every counter of both layers into s. */
-int tm_mapio_read(struct tm_mapio *m, struct tm_store *s);
-
-/* Take rec's entries out of the counter maps, folding what they held. True
- * if counts arrived since the last frame (rec must be reported again). */
-bool tm_mapio_drain(struct tm_mapio *m, struct tm_store *s, struct tm_record *rec);
-
-/* Key of the retired map: what deleted interface-layer entries had counted
+/* Key of the retired map: what retired interface-layer classes had counted
  * on an interface, so that its sums survive a collector restart. */
 struct tm_retired_key {
 	__u32 netns, ifindex, dir;
 };
+
+struct tm_bpf;
+
+/* The maps of a loaded object; fresh: state just created, so fill tm_free
+ * and the generations (else: free what a previous collector was retiring). */
+int tm_mapio_init(struct tm_mapio *m, struct tm_bpf *b, int ncpus, bool fresh);
+void tm_mapio_free(struct tm_mapio *m);
+
+/* Fold what every slot gained into s; free the slots retired a read ago. */
+int tm_mapio_read(struct tm_mapio *m, struct tm_store *s);
+
+/* rec's time is up: retire its slots. True while it must stay: slots still
+ * retiring, or counts since the last frame (to be reported). */
+bool tm_mapio_drain(struct tm_mapio *m, struct tm_store *s, struct tm_record *rec);
 
 /* Start the store's interface sums from the retired map (adopted state). */
 int tm_mapio_load_retired(struct tm_mapio *m, struct tm_store *s);

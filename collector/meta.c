@@ -98,21 +98,26 @@ void tm_resolver_free(struct tm_resolver *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static void on_meta(struct tm_resolver *r, const struct tm_meta_event *ev)
+/* A metadata event is exactly as long as its fixed part and the argv and
+ * environment bytes it says it carries: anything else is not read. */
+static void on_meta(struct tm_resolver *r, const struct tm_meta_event *ev, size_t len)
 {
-	struct tm_record *rec = tm_store_process(r->store, &ev->hdr.owner, ev->hdr.exec_seq);
+	struct tm_record *rec;
 	struct tm_meta *m;
 
+	if (ev->argv_len > TM_ARGV_CAP || ev->env_len > TM_ENV_CAP ||
+	    len < sizeof(*ev) + ev->argv_len + ev->env_len)
+		return;
+	rec = tm_store_process(r->store, &ev->hdr.owner, ev->hdr.exec_seq);
 	if (!rec)
 		return;
 	m = &rec->meta;
 	tm_meta_set_comm(m, ev->hdr.comm);
 	m->ids = ev->ids;
 	m->has_ids = true;
-	tm_meta_set_argv(m, ev->argv, ev->argv_len < TM_ARGV_CAP ? ev->argv_len : TM_ARGV_CAP,
-			 ev->flags & TM_META_ARGV_TRUNCATED);
-	tm_meta_set_env(m, r->cfg, ev->env, ev->env_len < TM_ENV_CAP ? ev->env_len : TM_ENV_CAP);
-	m->source = TM_SOURCE_TASK_WORK;
+	tm_meta_set_argv(m, ev->data, ev->argv_len, ev->flags & TM_META_ARGV_TRUNCATED);
+	tm_meta_set_env(m, r->cfg, ev->data + ev->argv_len, ev->env_len);
+	m->source = ev->flags & TM_META_NO_TASK_WORK ? TM_SOURCE_IN_PROCESS : TM_SOURCE_TASK_WORK;
 	rec->changed = true;
 }
 
@@ -217,8 +222,18 @@ static void on_exit_ev(struct tm_resolver *r, const struct tm_exit_event *ev)
 	tm_store_exit(r->store, &ev->hdr.owner, true, ev->exit_code,
 		      tm_now_ns(CLOCK_MONOTONIC), ttl_ns(r));
 	rec = tm_store_find(r->store, &k);
-	if (rec && !rec->meta.comm[0])
+	if (!rec)
+		return;
+	if (!rec->meta.comm[0])
 		tm_meta_set_comm(&rec->meta, ev->hdr.comm);
+	/* its metadata never came (gone before /proc could be read): what the
+	 * kernel still had at the exit, cgroup and namespaces among it */
+	if (!rec->meta.has_ids && ev->has_ids) {
+		rec->meta.ids = ev->ids;
+		rec->meta.has_ids = true;
+		if (rec->meta.source == TM_SOURCE_NONE)
+			rec->meta.source = TM_SOURCE_AT_EXIT;
+	}
 }
 
 int tm_resolver_on_event(void *ctx, void *data, size_t len)
@@ -231,7 +246,7 @@ int tm_resolver_on_event(void *ctx, void *data, size_t len)
 	switch (hdr->type) {
 	case TM_EV_META:
 		if (len >= sizeof(struct tm_meta_event))
-			on_meta(r, data);
+			on_meta(r, data, len);
 		break;
 	case TM_EV_OWNER:
 		if (len >= sizeof(struct tm_owner_event))

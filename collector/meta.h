@@ -24,6 +24,8 @@ enum tm_meta_source {
 	TM_SOURCE_NONE = 0,
 	TM_SOURCE_TASK_WORK = 1,
 	TM_SOURCE_PROCFS = 2,
+	TM_SOURCE_IN_PROCESS = 3,
+	TM_SOURCE_AT_EXIT = 4,
 };
 
 struct tm_meta {

@@ -70,6 +70,7 @@ static void record_free(struct tm_store *s, struct tm_record *rec)
 	if (rec->enc && s->free_enc)
 		s->free_enc(rec->enc);
 	free(rec->ifs);
+	tm_vec_free(&rec->bpf_slots);
 	free(rec);
 }
 
@@ -157,76 +158,37 @@ struct tm_record *tm_store_process(struct tm_store *s, const struct tm_owner *o,
 	return tm_store_get(s, &k);
 }
 
-/* ---- folding ---- */
+/* ---- adding ---- */
 
-/* Fold a cumulative reading into a slot; returns what it added. A reading
- * below the last one means the entry was deleted and created anew: all of
- * it is new. */
-static struct tm_counter_val slot_update(struct tm_slot *sl, const struct tm_counter_val *now)
+struct tm_record *tm_store_record_of(struct tm_store *s, __u32 kind, const struct tm_class *k)
 {
-	static const struct tm_counter_val zero;
-	const struct tm_counter_val *base = &sl->last;
-	struct tm_counter_val d;
+	struct tm_rec_key rk = { .kind = kind };
 
-	if (now->packets < sl->last.packets || now->bytes < sl->last.bytes)
-		base = &zero;
-	tm_val_sub(&d, now, base);
-	tm_val_add(&sl->total, &d);
-	sl->last = *now;
-	return d;
+	if (kind == TM_KIND_PROCESS) {
+		rk.owner.tgid = k->owner.tgid;
+		rk.owner.start_ns = k->owner.start_ns;
+		rk.exec_seq = k->exec_seq;
+	}
+	return tm_store_get(s, &rk);
 }
 
-static void fold_slot(struct tm_record *rec, unsigned int idx, const struct tm_counter_val *now)
+static bool nonzero(const struct tm_counter_val *d)
 {
-	struct tm_counter_val d = slot_update(&rec->sock[idx], now);
-
-	rec->sock_used |= (uint16_t)(1u << idx);
-	if (d.packets || d.bytes)
-		rec->changed = true;
+	return d->packets || d->bytes || d->payload_bytes || d->retrans_bytes;
 }
 
-void tm_store_fold_sock(struct tm_store *s, const struct tm_counter_key *k,
-			const struct tm_counter_val *now)
-{
-	struct tm_rec_key rk = { .owner = k->owner, .exec_seq = k->exec_seq };
-	struct tm_record *rec;
-
-	if (k->dir >= TM_DIR_MAX || k->l4 >= TM_L4_MAX || k->family >= TM_FAMILY_MAX)
-		return;
-	rk.owner.pad = 0;
-	rk.kind = k->owner.tgid ? TM_KIND_PROCESS : TM_KIND_UNATTRIBUTED;
-	if (!k->owner.tgid)
-		rk.owner.start_ns = rk.exec_seq = 0;
-	rec = tm_store_get(s, &rk);
-	if (rec)
-		fold_slot(rec, TM_OVERFLOW_IDX(k->dir, k->l4, k->family), now);
-}
-
-void tm_store_fold_overflow(struct tm_store *s, unsigned int idx,
-			    const struct tm_counter_val *now)
-{
-	struct tm_rec_key rk = { .kind = TM_KIND_OVERFLOW };
-	struct tm_record *rec;
-
-	if (idx >= TM_SOCK_SLOTS || (!now->packets && !tm_store_find(s, &rk)))
-		return;
-	rec = tm_store_get(s, &rk);
-	if (rec)
-		fold_slot(rec, idx, now);
-}
-
-static bool if_key_eq(const struct tm_if_key *a, const struct tm_if_key *b)
+static bool class_eq(const struct tm_class *a, const struct tm_class *b)
 {
 	return a->netns == b->netns && a->ifindex == b->ifindex && a->dir == b->dir &&
 	       a->l4 == b->l4 && a->family == b->family && a->layer == b->layer;
 }
 
-static struct tm_ifslot *ifslot(struct tm_record *rec, const struct tm_if_key *k)
+static struct tm_ifslot *ifslot(struct tm_record *rec, const struct tm_class *k)
 {
 	struct tm_ifslot *x;
 
 	for (uint32_t i = 0; i < rec->n_ifs; i++)
-		if (if_key_eq(&rec->ifs[i].key, k))
+		if (class_eq(&rec->ifs[i].key, k))
 			return &rec->ifs[i];
 	if (rec->n_ifs == rec->cap_ifs) {
 		uint32_t cap = rec->cap_ifs ? 2 * rec->cap_ifs : 4;
@@ -246,45 +208,34 @@ static struct tm_ifslot *ifslot(struct tm_record *rec, const struct tm_if_key *k
 	return x;
 }
 
-void tm_store_fold_if_rec(struct tm_store *s, struct tm_record *rec, const struct tm_if_key *k,
-			  const struct tm_counter_val *now)
+void tm_store_add(struct tm_store *s, struct tm_record *rec, const struct tm_class *k,
+		  const struct tm_counter_val *d)
 {
-	struct tm_ifslot *x = ifslot(rec, k);
-	struct tm_counter_val d;
 	struct tm_if_total *t;
+	struct tm_ifslot *x;
+	unsigned int idx;
 
+	if (k->dir >= TM_DIR_MAX || k->layer >= TM_LAYER_MAX || !nonzero(d))
+		return;
+	rec->changed = true;
+	if (k->layer == TM_LAYER_CGROUP_SKB) {
+		if (k->l4 >= TM_L4_MAX || k->family >= TM_FAMILY_MAX)
+			return;
+		idx = TM_OVERFLOW_IDX(k->dir, k->l4, k->family);
+		tm_val_add(&rec->sock[idx].total, d);
+		rec->sock_used |= (uint16_t)(1u << idx);
+		return;
+	}
+	x = ifslot(rec, k);
 	if (!x)
 		return;
-	d = slot_update(&x->s, now);
-	if (d.packets || d.bytes)
-		rec->changed = true;
+	tm_val_add(&x->s.total, d);
 	/* drops are not traffic the interface carried: left out of its sums */
-	if (k->layer == TM_LAYER_DROP || k->dir >= TM_DIR_MAX)
+	if (k->layer == TM_LAYER_DROP)
 		return;
 	t = tm_store_if_total(s, k->netns, k->ifindex);
 	if (t)
-		tm_val_add(&t->dir[k->dir], &d);
-}
-
-void tm_store_fold_if(struct tm_store *s, const struct tm_if_key *k,
-		      const struct tm_counter_val *now)
-{
-	struct tm_rec_key rk = { 0 };
-	struct tm_record *rec;
-
-	if (k->layer >= TM_LAYER_MAX || k->bucket >= TM_BUCKET_MAX)
-		return;
-	if (k->bucket != TM_BUCKET_OWNER)
-		rk.kind = k->bucket + 3; /* the bucket's record (asserted above) */
-	else if (!k->owner.tgid)
-		rk.kind = TM_KIND_UNATTRIBUTED;
-	else
-		rk = (struct tm_rec_key){ .owner = { .tgid = k->owner.tgid,
-						     .start_ns = k->owner.start_ns },
-					  .exec_seq = k->exec_seq, .kind = TM_KIND_PROCESS };
-	rec = tm_store_get(s, &rk);
-	if (rec)
-		tm_store_fold_if_rec(s, rec, k, now);
+		tm_val_add(&t->dir[k->dir], d);
 }
 
 /* ---- exits and expiry ---- */
@@ -325,7 +276,7 @@ bool tm_store_owner_has_records(struct tm_store *s, const struct tm_owner *o)
 	return false;
 }
 
-void tm_store_expire(struct tm_store *s, uint64_t now, uint64_t ttl_ns,
+void tm_store_expire(struct tm_store *s, uint64_t now,
 		     bool (*drain)(void *ctx, struct tm_record *rec),
 		     void (*forget)(void *ctx, const struct tm_owner *o), void *ctx)
 {
@@ -340,8 +291,7 @@ void tm_store_expire(struct tm_store *s, uint64_t now, uint64_t ttl_ns,
 				continue;
 			}
 			if (drain(ctx, rec)) {
-				rec->expire_ns = now + ttl_ns;
-				pp = &rec->next;
+				pp = &rec->next; /* not done yet: looked at again next frame */
 				continue;
 			}
 			*pp = rec->next;

@@ -44,15 +44,14 @@ _Static_assert(TM_SOCK_SLOTS <= 16, "tm_record.sock_used is a 16-bit map");
 
 /* One counter as the store follows it. */
 struct tm_slot {
-	struct tm_counter_val last;     /* map value at the previous reading */
 	struct tm_counter_val total;    /* cumulative */
 	struct tm_counter_val reported; /* total as of the previous frame */
 };
 
-/* Interface-layer counters of a record: the map key (owner, exec_seq and
- * bucket zero: the record holds those) and its slot. */
+/* Interface-layer and drop counters of a record: the class (owner,
+ * exec_seq and bucket zero: the record holds those) and its counter. */
 struct tm_ifslot {
-	struct tm_if_key key;
+	struct tm_class key;
 	struct tm_slot s;
 };
 
@@ -73,6 +72,7 @@ struct tm_record {
 	uint32_t n_ifs, cap_ifs;
 	void *enc;                      /* encode.c's cache of this record */
 	size_t enc_cap;
+	struct tm_vec bpf_slots;        /* __u32: mapio.c's slots counting for it */
 };
 
 /* Cumulative interface-layer sums of one interface, kept apart from the
@@ -112,19 +112,14 @@ struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k);
 struct tm_record *tm_store_process(struct tm_store *s, const struct tm_owner *o,
 				   __u32 exec_seq);
 
-/* Fold a cumulative socket-layer counter value (summed over CPUs) in. */
-void tm_store_fold_sock(struct tm_store *s, const struct tm_counter_key *k,
-			const struct tm_counter_val *now);
-/* The same for the socket-layer overflow slot idx (TM_OVERFLOW_IDX). */
-void tm_store_fold_overflow(struct tm_store *s, unsigned int idx,
-			    const struct tm_counter_val *now);
-/* The same for an interface-layer counter; its growth also goes to the
- * interface's sums (but for the DROP layer). */
-void tm_store_fold_if(struct tm_store *s, const struct tm_if_key *k,
-		      const struct tm_counter_val *now);
-/* ... and into a given record, whatever the key's owner says. */
-void tm_store_fold_if_rec(struct tm_store *s, struct tm_record *rec, const struct tm_if_key *k,
-			  const struct tm_counter_val *now);
+/* The record counting class k (kind: enum tm_kind; for TM_KIND_PROCESS the
+ * class's owner and exec_seq name it), created if need be; NULL, ENOMEM. */
+struct tm_record *tm_store_record_of(struct tm_store *s, __u32 kind, const struct tm_class *k);
+
+/* d was added to class k's counter: add it to rec's totals (and, for the
+ * interface layers, to the interface's sums). */
+void tm_store_add(struct tm_store *s, struct tm_record *rec, const struct tm_class *k,
+		  const struct tm_counter_val *d);
 
 /* The owner exited: every record of it (all exec generations) is final
  * and expires ttl_ns after now. has_code false: exit inferred, code unknown. */
@@ -134,12 +129,13 @@ void tm_store_exit(struct tm_store *s, const struct tm_owner *o, bool has_code, 
 bool tm_store_owner_has_records(struct tm_store *s, const struct tm_owner *o);
 
 /*
- * Records whose time is up: drain(ctx, rec) takes their last counts out of
- * the maps (folding them in) and says whether any arrived since the last
- * frame; such a record is kept for another ttl_ns, the others are freed
- * and, when an owner has no record left, forget(ctx, owner) is called.
+ * Records whose time is up: drain(ctx, rec) retires what still counts for
+ * them in the maps and says whether they must stay (their counters still
+ * draining, or counts that arrived since the last frame: reported once
+ * more); the others are freed and, when an owner has no record left,
+ * forget(ctx, owner) is called.
  */
-void tm_store_expire(struct tm_store *s, uint64_t now, uint64_t ttl_ns,
+void tm_store_expire(struct tm_store *s, uint64_t now,
 		     bool (*drain)(void *ctx, struct tm_record *rec),
 		     void (*forget)(void *ctx, const struct tm_owner *o), void *ctx);
 

@@ -8,6 +8,7 @@
  * loop (ring buffer, timer, socket, netlink, signals) -> final frame ->
  * detach and unpin, or keep the state for the next collector.
  */
+#define _GNU_SOURCE /* vasprintf */
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
@@ -79,12 +80,16 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 {
 	/* one level lower than libbpf's own: its warnings are our info */
 	enum tm_log_level l = level == LIBBPF_WARN ? TM_LOG_INFO : TM_LOG_DEBUG;
-	char msg[1024];
+	char *msg = NULL, *line, *save = NULL;
 
 	if ((level == LIBBPF_DEBUG && !libbpf_debug) || l > tm_log_level)
 		return 0;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	tm_log(l, "%s", msg); /* libbpf and libxdp name themselves */
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return 0;
+	/* a verifier log comes as one message: a log line per line of it */
+	for (line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		tm_log(l, "%s\n", line); /* libbpf and libxdp name themselves */
+	free(msg);
 	return 0;
 }
 
@@ -107,7 +112,7 @@ static void read_stats(struct tm_daemon *d, Taskmeter__CollectorStats *st)
 	st->task_work_callbacks = v[TM_STAT_TW_CALLBACKS];
 	st->has_ringbuf_drops = st->has_counter_map_full = st->has_meta_map_full = 1;
 	st->ringbuf_drops = v[TM_STAT_RINGBUF_DROPS];
-	st->counter_map_full = v[TM_STAT_COUNTER_MAP_FULL];
+	st->counter_map_full = v[TM_STAT_CLASS_FULL];
 	st->meta_map_full = v[TM_STAT_META_MAP_FULL];
 	st->has_malformed_packets = 1;
 	st->malformed_packets = v[TM_STAT_MALFORMED];
@@ -122,7 +127,7 @@ static void read_stats(struct tm_daemon *d, Taskmeter__CollectorStats *st)
 	st->has_subscribers_refused = 1;
 	st->subscribers_refused = tm_export_refused(d->exp);
 	st->has_counter_entries = 1;
-	st->counter_entries = d->io.counter_entries;
+	st->counter_entries = d->io.classes;
 }
 
 static void add_view(void *ctx, const struct tm_iface_info *info)
@@ -223,8 +228,7 @@ static int tick(struct tm_daemon *d)
 		return err;
 	err = tm_export_publish(d->exp, d->enc.parts.data, d->enc.parts.len);
 	now = tm_now_ns(CLOCK_MONOTONIC);
-	tm_store_expire(&d->store, now, (uint64_t)d->cfg.exited_ttl_s * TM_NSEC_PER_SEC,
-			drain_cb, forget_cb, d);
+	tm_store_expire(&d->store, now, drain_cb, forget_cb, d);
 	tm_resolver_reap(&d->res, TM_REAP_PER_TICK, now);
 	tm_export_tick(d->exp);
 	return err;
@@ -445,7 +449,7 @@ static int setup_bpf(struct tm_daemon *d)
 	err = tm_bpf_load(&d->bpf, &d->cfg);
 	if (err)
 		return err;
-	err = tm_mapio_init(&d->io, &d->bpf, d->ncpus);
+	err = tm_mapio_init(&d->io, &d->bpf, d->ncpus, d->bpf.start != TM_START_ADOPTED);
 	if (!err && d->bpf.start == TM_START_ADOPTED)
 		err = tm_mapio_load_retired(&d->io, &d->store);
 	if (err) {
@@ -458,8 +462,12 @@ static int setup_bpf(struct tm_daemon *d)
 		    : -errno;
 	if (err)
 		tm_err("ring buffer: %s\n", strerror(-err));
-	tm_info("ring buffer: %u KiB, room for %llu metadata events at their largest\n",
-		d->cfg.ringbuf_kib, tm_bpf_ringbuf_events(&d->cfg));
+	tm_info("ring buffer: %u KiB, room for %llu metadata events of %zu bytes (argv and "
+		"environment of 512), %llu at their largest (argv_max, env_max)\n",
+		d->cfg.ringbuf_kib, tm_bpf_ringbuf_events(&d->cfg, sizeof(struct tm_meta_event) + 512),
+		sizeof(struct tm_meta_event) + 512,
+		tm_bpf_ringbuf_events(&d->cfg, sizeof(struct tm_meta_event) + d->cfg.argv_max +
+						 d->cfg.env_max));
 	return err;
 }
 
@@ -563,7 +571,6 @@ static void keep_fixed(struct tm_config *n, const struct tm_config *o, char *lis
 	FIXED(meta_entries, "meta_entries");
 	FIXED(ringbuf_kib, "ringbuf_kib");
 	FIXED(flow_entries, "flow_entries");
-	FIXED(if_counter_entries, "if_counter_entries");
 #undef FIXED
 }
 
@@ -749,8 +756,11 @@ int main(int argc, char **argv)
 		printf("BPF maps: at most %llu bytes (%d CPUs)\n",
 		       tm_bpf_map_memory(&d.cfg, libbpf_num_possible_cpus(), stdout),
 		       libbpf_num_possible_cpus());
-		printf("ring buffer: room for %llu metadata events at their largest\n",
-		       tm_bpf_ringbuf_events(&d.cfg));
+		printf("ring buffer: room for %llu metadata events of 512 bytes of argv and "
+		       "environment, %llu at their largest\n",
+		       tm_bpf_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + 512),
+		       tm_bpf_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + d.cfg.argv_max +
+						       d.cfg.env_max));
 		break;
 	case TM_REMOVE_STATE:
 		err = tm_bpf_remove_state(&d.cfg) ? 1 : 0;

@@ -19,7 +19,6 @@
 #define TM_DEFAULT_META_ENTRIES 16384       /* meta_entries */
 #define TM_DEFAULT_RINGBUF_KIB 8192         /* ringbuf_kib */
 #define TM_DEFAULT_FLOW_ENTRIES 65536       /* flow_entries */
-#define TM_DEFAULT_IF_COUNTER_ENTRIES 65536 /* if_counter_entries */
 #define TM_SEED_ENTRIES 65536               /* sockets older than the collector */
 #define TM_IFACES_MAX 4096                  /* attached interfaces */
 
@@ -73,34 +72,55 @@ struct tm_owner {
 	__u64 start_ns;    /* group leader's start_boottime */
 };
 
-struct tm_counter_key {
-	struct tm_owner owner;
-	__u32 exec_seq;    /* bumped by every execve of the owner */
-	__u8 dir;          /* enum tm_dir */
-	__u8 l4;           /* enum tm_l4 */
-	__u8 family;       /* enum tm_family */
-	__u8 pad;
+/*
+ * What one counter counts: a class of traffic. The socket layer counts per
+ * owner x exec generation x direction x L4 x family (netns and ifindex 0);
+ * the interface layers (XDP, TC) and drops also per interface and layer,
+ * with a bucket in place of an owner for traffic that has none. Every class
+ * gets a slot of tm_counters, allocated by the program that first sees it.
+ */
+struct tm_class {
+	struct tm_owner owner;  /* tgid 0: see bucket (TM_BUCKET_OWNER: unattributed) */
+	__u32 exec_seq;         /* bumped by every execve of the owner */
+	__u32 netns;            /* inode of the interface's network namespace */
+	__u32 ifindex;
+	__u8 layer;             /* enum tm_layer */
+	__u8 dir;               /* enum tm_dir */
+	__u8 l4;                /* enum tm_l4 */
+	__u8 family;            /* enum tm_family, or TM_FAMILY_NONE */
+	__u8 bucket;            /* enum tm_bucket */
+	__u8 pad[7];
 };
 
+/*
+ * A counter: wire packets and IP bytes (headers included, per segment);
+ * payload is what the application sent or received, once; the retransmitted
+ * fields are what went over the wire again (TCP), so that on the wire
+ * payload + retrans_bytes is the L4 data carried.
+ */
 struct tm_counter_val {
 	__u64 packets;
 	__u64 bytes;
 	__u64 payload_bytes;
+	__u64 retrans_packets;
+	__u64 retrans_bytes;
 };
 
-/* Interface-layer counters: per owner (or bucket) per interface. */
-struct tm_if_key {
-	struct tm_owner owner;  /* tgid 0: see bucket */
-	__u32 exec_seq;
-	__u32 ifindex;
-	__u32 netns;            /* inode of the interface's network namespace */
-	__u8 dir;               /* enum tm_dir */
-	__u8 l4;                /* enum tm_l4 */
-	__u8 family;            /* enum tm_family, or TM_FAMILY_NONE */
-	__u8 layer;             /* enum tm_layer */
-	__u8 bucket;            /* enum tm_bucket */
-	__u8 pad[3];
-};
+/* Slots with a fixed meaning, below the ones classes get: where traffic
+ * goes when no slot is free (counted in TM_STAT_CLASS_FULL), so that no
+ * byte is lost, and where traffic of sockets without an owner goes. */
+#define TM_OVERFLOW_IDX(dir, l4, fam) (((dir) * TM_L4_MAX + (l4)) * TM_FAMILY_MAX + (fam))
+#define TM_OVERFLOW_SLOTS (TM_DIR_MAX * TM_L4_MAX * TM_FAMILY_MAX)
+#define TM_SLOT_IF_OVERFLOW(layer, dir) (TM_OVERFLOW_SLOTS + (layer) * TM_DIR_MAX + (dir))
+#define TM_SLOT_UNATTRIBUTED(dir, l4, fam) \
+	(TM_OVERFLOW_SLOTS + TM_LAYER_MAX * TM_DIR_MAX + TM_OVERFLOW_IDX(dir, l4, fam))
+/* Counts nothing: its generation moves when the collector attaches to an
+ * interface or detaches, so caches of "no program counts there" go stale. */
+#define TM_SLOT_IFACES (2 * TM_OVERFLOW_SLOTS + TM_LAYER_MAX * TM_DIR_MAX)
+#define TM_SLOTS_RESERVED (TM_SLOT_IFACES + 1)
+/* A slot's generation (tm_class_gen) starts at 1: a cached generation of 0
+ * is never valid. */
+#define TM_GEN_FIRST 1
 
 /* Local socket by flow, for the hooks that run before the socket is known
  * (XDP, TC ingress, drops). Addresses as in the packet: v4-mapped sockets
@@ -117,12 +137,23 @@ struct tm_flow_key {
 	__u32 raddr[4];
 };
 
-/* tm_flows value: the owner and its exec generation, so the hooks that
- * read it need no second lookup. */
+/*
+ * tm_flows value: the owner and its exec generation (or the bucket of a
+ * flow that has none, cached by the hook that classified it), and the slot
+ * of the class the interface layer last counted this flow's received
+ * traffic in, so that a packet takes one lookup.
+ */
 struct tm_flow_val {
 	struct tm_owner owner;
 	__u32 exec_seq;
-	__u32 pad;
+	__u8 bucket;            /* enum tm_bucket; TM_BUCKET_OWNER: owner is set */
+	__u8 cached;            /* 1: a hook's cache of a classification (epoch below) */
+	__u16 pad;
+	__u64 epoch;            /* tm_globals.bind_epoch when cached */
+	__u32 c_ifindex;        /* the class cache: interface, layer ... */
+	__u32 c_layer;
+	__u32 c_slot;           /* ... slot and its generation */
+	__u32 c_gen;
 };
 
 /* Per interface the collector attached to. Key: struct tm_iface_key. */
@@ -140,30 +171,22 @@ struct tm_iface_val {
 	__u32 pad;
 };
 
-/* Where interface-layer packets go when tm_if_counters is full.
- * Index: layer * TM_DIR_MAX + dir. */
-#define TM_IF_OVERFLOW_SLOTS (TM_LAYER_MAX * TM_DIR_MAX)
-
-/* Index into the overflow per-CPU array: where a packet goes when the
- * counter map is full. */
-#define TM_OVERFLOW_IDX(dir, l4, fam) (((dir) * TM_L4_MAX + (l4)) * TM_FAMILY_MAX + (fam))
-#define TM_OVERFLOW_SLOTS (TM_DIR_MAX * TM_L4_MAX * TM_FAMILY_MAX)
-
 enum tm_stat {
 	TM_STAT_TW_SCHEDULED = 0,
 	TM_STAT_TW_FAILED,
 	TM_STAT_TW_CALLBACKS,
 	TM_STAT_RINGBUF_DROPS,
-	TM_STAT_COUNTER_MAP_FULL,
+	TM_STAT_CLASS_FULL,      /* packets that went to an overflow slot */
 	TM_STAT_META_MAP_FULL,
 	TM_STAT_MALFORMED,
-	TM_STAT_IF_MAP_FULL,     /* interface-layer packets that went to overflow */
 	TM_STAT_FLOW_PUBLISHED,  /* flow -> owner entries written */
+	TM_STAT_CLASSES_MADE,    /* slots given to new classes */
+	TM_STAT_DROPS_UNDONE,    /* packets counted, then dropped by the stack: moved to DROP */
 	TM_STAT_MAX,
 };
 
 enum tm_event_type {
-	TM_EV_META = 1,   /* metadata read in-task by the task_work callback */
+	TM_EV_META = 1,   /* metadata read in-task (task_work, or the first packet / exec) */
 	TM_EV_OWNER = 2,  /* new owner, metadata must come from /proc */
 	TM_EV_EXIT = 3,   /* last thread of an owner exited */
 };
@@ -171,6 +194,8 @@ enum tm_event_type {
 /* Flags of tm_meta_event */
 #define TM_META_ARGV_TRUNCATED (1u << 0)
 #define TM_META_ENV_TRUNCATED (1u << 1)
+#define TM_META_NO_TASK_WORK (1u << 2) /* read by a hook running in the process
+					* (first packet, execve), not task_work */
 
 struct tm_event_hdr {
 	__u32 type;        /* enum tm_event_type */
@@ -192,15 +217,23 @@ struct tm_task_ids {
 	__u64 pidns;
 };
 
+/*
+ * Sized by what it carries: data[] holds argv_len bytes of the argument
+ * region (NUL-separated strings), then env_len bytes of the environment
+ * region (NUL-separated NAME=value). The ring buffer record is exactly
+ * offsetof(data) + argv_len + env_len bytes.
+ */
 struct tm_meta_event {
 	struct tm_event_hdr hdr;
 	struct tm_task_ids ids;
 	__u32 flags;       /* TM_META_* */
-	__u32 argv_len;    /* bytes valid in argv[]: NUL-separated strings */
-	__u32 env_len;     /* bytes valid in env[]: NUL-separated NAME=value */
-	char argv[TM_ARGV_CAP];
-	char env[TM_ENV_CAP];
+	__u32 argv_len;
+	__u32 env_len;
+	__u32 pad;
+	char data[];
 };
+
+#define TM_META_EVENT_MAX (sizeof(struct tm_meta_event) + TM_ARGV_CAP + TM_ENV_CAP)
 
 struct tm_owner_event {
 	struct tm_event_hdr hdr;
@@ -208,10 +241,13 @@ struct tm_owner_event {
 	__u32 pad;
 };
 
+/* The ids are read from the exiting task, for owners whose metadata was
+ * never read (has_ids 0 if the task was already past the point). */
 struct tm_exit_event {
 	struct tm_event_hdr hdr;
 	__s32 exit_code;
-	__u32 pad;
+	__u32 has_ids;
+	struct tm_task_ids ids;
 };
 
 #endif /* TASKMETER_H */

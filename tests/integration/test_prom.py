@@ -248,8 +248,8 @@ class Truth:
 
     def add(self, *reports):
         for r in reports:
-            self.tx += r["sent"] + r["retrans"]
-            self.rx += r["received"] + r["retrans"]
+            self.tx += r["sent"]
+            self.rx += r["received"]
             self.pids.add(r["pid"])
 
 

@@ -185,7 +185,7 @@ class Proc:
     """A process of the scenario: its name (comm), its report."""
 
     def __init__(self, name, rep):
-        self.name, self.rx, self.tx = name, rep["received"], rep["sent"] + rep["retrans"]
+        self.name, self.rx, self.tx = name, rep["received"], rep["sent"]
         self.pid = rep["pid"]
 
 

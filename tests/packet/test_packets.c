@@ -70,6 +70,8 @@ static int load_all(void)
 	if (!fx.main)
 		return -errno;
 	err = taskmeter_bpf__load(fx.main);
+	if (!err)
+		err = tm_bpf_fill_slots(fx.main->obj); /* as the collector does */
 	if (err)
 		return err;
 	fx.xdp = taskmeter_xdp__open();
@@ -108,10 +110,12 @@ static int map_fd(struct bpf_map *m)
 
 /* ---- counter snapshots ---- */
 
+/* Every class with its counter (summed over CPUs); the reserved slots (no
+ * class in tm_classes) as keys of their own, ifindex ~slot. */
 struct snap {
 	size_t n;
-	struct tm_if_key *keys;
-	struct tm_counter_val *vals; /* summed over CPUs */
+	struct tm_class *keys;
+	struct tm_counter_val *vals;
 };
 
 static void snap_free(struct snap *s)
@@ -121,7 +125,7 @@ static void snap_free(struct snap *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int snap_add(struct snap *s, int fd, const struct tm_if_key *k,
+static int snap_add(struct snap *s, const struct tm_class *k, __u32 slot,
 		    struct tm_counter_val *percpu)
 {
 	struct tm_counter_val sum = { 0 };
@@ -134,12 +138,14 @@ static int snap_add(struct snap *s, int fd, const struct tm_if_key *k,
 	if (!nv)
 		return -ENOMEM;
 	s->vals = nv;
-	if (bpf_map_lookup_elem(fd, k, percpu))
+	if (bpf_map_lookup_elem(map_fd(fx.main->maps.tm_counters), &slot, percpu))
 		return -errno;
 	for (int c = 0; c < fx.ncpus; c++) {
 		sum.packets += percpu[c].packets;
 		sum.bytes += percpu[c].bytes;
 		sum.payload_bytes += percpu[c].payload_bytes;
+		sum.retrans_packets += percpu[c].retrans_packets;
+		sum.retrans_bytes += percpu[c].retrans_bytes;
 	}
 	s->keys[s->n] = *k;
 	s->vals[s->n++] = sum;
@@ -148,22 +154,28 @@ static int snap_add(struct snap *s, int fd, const struct tm_if_key *k,
 
 static int snap_take(struct snap *s)
 {
-	int fd = map_fd(fx.main->maps.tm_if_counters), err = 0;
+	int fd = map_fd(fx.main->maps.tm_classes), err = 0;
 	struct tm_counter_val *percpu = calloc(fx.ncpus, sizeof(*percpu));
-	struct tm_if_key k, *prev = NULL;
+	struct tm_class k, *prev = NULL;
+	__u32 slot;
 
 	memset(s, 0, sizeof(*s));
 	if (!percpu)
 		return -ENOMEM;
+	for (__u32 i = 0; !err && i < TM_SLOTS_RESERVED; i++) {
+		struct tm_class r = { .ifindex = ~i };
+
+		err = snap_add(s, &r, i, percpu);
+	}
 	while (!err && !bpf_map_get_next_key(fd, prev, &k)) {
-		err = snap_add(s, fd, &k, percpu);
+		err = bpf_map_lookup_elem(fd, &k, &slot) ? -errno : snap_add(s, &k, slot, percpu);
 		prev = &s->keys[s->n - 1];
 	}
 	free(percpu);
 	return err;
 }
 
-static const struct tm_counter_val *snap_find(const struct snap *s, const struct tm_if_key *k)
+static const struct tm_counter_val *snap_find(const struct snap *s, const struct tm_class *k)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (!memcmp(&s->keys[i], k, sizeof(*k)))
@@ -173,10 +185,12 @@ static const struct tm_counter_val *snap_find(const struct snap *s, const struct
 
 #define MAX_SHOWN 4
 
-/* What one row changed: how many keys, the first MAX_SHOWN with deltas. */
+/* What one row changed: how many classes, the first MAX_SHOWN with deltas;
+ * -1 when a class vanished (never expected: a vanished class plus a new one
+ * must not read as one change). */
 struct change {
 	int n;
-	struct tm_if_key key[MAX_SHOWN];
+	struct tm_class key[MAX_SHOWN];
 	struct tm_counter_val d[MAX_SHOWN];
 };
 
@@ -184,18 +198,22 @@ static void snap_diff(const struct snap *a, const struct snap *b, struct change 
 {
 	static const struct tm_counter_val zero;
 
-	c->n = a->n > b->n ? -1 : 0; /* a key vanished: never expected */
-	for (size_t i = 0; i < b->n; i++) {
+	c->n = 0;
+	for (size_t i = 0; i < a->n; i++)
+		if (!snap_find(b, &a->keys[i]))
+			c->n = -1;
+	for (size_t i = 0; c->n >= 0 && i < b->n; i++) {
 		const struct tm_counter_val *o = snap_find(a, &b->keys[i]), *v = &b->vals[i];
 
 		o = o ? o : &zero;
 		if (!memcmp(o, v, sizeof(*v)))
 			continue;
-		if (c->n >= 0 && c->n < MAX_SHOWN) {
+		if (c->n < MAX_SHOWN) {
 			c->key[c->n] = b->keys[i];
 			c->d[c->n].packets = v->packets - o->packets;
 			c->d[c->n].bytes = v->bytes - o->bytes;
 			c->d[c->n].payload_bytes = v->payload_bytes - o->payload_bytes;
+			c->d[c->n].retrans_bytes = v->retrans_bytes - o->retrans_bytes;
 		}
 		c->n++;
 	}
@@ -211,6 +229,8 @@ static void change_show(const struct change *c)
 			c->key[i].ifindex, (unsigned long long)c->d[i].packets,
 			(unsigned long long)c->d[i].bytes,
 			(unsigned long long)c->d[i].payload_bytes);
+	if (c->n < 0)
+		fprintf(stderr, "    a class vanished from tm_classes\n");
 }
 
 /* ---- the table ---- */
@@ -384,19 +404,49 @@ static int flow_key(const struct seed *s, struct tm_flow_key *k)
 	return 0;
 }
 
+/* struct tm_meta_slot (BPF-side): the 8-byte task_work slot, exec_seq,
+ * state, then the owner's class slots. */
+#define META_EXEC_SEQ_OFF 8
+#define META_SIZE (8 + 4 + 4 + 4 * TM_OVERFLOW_SLOTS)
+
 static int meta_update(bool set, uint32_t exec_seq)
 {
 	int fd = map_fd(fx.main->maps.tm_meta);
 	uint32_t vsz = bpf_map__value_size(fx.main->maps.tm_meta);
-	uint8_t val[64] = { 0 };
+	uint8_t val[META_SIZE] = { 0 };
 
 	if (!set)
 		return bpf_map_delete_elem(fd, &owners[1]) ? -errno : 0;
-	if (vsz > sizeof(val) || vsz < 8)
+	if (vsz != sizeof(val))
 		return -E2BIG;
-	/* struct tm_meta_slot: task_work slot, then exec_seq and state */
-	memcpy(val + vsz - 8, &exec_seq, sizeof(exec_seq));
+	memcpy(val + META_EXEC_SEQ_OFF, &exec_seq, sizeof(exec_seq));
 	return bpf_map_update_elem(fd, &owners[1], val, BPF_ANY) ? -errno : 0;
+}
+
+/* The bound-port bit a published listener or unbound socket would set. */
+static int port_mark(const struct seed *s)
+{
+	int fd = map_fd(fx.main->maps.tm_ports);
+	__u32 idx = (s->proto == 6 ? 0 : s->proto == 17 ? 1 : 2) * (65536 / 64) + s->lport / 64;
+	__u64 w = 0;
+
+	if (bpf_map_lookup_elem(fd, &idx, &w))
+		return -errno;
+	w |= 1ull << (s->lport % 64);
+	return bpf_map_update_elem(fd, &idx, &w, BPF_ANY) ? -errno : 0;
+}
+
+/* Every flow, the programs' own cache entries included: a row starts from
+ * nothing. */
+static int flows_clear(void)
+{
+	int fd = map_fd(fx.main->maps.tm_flows);
+	struct tm_flow_key k;
+
+	while (!bpf_map_get_next_key(fd, NULL, &k))
+		if (bpf_map_delete_elem(fd, &k))
+			return -errno;
+	return 0;
 }
 
 /* Seed (set) or remove (!set) what the row needs in the maps. */
@@ -416,9 +466,13 @@ static int row_seed(const struct row *r, bool set)
 		/* the publisher puts the owner's exec_seq next to it */
 		v = (struct tm_flow_val){ .owner = owners[r->seed[i].who],
 					  .exec_seq = r->seed[i].who == 1 && r->meta ? r->meta_exec_seq : 0 };
-		if (set ? bpf_map_update_elem(fd, &k, &v, BPF_ANY) : bpf_map_delete_elem(fd, &k))
+		if (set && bpf_map_update_elem(fd, &k, &v, BPF_ANY))
 			err = -errno;
+		if (set && !err && !r->seed[i].rport)
+			err = port_mark(&r->seed[i]);
 	}
+	if (!set && !err)
+		err = flows_clear();
 	fd = map_fd(fx.main->maps.tm_ifaces);
 	if (!err && r->iface && (set ? bpf_map_update_elem(fd, &ik, &iv, BPF_ANY)
 				     : bpf_map_delete_elem(fd, &ik)))
@@ -483,7 +537,7 @@ static int row_run(const struct row *r, struct pkt *p, struct result *res)
 static bool row_check_key(const struct row *r, const struct pkt *p, const struct result *res)
 {
 	const struct expect *x = &r->x;
-	const struct tm_if_key *k = &res->c.key[0];
+	const struct tm_class *k = &res->c.key[0];
 	const struct tm_counter_val *d = &res->c.d[0];
 
 	ASSERT_EQ(res->c.n, 1);
