@@ -83,28 +83,25 @@ static const struct parse_case {
 
 static bool check_parse(const struct parse_case *t)
 {
+	unsigned int before = tm_test_failures();
 	struct tm_container ct;
 
-	ASSERT_EQ(tm_container_parse(t->path, &ct), 0);
+	if (!ASSERT_EQ(tm_container_parse(t->path, &ct), 0))
+		return false;
 	ASSERT_STREQ(ct.id, t->id);
 	ASSERT_STREQ(ct.runtime, t->runtime);
 	ASSERT_STREQ(ct.pod_uid, t->pod_uid);
 	ASSERT_STREQ(ct.service, t->service);
-	return true;
+	return tm_test_failures() == before;
 }
 
 TM_TEST(container_parse)
 {
-	bool ok = true;
-
-	for (size_t i = 0; i < sizeof(parse_cases) / sizeof(parse_cases[0]); i++) {
-		if (!check_parse(&parse_cases[i])) {
+	for (size_t i = 0; i < sizeof(parse_cases) / sizeof(parse_cases[0]); i++)
+		if (!check_parse(&parse_cases[i]))
 			fprintf(stderr, "  case \"%s\": %s\n", parse_cases[i].desc,
 				parse_cases[i].path);
-			ok = false;
-		}
-	}
-	return ok;
+	return true;
 }
 
 TM_TEST(container_parse_invalid)
@@ -165,9 +162,11 @@ static bool check_unknown(struct tm_cgroups *c, struct live *l)
 	ASSERT_EQ(errno, ENOENT);
 	ASSERT_EQ(tm_cgroups_walks(c), 2);
 
-	ASSERT_EQ(mkdir(l->late, 0755), 0);
+	if (!ASSERT_EQ(mkdir(l->late, 0755), 0))
+		return false;
 	late_id = ino_of(l->late);
-	ASSERT_TRUE(late_id);
+	if (!ASSERT_TRUE(late_id))
+		return false;
 	ASSERT_TRUE(!tm_cgroups_path(c, late_id));
 	ASSERT_EQ(errno, EAGAIN);
 	nanosleep(&wait, NULL);
@@ -178,13 +177,12 @@ static bool check_unknown(struct tm_cgroups *c, struct live *l)
 
 static bool live_setup(struct live *l)
 {
-	ASSERT_EQ(mkdir(l->outer, 0755), 0);
-	ASSERT_EQ(mkdir(l->inner, 0755), 0);
+	if (!ASSERT_EQ(mkdir(l->outer, 0755), 0) || !ASSERT_EQ(mkdir(l->inner, 0755), 0))
+		return false;
 	l->root_id = ino_of(l->mount);
 	l->outer_id = ino_of(l->outer);
 	l->inner_id = ino_of(l->inner);
-	ASSERT_TRUE(l->root_id && l->outer_id && l->inner_id);
-	return true;
+	return ASSERT_TRUE(l->root_id && l->outer_id && l->inner_id);
 }
 
 static bool live_run(struct live *l)
@@ -195,7 +193,8 @@ static bool live_run(struct live *l)
 	if (!live_setup(l))
 		return false;
 	c = tm_cgroups_new(l->mount);
-	ASSERT_TRUE(c);
+	if (!ASSERT_TRUE(c))
+		return false;
 	ok = check_cached(c, l) && check_unknown(c, l);
 	tm_cgroups_free(c);
 	return ok;
@@ -222,7 +221,7 @@ TM_TEST(cgroups_path_live)
 	bool ok;
 
 	if (tm_cgroup2_mount(l.mount, sizeof(l.mount)) || access(l.mount, W_OK)) {
-		fprintf(stderr, "  skipped: no writable cgroup2 mount\n");
+		tm_test_skip("no writable cgroup2 mount");
 		return true;
 	}
 	snprintf(l.outer, sizeof(l.outer), "%s/taskmeter-test-%d", l.mount, (int)getpid());
@@ -242,7 +241,8 @@ static bool tree_check(const struct tree *t)
 {
 	struct tm_cgroups *c = tm_cgroups_new(t->root);
 
-	ASSERT_TRUE(c);
+	if (!ASSERT_TRUE(c))
+		return false;
 	ASSERT_STREQ(tm_cgroups_path(c, ino_of(t->b)), "/a/b");
 	/* root, a, a/b: the symlink to a was not followed. */
 	ASSERT_EQ(tm_cgroups_count(c), 3);
@@ -261,7 +261,8 @@ TM_TEST(cgroups_walk_rules)
 	bool ok;
 
 	snprintf(t.root, sizeof(t.root), "/tmp/tm-unit-cgroups-XXXXXX");
-	ASSERT_TRUE(mkdtemp(t.root));
+	if (!ASSERT_TRUE(mkdtemp(t.root)))
+		return false;
 	snprintf(t.a, sizeof(t.a), "%s/a", t.root);
 	snprintf(t.b, sizeof(t.b), "%s/a/b", t.root);
 	snprintf(t.link, sizeof(t.link), "%s/l", t.root);

@@ -118,9 +118,11 @@ static bool check_environ(pid_t pid)
 	bool trunc;
 
 	tm_config_defaults(&c);
-	ASSERT_EQ(tm_proc_read_file(pid, "environ", buf, sizeof(buf), &len, &trunc), 0);
+	if (!ASSERT_EQ(tm_proc_read_file(pid, "environ", buf, sizeof(buf), &len, &trunc), 0))
+		return false;
 	n = tm_env_filter(&c, buf, len, env, 8);
-	ASSERT_EQ(n, 2);
+	if (!ASSERT_EQ(n, 2))
+		return false;
 	ASSERT_EQ(env[0].name_len, 12);
 	ASSERT_TRUE(!memcmp(env[0].name, "SERVICE_NAME", 12));
 	ASSERT_EQ(env[0].value_len, 5);
@@ -151,12 +153,13 @@ static bool check_start(pid_t pid, uint64_t t0, uint64_t t1)
 {
 	uint64_t start, self_start, tick = tm_tick_ns();
 
-	ASSERT_EQ(tm_proc_start_ns(pid, &start), 0);
+	if (!ASSERT_EQ(tm_proc_start_ns(pid, &start), 0))
+		return false;
 	ASSERT_EQ(start % tick, 0);
 	ASSERT_TRUE(start >= t0 / tick * tick);
 	ASSERT_TRUE(start <= t1);
-	ASSERT_EQ(tm_proc_start_ns(getpid(), &self_start), 0);
-	ASSERT_TRUE(self_start <= start);
+	if (ASSERT_EQ(tm_proc_start_ns(getpid(), &self_start), 0))
+		ASSERT_TRUE(self_start <= start);
 	ASSERT_TRUE(tm_start_matches(start, start));
 	ASSERT_TRUE(tm_start_matches(start + tick - 1, start));
 	ASSERT_TRUE(!tm_start_matches(start + tick, start));
@@ -169,15 +172,19 @@ static bool self_cgroup_ino(const char *mnt, uint64_t *ino)
 	char line[4096], full[8192];
 	struct stat st;
 	FILE *f = fopen("/proc/self/cgroup", "r");
+	bool found = false;
 
-	ASSERT_TRUE(f);
-	while (fgets(line, sizeof(line), f) && strncmp(line, "0::", 3))
-		;
+	if (!ASSERT_TRUE(f))
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = !strncmp(line, "0::", 3);
 	fclose(f);
-	ASSERT_TRUE(!strncmp(line, "0::", 3));
+	if (!ASSERT_TRUE(found))
+		return false;
 	line[strcspn(line, "\n")] = '\0';
 	snprintf(full, sizeof(full), "%s%s", mnt, line + 3);
-	ASSERT_EQ(stat(full, &st), 0);
+	if (!ASSERT_EQ(stat(full, &st), 0))
+		return false;
 	*ino = st.st_ino;
 	return true;
 }
@@ -187,20 +194,25 @@ static bool check_cgroup(pid_t pid)
 	char mnt[4096];
 	uint64_t id, self_id, want;
 
-	ASSERT_EQ(tm_cgroup2_mount(mnt, sizeof(mnt)), 0);
-	if (!self_cgroup_ino(mnt, &want))
+	if (!ASSERT_EQ(tm_cgroup2_mount(mnt, sizeof(mnt)), 0) || !self_cgroup_ino(mnt, &want))
 		return false;
-	ASSERT_EQ(tm_proc_cgroup_id(getpid(), mnt, &self_id), 0);
-	ASSERT_EQ(self_id, want);
-	ASSERT_EQ(tm_proc_cgroup_id(pid, mnt, &id), 0);
-	ASSERT_EQ(id, self_id);
+	if (ASSERT_EQ(tm_proc_cgroup_id(getpid(), mnt, &self_id), 0))
+		ASSERT_EQ(self_id, want);
+	if (ASSERT_EQ(tm_proc_cgroup_id(pid, mnt, &id), 0))
+		ASSERT_EQ(id, want);
 	return true;
 }
 
 static bool check_child(pid_t pid, uint64_t t0, uint64_t t1)
 {
-	return wait_sleeping(pid) && check_read_file(pid) && check_environ(pid) &&
-	       check_status(pid) && check_start(pid, t0, t1) && check_cgroup(pid);
+	if (!ASSERT_TRUE(wait_sleeping(pid)))
+		return false;
+	check_read_file(pid);
+	check_environ(pid);
+	check_status(pid);
+	check_start(pid, t0, t1);
+	check_cgroup(pid);
+	return true;
 }
 
 static bool check_gone(pid_t pid)
@@ -215,8 +227,8 @@ static bool check_gone(pid_t pid)
 	ASSERT_EQ(tm_proc_read_file(pid, "environ", buf, sizeof(buf), &len, &trunc), -ESRCH);
 	ASSERT_EQ(tm_proc_status(pid, &st), -ESRCH);
 	ASSERT_EQ(tm_proc_start_ns(pid, &u64), -ESRCH);
-	ASSERT_EQ(tm_cgroup2_mount(mnt, sizeof(mnt)), 0);
-	ASSERT_EQ(tm_proc_cgroup_id(pid, mnt, &u64), -ESRCH);
+	if (ASSERT_EQ(tm_cgroup2_mount(mnt, sizeof(mnt)), 0))
+		ASSERT_EQ(tm_proc_cgroup_id(pid, mnt, &u64), -ESRCH);
 	return true;
 }
 
@@ -228,10 +240,13 @@ TM_TEST(procfs_child)
 	bool ok;
 
 	t1 = boottime_ns();
-	ASSERT_TRUE(pid > 0);
+	/* Not kill(-1, SIGKILL) below. */
+	if (!ASSERT_TRUE(pid > 0))
+		return false;
 	ok = check_child(pid, t0, t1);
 	kill(pid, SIGKILL);
-	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	if (!ASSERT_EQ(waitpid(pid, &status, 0), pid))
+		return false;
 	ASSERT_TRUE(WIFSIGNALED(status));
 	return ok && check_gone(pid);
 }
@@ -390,15 +405,12 @@ TM_TEST(procfs_host_mounts)
 	struct statfs sfs;
 	int err;
 
-	ASSERT_EQ(tm_cgroup2_mount(buf, sizeof(buf)), 0);
-	ASSERT_EQ(statfs(buf, &sfs), 0);
-	ASSERT_EQ(sfs.f_type, CGROUP2_MAGIC);
+	if (ASSERT_EQ(tm_cgroup2_mount(buf, sizeof(buf)), 0) && ASSERT_EQ(statfs(buf, &sfs), 0))
+		ASSERT_EQ(sfs.f_type, CGROUP2_MAGIC);
 	err = tm_bpffs_mount(buf, sizeof(buf));
 	ASSERT_TRUE(err == 0 || err == -ENOENT);
-	if (!err) {
-		ASSERT_EQ(statfs(buf, &sfs), 0);
+	if (!err && ASSERT_EQ(statfs(buf, &sfs), 0))
 		ASSERT_EQ(sfs.f_type, BPFFS_MAGIC);
-	}
 	return true;
 }
 

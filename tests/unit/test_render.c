@@ -41,22 +41,24 @@ TM_TEST(human_rate)
 	return true;
 }
 
-/* Runs fn into a memory stream and compares what it wrote. */
+/* Runs call with out open on a memory stream; true if it wrote want. */
 #define ASSERT_WRITES(want, call)                                            \
-	do {                                                                 \
-		char *_buf = NULL;                                           \
-		size_t _len = 0;                                             \
-		FILE *out = open_memstream(&_buf, &_len);                    \
-		bool _eq;                                                    \
-		ASSERT_TRUE(out);                                            \
-		call;                                                        \
-		fclose(out);                                                 \
-		_eq = !strcmp(_buf, want);                                   \
-		if (!_eq)                                                    \
-			fprintf(stderr, "  got  %s\n  want %s\n", _buf, want); \
-		free(_buf);                                                  \
-		ASSERT_TRUE(_eq);                                            \
-	} while (0)
+	({                                                                   \
+		char *buf_ = NULL;                                           \
+		size_t len_ = 0;                                             \
+		FILE *out = open_memstream(&buf_, &len_);                    \
+		bool eq_ = false;                                            \
+		if (ASSERT_TRUE(out)) {                                      \
+			call;                                                \
+			fclose(out);                                         \
+			eq_ = !strcmp(buf_, want);                           \
+			if (!eq_)                                            \
+				fprintf(stderr, "  got  %s\n  want %s\n", buf_, want); \
+			ASSERT_TRUE(eq_);                                    \
+		}                                                            \
+		free(buf_);                                                  \
+		eq_;                                                         \
+	})
 
 TM_TEST(json_string_escapes)
 {
