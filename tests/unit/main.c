@@ -186,5 +186,7 @@ int main(int argc, char **argv)
 	if (!n)
 		fprintf(stderr, "%s: no test name contains '%s'\n", argv[0], sel ? sel : "");
 	printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+	/* Out before LeakSanitizer's report, which decides the exit status. */
+	fflush(stdout);
 	return failed || (!n && !sel) ? 1 : 0;
 }
