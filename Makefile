@@ -44,7 +44,7 @@ PROTO_H    := $(BUILD)/taskmeter.pb-c.h
 PROTO_O    := $(BUILD)/taskmeter.pb-c.o
 
 # Collector modules shared by the daemon, the client and the unit tests.
-LIB_SRCS   := collector/config.c collector/procfs.c collector/frame.c collector/log.c \
+LIB_SRCS   := collector/config.c collector/args.c collector/procfs.c collector/frame.c collector/log.c \
 	collector/cgroups.c collector/sockdiag.c collector/netlink.c collector/bpfmaps.c
 LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
 DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/records.c collector/export.c \

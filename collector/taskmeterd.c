@@ -7,7 +7,6 @@
  * Lifecycle: config -> open/load -> attach -> poll loop -> detach.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 
+#include "args.h"
 #include "bpfload.h"
 #include "config.h"
 #include "export.h"
@@ -114,87 +114,6 @@ static void usage(FILE *f)
 		"before anything is attached. SIGINT/SIGTERM: send a final frame, detach, exit 0.\n");
 }
 
-enum { OPT_CGROUP = 256, OPT_SOCKET, OPT_INTERVAL, OPT_METADATA, OPT_SET, OPT_CHECK, OPT_MEM };
-
-struct tm_args {
-	const char *config;
-	int verbose;
-	int check_only;
-	int print_memory;
-	/* overrides applied after the file, in order */
-	const char *keys[64];
-	const char *values[64];
-	char *owned[64];
-	int n;
-};
-
-static int add_override(struct tm_args *a, const char *key, const char *value)
-{
-	if (a->n == 64) {
-		fprintf(stderr, "taskmeterd: too many overrides\n");
-		return -E2BIG;
-	}
-	a->keys[a->n] = key;
-	a->values[a->n++] = value;
-	return 0;
-}
-
-static int add_set(struct tm_args *a, const char *kv)
-{
-	char *copy = strdup(kv), *eq;
-
-	if (!copy)
-		return -ENOMEM;
-	eq = strchr(copy, '=');
-	if (!eq) {
-		fprintf(stderr, "taskmeterd: --set %s: expected KEY=VALUE\n", kv);
-		free(copy);
-		return -EINVAL;
-	}
-	*eq = '\0';
-	a->owned[a->n] = copy;
-	return add_override(a, copy, eq + 1);
-}
-
-static int parse_args(int argc, char **argv, struct tm_args *a)
-{
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "cgroup", required_argument, NULL, OPT_CGROUP },
-		{ "socket", required_argument, NULL, OPT_SOCKET },
-		{ "interval", required_argument, NULL, OPT_INTERVAL },
-		{ "metadata", required_argument, NULL, OPT_METADATA },
-		{ "set", required_argument, NULL, OPT_SET },
-		{ "check-config", no_argument, NULL, OPT_CHECK },
-		{ "print-memory", no_argument, NULL, OPT_MEM },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	int c, err = 0;
-
-	while (!err && (c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': a->config = optarg; break;
-		case 'v': a->verbose++; break;
-		case 'h': usage(stdout); exit(0);
-		case OPT_CGROUP: err = add_override(a, "cgroup", optarg); break;
-		case OPT_SOCKET: err = add_override(a, "socket_path", optarg); break;
-		case OPT_INTERVAL: err = add_override(a, "interval", optarg); break;
-		case OPT_METADATA: err = add_override(a, "metadata", optarg); break;
-		case OPT_SET: err = add_set(a, optarg); break;
-		case OPT_CHECK: a->check_only = 1; break;
-		case OPT_MEM: a->print_memory = 1; break;
-		default: usage(stderr); return -EINVAL;
-		}
-	}
-	if (!err && optind < argc) {
-		fprintf(stderr, "taskmeterd: unexpected argument '%s'\n", argv[optind]);
-		err = -EINVAL;
-	}
-	return err;
-}
-
 static int load_config(struct tm_config *cfg, const struct tm_args *a)
 {
 	const char *path = a->config;
@@ -206,11 +125,28 @@ static int load_config(struct tm_config *cfg, const struct tm_args *a)
 		path = TM_DEFAULT_CONFIG;
 	if (path)
 		ret = tm_config_load(cfg, path, err, sizeof(err));
-	for (int i = 0; !ret && i < a->n; i++)
-		ret = tm_config_set(cfg, a->keys[i], a->values[i], err, sizeof(err));
+	if (!ret)
+		ret = tm_args_apply(a, cfg, err, sizeof(err));
 	if (ret)
 		fprintf(stderr, "taskmeterd: %s\n", err);
 	return ret;
+}
+
+/* Exit status of the command line alone, or -1 to go on. */
+static int parse_args(int argc, char **argv, struct tm_args *a)
+{
+	char err[512];
+	int ret = tm_args_parse(a, argc, argv, err, sizeof(err));
+
+	if (a->help) {
+		usage(stdout);
+		return 0;
+	}
+	if (a->usage)
+		usage(stderr);
+	else if (ret)
+		fprintf(stderr, "taskmeterd: %s\n", err);
+	return ret ? TM_EXIT_CONFIG : -1;
 }
 
 /* ---- one interval ---- */
@@ -503,16 +439,15 @@ int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	static struct tm_daemon d = { .epfd = -1, .bpf.cgroup_fd = -1 };
-	struct tm_args args = { 0 };
+	struct tm_args args;
 	int err;
 
 	err = parse_args(argc, argv, &args);
-	if (!err)
-		err = load_config(&d.cfg, &args);
-	for (int i = 0; i < args.n; i++)
-		free(args.owned[i]);
-	if (err)
-		return TM_EXIT_CONFIG;
+	if (err < 0)
+		err = load_config(&d.cfg, &args) ? TM_EXIT_CONFIG : -1;
+	tm_args_free(&args);
+	if (err >= 0)
+		return err;
 	tm_log_level = args.verbose ? TM_LOG_DEBUG : d.cfg.log_level;
 	if (args.check_only) {
 		printf("configuration OK\n");

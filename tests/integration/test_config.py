@@ -12,7 +12,7 @@ import tempfile
 from tmtest import ROOT, TASKMETERD, cgroup2_mount, check, check_eq, sh
 
 CONFIG_EXAMPLE = os.path.join(ROOT, "configs", "taskmeter.conf")
-DAEMON_SOURCE = os.path.join(ROOT, "collector", "taskmeterd.c")
+DAEMON_SOURCE = os.path.join(ROOT, "collector", "args.c")  # its getopt_long table
 
 
 @contextlib.contextmanager

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* taskmeterd's options, see args.h. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+
+enum { OPT_CGROUP = 256, OPT_SOCKET, OPT_INTERVAL, OPT_METADATA, OPT_SET, OPT_CHECK, OPT_MEM };
+
+static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+static int add_override(struct tm_args *a, const char *key, const char *value, char *owned,
+			char *err, size_t errlen)
+{
+	if (a->n == TM_ARGS_MAX) {
+		free(owned);
+		return fail(err, errlen, -E2BIG, "too many overrides (at most %d)", TM_ARGS_MAX);
+	}
+	a->keys[a->n] = key;
+	a->values[a->n] = value;
+	a->owned[a->n++] = owned;
+	return 0;
+}
+
+static int add_set(struct tm_args *a, const char *kv, char *err, size_t errlen)
+{
+	char *copy, *eq;
+
+	if (!strchr(kv, '='))
+		return fail(err, errlen, -EINVAL, "--set %s: expected KEY=VALUE", kv);
+	copy = strdup(kv);
+	if (!copy)
+		return fail(err, errlen, -ENOMEM, "--set %s: out of memory", kv);
+	eq = strchr(copy, '=');
+	*eq = '\0';
+	/* The copy is stored with its override, or freed if there is no room. */
+	return add_override(a, copy, eq + 1, copy, err, errlen);
+}
+
+static int parse_one(struct tm_args *a, int c, char *err, size_t errlen)
+{
+	switch (c) {
+	case 'c': a->config = optarg; return 0;
+	case 'v': a->verbose++; return 0;
+	case 'h': a->help = true; return 0;
+	case OPT_CGROUP: return add_override(a, "cgroup", optarg, NULL, err, errlen);
+	case OPT_SOCKET: return add_override(a, "socket_path", optarg, NULL, err, errlen);
+	case OPT_INTERVAL: return add_override(a, "interval", optarg, NULL, err, errlen);
+	case OPT_METADATA: return add_override(a, "metadata", optarg, NULL, err, errlen);
+	case OPT_SET: return add_set(a, optarg, err, errlen);
+	case OPT_CHECK: a->check_only = true; return 0;
+	case OPT_MEM: a->print_memory = true; return 0;
+	default:
+		/* getopt has said what is wrong (unless opterr is 0): err stays "" */
+		a->usage = true;
+		return -EINVAL;
+	}
+}
+
+int tm_args_parse(struct tm_args *a, int argc, char **argv, char *err, size_t errlen)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "interval", required_argument, NULL, OPT_INTERVAL },
+		{ "metadata", required_argument, NULL, OPT_METADATA },
+		{ "set", required_argument, NULL, OPT_SET },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "print-memory", no_argument, NULL, OPT_MEM },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c, ret = 0;
+
+	memset(a, 0, sizeof(*a));
+	if (err && errlen)
+		err[0] = '\0';
+	optind = 0; /* glibc: start over, also after an earlier parse */
+	while (!ret && !a->help && (c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1)
+		ret = parse_one(a, c, err, errlen);
+	if (!ret && !a->help && optind < argc)
+		ret = fail(err, errlen, -EINVAL, "unexpected argument '%s'", argv[optind]);
+	return ret;
+}
+
+int tm_args_apply(const struct tm_args *a, struct tm_config *cfg, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	for (int i = 0; !ret && i < a->n; i++)
+		ret = tm_config_set(cfg, a->keys[i], a->values[i], err, errlen);
+	return ret;
+}
+
+void tm_args_free(struct tm_args *a)
+{
+	for (int i = 0; i < a->n; i++)
+		free(a->owned[i]);
+	a->n = 0;
+}
