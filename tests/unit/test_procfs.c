@@ -333,7 +333,8 @@ static const char sample_mountinfo[] =
 	"33 27 0:30 / /cgroup2 rw - tmpfs cgroup2 rw\n"
 	"41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw\n"
 	"50 27 0:40 / /mnt/my\\040bpf\\011dir\\134x rw,relatime shared:1 master:2 - bpf bpf rw\n"
-	"51 27 0:41 / /sys/fs/bpf rw - bpf bpf rw\n";
+	"51 27 0:41 / /sys/fs/bpf rw - bpf bpf rw\n"
+	"52 27 0:42 / /a\\400b\\000c\\377 rw - fuzzfs x rw\n";
 
 static int find_in_sample(const char *fstype, char *buf, size_t len)
 {
@@ -360,6 +361,10 @@ TM_TEST(procfs_mountinfo)
 	ASSERT_EQ(find_in_sample("bpf", buf, 18), 0);
 	ASSERT_EQ(find_in_sample("bpf", buf, 17), -ENAMETOOLONG);
 	ASSERT_EQ(find_in_sample("ext4", buf, sizeof(buf)), -ENOENT);
+	/* Regression (fuzz_procfs): \400 and \000 made a NUL and cut the path
+	 * short; they are no escapes, and \377 is the last one. */
+	ASSERT_EQ(find_in_sample("fuzzfs", buf, sizeof(buf)), 0);
+	ASSERT_STREQ(buf, "/a\\400b\\000c\377");
 	ASSERT_EQ(find_in_sample("rw", buf, sizeof(buf)), -ENOENT);
 	return true;
 }
@@ -527,6 +532,9 @@ TM_TEST(procfs_status_parse)
 	ASSERT_EQ(tm_proc_status_parse("Name:\t0123456789abcde\nTgid:\t1\nPPid:\t0\nUid:\t0\n"
 				       "Gid:\t0\n", &st), 0);
 	ASSERT_STREQ(st.comm, "0123456789abcde");
+	ASSERT_EQ(tm_proc_status_parse("Name:\tx\\000y\nTgid:\t1\nPPid:\t0\nUid:\t0\nGid:\t0\n",
+				       &st), 0);
+	ASSERT_STREQ(st.comm, "x\\000y");
 	ASSERT_EQ(tm_proc_status_parse("", &st), -EPROTO);
 	return true;
 }
