@@ -38,6 +38,10 @@ TM_TEST(human_rate)
 	/* The longest result fits TM_HUMAN_LEN. */
 	ASSERT_STREQ(tm_human_rate(1023ull << 10, 1000000000ull, buf, sizeof(buf)),
 		     "1023.0 KiB/s");
+	/* Regression (fuzz_render): huge rates over a tiny interval ran past
+	 * EiB, longer than TM_HUMAN_LEN, and were cut. */
+	ASSERT_STREQ(tm_human_rate(UINT64_MAX, 1, buf, sizeof(buf)), "15258.8 YiB/s");
+	ASSERT_STREQ(tm_human_rate(1ull << 60, 1000, buf, sizeof(buf)), "976.6 ZiB/s");
 	return true;
 }
 
