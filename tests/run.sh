@@ -1,8 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-# The whole test suite: unit tests (plain and under ASan+UBSan), packet
-# tests of the XDP/TC programs, then the integration tests, which load BPF
-# inside network namespaces and cgroups of their own. Needs root. Ends with
+# The whole test suite: unit tests (plain and under ASan+UBSan), a short
+# run of every fuzzer (TM_FUZZ_SECS seconds each, default 4; `make fuzz`
+# runs them longer), packet tests of the XDP/TC programs, then the
+# integration tests, which load BPF inside network namespaces and cgroups
+# of their own. Needs root. Ends with
 # one line "N passed, N failed, N skipped"; exit status 0 only if nothing
 # failed and at least one test ran.
 #
@@ -17,6 +19,7 @@
 set -u
 cd "$(dirname "$0")/.."
 sel=${1:-}
+fuzz_secs=${TM_FUZZ_SECS:-4}
 passed=0 failed=0 skipped=0 selected=0
 
 if [ "$(id -u)" != 0 ]; then
@@ -36,14 +39,14 @@ problem() {
 # Add the "N passed, N failed[, N skipped]" line of a runner's output ($out)
 # to the totals, and check it against the runner's exit status ($2).
 tally() {
-	local name=$1 rc=$2 line p f s
+	local name=$1 rc=$2 line p f s report=
 
 	if grep -qE 'ERROR: [A-Za-z]+Sanitizer|^SUMMARY: [A-Za-z]+Sanitizer|runtime error: ' "$out"; then
-		problem "$name" "sanitizer report in the output (see above)"
+		report=" (a sanitizer report, above)"
 	fi
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n1)
 	if [ -z "$line" ]; then
-		problem "$name" "no summary line (exit status $rc: crashed?)"
+		problem "$name" "no summary line, exit status $rc$report"
 		return
 	fi
 	set -- $line
@@ -51,8 +54,11 @@ tally() {
 	[ $# -ge 6 ] && s=$5
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 	selected=$((selected + p + f + s))
-	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
-		problem "$name" "exit status $rc after \"$line\""
+	# A report with no failed test to explain it counts once.
+	if [ "$f" = 0 ] && [ "$rc" != 0 ]; then
+		problem "$name" "exit status $rc after \"$line\"$report"
+	elif [ "$f" = 0 ] && [ -n "$report" ]; then
+		problem "$name" "$line, but with a sanitizer report (above)"
 	elif [ "$rc" = 0 ] && [ "$f" != 0 ]; then
 		problem "$name" "exit status 0 after \"$line\""
 	fi
@@ -89,6 +95,14 @@ if make --no-print-directory -s BUILD=build/asan \
 else
 	cat "$out"
 	problem asan_unit_tests "ASan build failed"
+fi
+
+echo "== fuzzers, $fuzz_secs s each"
+if make --no-print-directory -s fuzzers >"$out" 2>&1; then
+	run fuzzers all tests/fuzz/run.sh -t "$fuzz_secs" ${sel:+"$sel"}
+else
+	cat "$out"
+	problem fuzzers "fuzzer build failed"
 fi
 
 echo "== packet tests (the BPF programs through BPF_PROG_TEST_RUN)"
