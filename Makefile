@@ -145,6 +145,9 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(LIB_OBJS) $(BU
 
 fuzz-bins: $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRCS))
 
+# fuzz_frame decides how the stream is split between read(2) calls.
+$(BUILD)/fuzz_frame: LDLIBS += -Wl,--wrap=read
+
 fuzzers:
 	$(Q)$(MAKE) --no-print-directory $(if $(filter 1,$(V)),,-s) BUILD=$(BUILD)/fuzz CC=$(CLANG) \
 		CFLAGS="$(FUZZ_CFLAGS)" fuzz-bins

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The client's frame decoder on an arbitrary byte stream: the input is
- * what the export socket delivers, read through tm_frame_read() until it
- * ends or fails, as `taskmeter dump` does; its first bytes also go to
- * tm_varint_decode() on their own.
+ * The client's frame decoder on an arbitrary byte stream: the input, but
+ * for its first byte, is what the export socket delivers, read through
+ * tm_frame_read() until it ends or fails, as `taskmeter dump` does; it also
+ * goes to tm_varint_decode() on its own. The first byte is how many bytes
+ * one read(2) returns at most (0: all it can), as a socket splits a stream
+ * where it likes: frame.o is linked with --wrap=read for this.
  *
  * Promises checked: the varint decoder reads at most 10 bytes and its
  * value encodes back to the same value; tm_frame_read() returns only what
@@ -26,6 +28,16 @@
 #include "log.h"
 
 static int stream_fd = -1;
+static size_t read_max; /* 0: no limit */
+
+ssize_t __real_read(int fd, void *buf, size_t len);
+ssize_t __wrap_read(int fd, void *buf, size_t len);
+
+/* What frame.o calls for read(2): at most read_max bytes at a time. */
+ssize_t __wrap_read(int fd, void *buf, size_t len)
+{
+	return __real_read(fd, buf, read_max && len > read_max ? read_max : len);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -123,6 +135,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t frames = 0;
 	int ret;
 
+	if (!size)
+		return -1;
+	read_max = data[0];
+	data++;
+	size--;
 	check_varint(data, size);
 	load_stream(data, size);
 	tm_frame_reader_init(&r);

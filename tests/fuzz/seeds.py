@@ -96,16 +96,19 @@ def frames(pb):
     small = pb.Frame(seq=1)
     full = process_frame(pb).SerializeToString()
     stream = varint(len(full)) + full + varint(0)
+    # frame seeds start with the most bytes one read(2) returns (0: no limit)
     return {
-        # the stream: prefix || frame, twice, then an empty frame
-        "frame/two-frames": stream + varint(len(full)) + full,
-        "frame/one-small": varint(len(small.SerializeToString())) + small.SerializeToString(),
-        "frame/empty-frame": varint(0),
-        "frame/eof-in-body": varint(len(full)) + full[:-3],
-        "frame/eof-in-prefix": b"\x80\x80",
-        "frame/prefix-too-big": varint((64 << 20) + 1),
-        "frame/varint-11-bytes": b"\x80" * 10 + b"\x01",
-        "frame/bad-body": b"\x02\x08\x80",
+        # the stream: prefix || frame, an empty frame, the frame again
+        "frame/two-frames": b"\0" + stream + varint(len(full)) + full,
+        "frame/two-frames-7-byte-reads": b"\x07" + stream + varint(len(full)) + full,
+        "frame/one-small-1-byte-reads": b"\x01" + varint(len(small.SerializeToString()))
+        + small.SerializeToString(),
+        "frame/empty-frame": b"\0" + varint(0),
+        "frame/eof-in-body": b"\x10" + varint(len(full)) + full[:-3],
+        "frame/eof-in-prefix": b"\x01\x80\x80",
+        "frame/prefix-too-big": b"\0" + varint((64 << 20) + 1),
+        "frame/varint-11-bytes": b"\x03" + b"\x80" * 10 + b"\x01",
+        "frame/bad-body": b"\0\x02\x08\x80",
         # render takes the message alone
         "render/process": full,
         "render/hostile": hostile_frame(pb),
