@@ -28,7 +28,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean deps bench-deps test check run bench FORCE
+.PHONY: all clean deps bench-deps test check run bench FORCE fuzz fuzzers fuzz-bins
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 # Standalone objects with skeletons of their own (they share the main
@@ -69,6 +69,7 @@ UNIT_OBJS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRCS))
 PACKET_SRCS := $(wildcard tests/packet/*.c)
 PACKET_OBJS := $(patsubst tests/packet/%.c,$(BUILD)/packet/%.o,$(PACKET_SRCS))
 TEST_BPF   := $(patsubst tests/bpf/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(wildcard tests/bpf/*.bpf.c))
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
@@ -157,6 +158,32 @@ $(BUILD)/tests/%.bpf.o: tests/bpf/%.bpf.c $(BUILD)/vmlinux.h | $(BUILD)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# libFuzzer harnesses, one per parser (tests/fuzz/fuzz_<target>.c). Built by
+# `make fuzzers` with clang into $(BUILD)/fuzz, the collector modules
+# instrumented for coverage, everything under ASan and UBSan.
+FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=all
+FUZZ_TIME  ?= 60
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(LIB_OBJS) $(BUILD)/render.o
+	$(call msg,FUZZ,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Itests/fuzz $< $(LIB_OBJS) $(BUILD)/render.o \
+		$(LDLIBS) -o $@
+
+fuzz-bins: $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRCS))
+
+# fuzz_frame decides how the stream is split between read(2) calls.
+$(BUILD)/fuzz_frame: LDLIBS += -Wl,--wrap=read
+
+fuzzers:
+	$(Q)$(MAKE) --no-print-directory $(if $(filter 1,$(V)),,-s) BUILD=$(BUILD)/fuzz CC=$(CLANG) \
+		CFLAGS="$(FUZZ_CFLAGS)" fuzz-bins
+
+# Every harness for FUZZ_TIME seconds (FUZZ=NAME picks by name), corpus
+# seeded from tests/fuzz/corpus; crashes are kept in $(BUILD)/fuzz/crashes.
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzzers
+	$(Q)tests/fuzz/run.sh -t $(FUZZ_TIME) -b $(BUILD)/fuzz $(FUZZ)
+
 $(BUILD)/tools/%: tests/tools/%.c | $(BUILD)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
@@ -170,7 +197,7 @@ $(BUILD):
 DEB_PKGS := clang llvm libbpf-dev libxdp-dev libmnl-dev libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler python3-protobuf bpftool iproute2 \
 	libelf-dev zlib1g-dev make gcc pkg-config nftables procps libmicrohttpd-dev prometheus \
-	libncurses-dev tmux
+	libncurses-dev tmux libclang-rt-14-dev
 # What `make bench` needs on top: the load generator and the peer it is
 # compared with.
 BENCH_PKGS := iperf3 nethogs

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* taskmeterd's command line (see args.h). */
+/* taskmeterd's options, see args.h. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,19 +49,33 @@ void tm_args_usage(FILE *f)
 		"CAP_SYS_RESOURCE.\n");
 }
 
+
 enum {
 	OPT_CGROUP = 256, OPT_SOCKET, OPT_INTERVAL, OPT_METADATA, OPT_INSTANCE, OPT_SET,
 	OPT_CHECK, OPT_MEM, OPT_KEEP, OPT_REMOVE,
 };
 
-static int add_override(struct tm_args *a, const char *key, const char *value, char *owned,
-			FILE *err)
+static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
 {
-	if (a->n == TM_OVERRIDES_MAX) {
-		fprintf(err, "taskmeterd: more than %d settings on the command line\n",
-			TM_OVERRIDES_MAX);
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+static int add_override(struct tm_args *a, const char *key, const char *value, char *owned,
+			char *err, size_t errlen)
+{
+	if (a->n == TM_ARGS_MAX) {
 		free(owned);
-		return -E2BIG;
+		return fail(err, errlen, -E2BIG, "too many overrides (at most %d)", TM_ARGS_MAX);
 	}
 	a->keys[a->n] = key;
 	a->values[a->n] = value;
@@ -67,29 +83,46 @@ static int add_override(struct tm_args *a, const char *key, const char *value, c
 	return 0;
 }
 
-static int add_set(struct tm_args *a, const char *kv, FILE *err)
+static int add_set(struct tm_args *a, const char *kv, char *err, size_t errlen)
 {
 	char *copy, *eq;
 
-	if (!strchr(kv, '=')) {
-		fprintf(err, "taskmeterd: --set %s: expected KEY=VALUE\n", kv);
-		return -EINVAL;
-	}
+	if (!strchr(kv, '='))
+		return fail(err, errlen, -EINVAL, "--set %s: expected KEY=VALUE", kv);
 	copy = strdup(kv);
 	if (!copy)
-		return -ENOMEM;
+		return fail(err, errlen, -ENOMEM, "--set %s: out of memory", kv);
 	eq = strchr(copy, '=');
 	*eq = '\0';
-	return add_override(a, copy, eq + 1, copy, err);
+	/* The copy is stored with its override, or freed if there is no room. */
+	return add_override(a, copy, eq + 1, copy, err, errlen);
 }
 
-static int action(struct tm_args *a, enum tm_action what)
+static int parse_one(struct tm_args *a, int c, char *err, size_t errlen)
 {
-	a->action = what;
-	return 0;
+	switch (c) {
+	case 'c': a->config = optarg; return 0;
+	case 'v': a->verbose++; return 0;
+	case 'h': a->help = true; return 0;
+	case 'V': a->version = true; return 0;
+	case OPT_CGROUP: return add_override(a, "cgroup", optarg, NULL, err, errlen);
+	case OPT_SOCKET: return add_override(a, "socket_path", optarg, NULL, err, errlen);
+	case OPT_INTERVAL: return add_override(a, "interval", optarg, NULL, err, errlen);
+	case OPT_METADATA: return add_override(a, "metadata", optarg, NULL, err, errlen);
+	case OPT_INSTANCE: return add_override(a, "instance", optarg, NULL, err, errlen);
+	case OPT_KEEP: a->keep_state = true; return 0;
+	case OPT_REMOVE: a->remove_state = true; return 0;
+	case OPT_SET: return add_set(a, optarg, err, errlen);
+	case OPT_CHECK: a->check_only = true; return 0;
+	case OPT_MEM: a->print_memory = true; return 0;
+	default:
+		/* getopt has said what is wrong (unless opterr is 0): err stays "" */
+		a->usage = true;
+		return -EINVAL;
+	}
 }
 
-int tm_args_parse(struct tm_args *a, int argc, char **argv, FILE *err)
+int tm_args_parse(struct tm_args *a, int argc, char **argv, char *err, size_t errlen)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -110,38 +143,24 @@ int tm_args_parse(struct tm_args *a, int argc, char **argv, FILE *err)
 	};
 	int c, ret = 0;
 
-	optind = 1;
-	opterr = 0;
-	while (!ret && (c = getopt_long(argc, argv, ":c:vVh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': a->config = optarg; break;
-		case 'v': a->verbose++; break;
-		case 'V': ret = action(a, TM_SHOW_VERSION); break;
-		case 'h': ret = action(a, TM_SHOW_HELP); break;
-		case OPT_CGROUP: ret = add_override(a, "cgroup", optarg, NULL, err); break;
-		case OPT_SOCKET: ret = add_override(a, "socket_path", optarg, NULL, err); break;
-		case OPT_INTERVAL: ret = add_override(a, "interval", optarg, NULL, err); break;
-		case OPT_METADATA: ret = add_override(a, "metadata", optarg, NULL, err); break;
-		case OPT_INSTANCE: ret = add_override(a, "instance", optarg, NULL, err); break;
-		case OPT_SET: ret = add_set(a, optarg, err); break;
-		case OPT_KEEP: a->keep_state = true; break;
-		case OPT_REMOVE: ret = action(a, TM_REMOVE_STATE); break;
-		case OPT_CHECK: ret = action(a, TM_CHECK_CONFIG); break;
-		case OPT_MEM: ret = action(a, TM_PRINT_MEMORY); break;
-		case ':':
-			fprintf(err, "taskmeterd: option '%s' needs an argument\n", argv[optind - 1]);
-			ret = -EINVAL;
-			break;
-		default:
-			fprintf(err, "taskmeterd: unknown option '%s' (see --help)\n", argv[optind - 1]);
-			ret = -EINVAL;
-			break;
-		}
-	}
-	if (!ret && optind < argc) {
-		fprintf(err, "taskmeterd: unexpected argument '%s'\n", argv[optind]);
-		ret = -EINVAL;
-	}
+	memset(a, 0, sizeof(*a));
+	if (err && errlen)
+		err[0] = '\0';
+	optind = 0; /* glibc: start over, also after an earlier parse */
+	while (!ret && !a->help && !a->version &&
+	       (c = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1)
+		ret = parse_one(a, c, err, errlen);
+	if (!ret && !a->help && !a->version && optind < argc)
+		ret = fail(err, errlen, -EINVAL, "unexpected argument '%s'", argv[optind]);
+	return ret;
+}
+
+int tm_args_apply(const struct tm_args *a, struct tm_config *cfg, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	for (int i = 0; !ret && i < a->n; i++)
+		ret = tm_config_set(cfg, a->keys[i], a->values[i], err, errlen);
 	return ret;
 }
 
@@ -162,7 +181,7 @@ int tm_args_config(const struct tm_args *a, struct tm_config *c, char *msg, size
 		path = TM_DEFAULT_CONFIG;
 	if (path)
 		ret = tm_config_load(c, path, msg, len);
-	for (int i = 0; !ret && i < a->n; i++)
-		ret = tm_config_set(c, a->keys[i], a->values[i], msg, len);
+	if (!ret)
+		ret = tm_args_apply(a, c, msg, len);
 	return ret;
 }

@@ -138,14 +138,21 @@ static int octal_digit(char ch)
 	return ch >= '0' && ch <= '7' ? ch - '0' : -1;
 }
 
-/* Length of the escape at s (after the '\\'), its byte in *out; 0 if none. */
+/*
+ * Length of the escape at s (after the '\\'), its byte in *out; 0 if none.
+ * Octal escapes stop at \377, and \000 is none: a NUL would end the string
+ * there and cut a path short without saying so.
+ */
 static size_t unescape_one(const char *s, char *out)
 {
 	static const char from[] = "ntrvfae\\\"", to[] = "\n\t\r\v\f\a\033\\\"";
 	const char *hit;
+	int o = octal_digit(s[0]) >= 0 && octal_digit(s[1]) >= 0 && octal_digit(s[2]) >= 0
+			? octal_digit(s[0]) << 6 | octal_digit(s[1]) << 3 | octal_digit(s[2])
+			: -1;
 
-	if (octal_digit(s[0]) >= 0 && octal_digit(s[1]) >= 0 && octal_digit(s[2]) >= 0) {
-		*out = octal_digit(s[0]) << 6 | octal_digit(s[1]) << 3 | octal_digit(s[2]);
+	if (o > 0 && o <= 0377) {
+		*out = o;
 		return 3;
 	}
 	hit = s[0] ? strchr(from, s[0]) : NULL;

@@ -285,7 +285,10 @@ void tm_json_record_line(FILE *out, const Taskmeter__Frame *f, const Taskmeter__
 
 static char *human(double v, const char *suffix, char *buf, size_t len)
 {
-	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	/* Up to YiB: a rate of 2^64 bytes over 1 ns is 15258.8 YiB/s and still
+	 * fits TM_HUMAN_LEN; it ran to 17 digits of EiB before. */
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB",
+					     "YiB" };
 	unsigned u = 0;
 
 	/* Thresholds just under 1024 so rounding never prints "1024.0". */

@@ -724,35 +724,46 @@ static int run(struct tm_daemon *d)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* The command line's own exit status, or -1 to go on. */
+static int parse_args(struct tm_daemon *d, int argc, char **argv)
 {
-	static struct tm_daemon d = { .epfd = -1, .bpf.cgroup_fd = -1 };
-	char msg[512];
-	int err;
+	char err[512];
+	int ret = tm_args_parse(&d->args, argc, argv, err, sizeof(err));
 
-	err = tm_args_parse(&d.args, argc, argv, stderr);
-	if (!err && d.args.action == TM_SHOW_HELP) {
+	if (!ret && d->args.help) {
 		tm_args_usage(stdout);
 		return 0;
 	}
-	if (!err && d.args.action == TM_SHOW_VERSION) {
+	if (!ret && d->args.version) {
 		printf("taskmeterd %s\n", TM_VERSION);
 		return 0;
 	}
-	if (!err && tm_args_config(&d.args, &d.cfg, msg, sizeof(msg))) {
-		fprintf(stderr, "taskmeterd: %s\n", msg);
-		err = -EINVAL;
+	if (d->args.usage) /* getopt has named the option */
+		fprintf(stderr, "Try 'taskmeterd --help' for the options.\n");
+	else if (ret)
+		fprintf(stderr, "taskmeterd: %s\n", err);
+	if (!ret && tm_args_config(&d->args, &d->cfg, err, sizeof(err))) {
+		fprintf(stderr, "taskmeterd: %s\n", err);
+		ret = -EINVAL;
 	}
-	if (err) {
+	return ret ? TM_EXIT_CONFIG : -1;
+}
+
+int main(int argc, char **argv)
+{
+	static struct tm_daemon d = { .epfd = -1, .bpf.cgroup_fd = -1 };
+	int err;
+
+	err = parse_args(&d, argc, argv);
+	if (err >= 0) {
 		tm_args_free(&d.args);
-		return TM_EXIT_CONFIG;
+		return err;
 	}
 	tm_log_level = d.args.verbose ? TM_LOG_DEBUG : d.cfg.log_level;
-	switch (d.args.action) {
-	case TM_CHECK_CONFIG:
+	if (d.args.check_only) {
 		printf("configuration OK\n");
-		break;
-	case TM_PRINT_MEMORY:
+		err = 0;
+	} else if (d.args.print_memory) {
 		printf("BPF maps: at most %llu bytes (%d CPUs)\n",
 		       tm_bpf_map_memory(&d.cfg, libbpf_num_possible_cpus(), stdout),
 		       libbpf_num_possible_cpus());
@@ -761,13 +772,11 @@ int main(int argc, char **argv)
 		       tm_bpf_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + 512),
 		       tm_bpf_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + d.cfg.argv_max +
 						       d.cfg.env_max));
-		break;
-	case TM_REMOVE_STATE:
+		err = 0;
+	} else if (d.args.remove_state) {
 		err = tm_bpf_remove_state(&d.cfg) ? 1 : 0;
-		break;
-	default:
+	} else {
 		err = run(&d);
-		break;
 	}
 	tm_args_free(&d.args);
 	return err;

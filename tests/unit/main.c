@@ -1,17 +1,40 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Runs every registered TM_TEST, or those whose name contains argv[1]. */
+/*
+ * Runs every registered TM_TEST, or those whose name contains argv[1].
+ * Exit status 1 if any failed. Selecting no test is not an error here
+ * (a name may match tests of another runner only); tests/run.sh fails a
+ * run that selects nothing anywhere.
+ */
+#define _GNU_SOURCE /* unshare */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "tm_test.h"
 
 #define TM_TESTS_MAX 256
+#define WHY_MAX 256
+
+/* Exit statuses of a tm_test_in_child() child. */
+enum { CHILD_PASS = 0, CHILD_FAIL = 1, CHILD_SKIP = 2 };
 
 static struct {
 	const char *name;
 	tm_test_fn fn;
 } tests[TM_TESTS_MAX];
 static int n_tests;
+
+/* Verdict of the running test so far. */
+static struct {
+	unsigned int failures;
+	bool skipped;
+	char why[WHY_MAX];
+} cur;
 
 void tm_test_register(const char *name, tm_test_fn fn)
 {
@@ -24,22 +47,146 @@ void tm_test_register(const char *name, tm_test_fn fn)
 	n_tests++;
 }
 
+void tm_test_fail(void)
+{
+	cur.failures++;
+}
+
+bool tm_test_failf(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "  %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	cur.failures++;
+	return false;
+}
+
+unsigned int tm_test_failures(void)
+{
+	return cur.failures;
+}
+
+void tm_test_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	cur.skipped = true;
+	va_start(ap, fmt);
+	vsnprintf(cur.why, sizeof(cur.why), fmt, ap);
+	va_end(ap);
+}
+
+static const char *ns_names(int flags)
+{
+	static char buf[128];
+
+	snprintf(buf, sizeof(buf), "%s%s%s%s", flags & CLONE_NEWNET ? " CLONE_NEWNET" : "",
+		 flags & CLONE_NEWNS ? " CLONE_NEWNS" : "",
+		 flags & CLONE_NEWCGROUP ? " CLONE_NEWCGROUP" : "",
+		 flags & ~(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWCGROUP) ? " ..." : "");
+	return buf;
+}
+
+/* In the child: run fn, report a skip's reason on fd, exit with the verdict. */
+static void child_run(int unshare_flags, bool (*fn)(void *), void *ctx, int fd)
+{
+	bool ok;
+	int status;
+
+	if (unshare_flags && unshare(unshare_flags)) {
+		tm_test_skip("unshare(%s): %s", ns_names(unshare_flags) + 1, strerror(errno));
+		ok = true;
+	} else {
+		ok = fn(ctx);
+	}
+	status = !ok || cur.failures ? CHILD_FAIL : cur.skipped ? CHILD_SKIP : CHILD_PASS;
+	if (status == CHILD_SKIP && write(fd, cur.why, strlen(cur.why)) < 0)
+		status = CHILD_FAIL;
+	fflush(NULL);
+	/* exit(), not _exit(): LeakSanitizer checks the child on its way out. */
+	exit(status);
+}
+
+bool tm_test_in_child(int unshare_flags, bool (*fn)(void *ctx), void *ctx)
+{
+	char why[WHY_MAX] = "";
+	int p[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	if (!ASSERT_EQ(pipe2(p, O_CLOEXEC), 0))
+		return false;
+	fflush(NULL); /* or the child writes out our buffered output again */
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		child_run(unshare_flags, fn, ctx, p[1]);
+	}
+	close(p[1]);
+	if (!ASSERT_TRUE(pid > 0) || !ASSERT_EQ(waitpid(pid, &status, 0), pid)) {
+		close(p[0]);
+		return false;
+	}
+	/* After the wait: a process the child left behind may hold the pipe
+	 * open, and the reason (< PIPE_BUF) is in it already. */
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	n = read(p[0], why, sizeof(why) - 1);
+	close(p[0]);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_SKIP) {
+		why[n > 0 ? n : 0] = '\0';
+		tm_test_skip("%s", why);
+		return true;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_PASS)
+		return true;
+	if (WIFSIGNALED(status))
+		return TM_TEST_FAILED("test child killed by signal %d", WTERMSIG(status));
+	if (WEXITSTATUS(status) != CHILD_FAIL)
+		return TM_TEST_FAILED("test child exited with status %d (a sanitizer report?)",
+				      WEXITSTATUS(status));
+	tm_test_fail();
+	return false;
+}
+
 int main(int argc, char **argv)
 {
-	int passed = 0, failed = 0, n = 0;
+	int passed = 0, failed = 0, skipped = 0, n = 0;
+	const char *sel = argc > 1 ? argv[1] : NULL;
 
+	if (argc > 2) {
+		fprintf(stderr, "usage: %s [NAME-SUBSTRING]\n", argv[0]);
+		return 2;
+	}
 	/* Several tests provoke warnings on purpose (lost netlink events, a
 	 * qdisc in the way): only errors print, unless TM_TEST_LOG is set. */
 	tm_log_level = getenv("TM_TEST_LOG") ? TM_LOG_DEBUG : TM_LOG_ERROR;
 
 	for (int i = 0; i < n_tests; i++) {
-		if (argc > 1 && !strstr(tests[i].name, argv[1]))
+		bool ok;
+
+		if (sel && !strstr(tests[i].name, sel))
 			continue;
-		bool ok = tests[i].fn();
-		printf("#%d %s:%s\n", ++n, tests[i].name, ok ? "OK" : "FAIL");
+		memset(&cur, 0, sizeof(cur));
+		ok = tests[i].fn() && !cur.failures;
+		printf("#%d %s:%s\n", ++n, tests[i].name, !ok ? "FAIL" : cur.skipped ? "SKIP" : "OK");
+		if (ok && cur.skipped)
+			printf("    skipped: %s\n", cur.why);
 		fflush(stdout);
-		ok ? passed++ : failed++;
+		if (!ok)
+			failed++;
+		else if (cur.skipped)
+			skipped++;
+		else
+			passed++;
 	}
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	if (!n)
+		fprintf(stderr, "%s: no test name contains '%s'\n", argv[0], sel ? sel : "");
+	printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+	/* Out before LeakSanitizer's report, which decides the exit status. */
+	fflush(stdout);
+	return failed || (!n && !sel) ? 1 : 0;
 }

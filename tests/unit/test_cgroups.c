@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Container / pod / service parsing against the paths that runtimes and
- * systemd create, and the id -> path cache against a real cgroup2 tree.
+ * systemd create, and the id -> path cache against a real cgroup2 tree: a
+ * cgroup of the test's own, on a private mount (needs root).
  */
+#define _GNU_SOURCE /* CLONE_NEWNS */
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cgroups.h"
-#include "procfs.h"
+#include "fixture.h"
 #include "tm_test.h"
 
 #define HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -83,28 +87,25 @@ static const struct parse_case {
 
 static bool check_parse(const struct parse_case *t)
 {
+	unsigned int before = tm_test_failures();
 	struct tm_container ct;
 
-	ASSERT_EQ(tm_container_parse(t->path, &ct), 0);
+	if (!ASSERT_EQ(tm_container_parse(t->path, &ct), 0))
+		return false;
 	ASSERT_STREQ(ct.id, t->id);
 	ASSERT_STREQ(ct.runtime, t->runtime);
 	ASSERT_STREQ(ct.pod_uid, t->pod_uid);
 	ASSERT_STREQ(ct.service, t->service);
-	return true;
+	return tm_test_failures() == before;
 }
 
 TM_TEST(container_parse)
 {
-	bool ok = true;
-
-	for (size_t i = 0; i < sizeof(parse_cases) / sizeof(parse_cases[0]); i++) {
-		if (!check_parse(&parse_cases[i])) {
+	for (size_t i = 0; i < sizeof(parse_cases) / sizeof(parse_cases[0]); i++)
+		if (!check_parse(&parse_cases[i]))
 			fprintf(stderr, "  case \"%s\": %s\n", parse_cases[i].desc,
 				parse_cases[i].path);
-			ok = false;
-		}
-	}
-	return ok;
+	return true;
 }
 
 TM_TEST(container_parse_invalid)
@@ -119,11 +120,22 @@ TM_TEST(container_parse_invalid)
 
 /* ---- cache against a live cgroup2 tree ---------------------------------- */
 
+/*
+ * A cgroup of the test's own, T = <private cgroup2 mount>/taskmeter-test-<pid>,
+ * bind-mounted on a directory of its own: the cache's root. So the walks see
+ * T's subtree only, whatever the host's cgroup tree holds or where it is
+ * mounted: T (the root, "/"), T/system.slice, T/system.slice/docker-<id>.scope
+ * and, created after the first walk, T/late.
+ */
 struct live {
-	char mount[4096];
-	char outer[4200], inner[4300], late[4300];
+	char top[64];           /* the whole hierarchy, mounted privately */
+	char root[80];          /* T, bind-mounted: what the cache walks */
+	char t[128], outer[160], inner[256], late[160];
 	uint64_t root_id, outer_id, inner_id;
 };
+
+#define LIVE_OUTER "/system.slice"
+#define LIVE_INNER LIVE_OUTER "/docker-" HEX ".scope"
 
 static uint64_t ino_of(const char *path)
 {
@@ -134,18 +146,23 @@ static uint64_t ino_of(const char *path)
 
 static bool check_cached(struct tm_cgroups *c, const struct live *l)
 {
-	char want[512];
+	struct tm_container ct;
 	uint64_t walks;
 
-	snprintf(want, sizeof(want), "/taskmeter-test-%d/docker-" HEX ".scope", (int)getpid());
-	ASSERT_STREQ(tm_cgroups_path(c, l->inner_id), want);
+	if (!ASSERT_STREQ(tm_cgroups_path(c, l->inner_id), LIVE_INNER))
+		return false;
 	walks = tm_cgroups_walks(c);
 	ASSERT_EQ(walks, 1);
-	/* The one walk cached every directory: these are hits. */
+	/* The one walk cached every directory of T: these are hits. */
+	ASSERT_EQ(tm_cgroups_count(c), 3);
 	ASSERT_STREQ(tm_cgroups_path(c, l->root_id), "/");
-	ASSERT_STREQ(tm_cgroups_path(c, l->outer_id), l->outer + strlen(l->mount));
-	ASSERT_STREQ(tm_cgroups_path(c, l->inner_id), want);
+	ASSERT_STREQ(tm_cgroups_path(c, l->outer_id), LIVE_OUTER);
+	ASSERT_STREQ(tm_cgroups_path(c, l->inner_id), LIVE_INNER);
 	ASSERT_EQ(tm_cgroups_walks(c), walks);
+	/* What the collector does with the path next. */
+	ASSERT_EQ(tm_container_parse(tm_cgroups_path(c, l->inner_id), &ct), 0);
+	ASSERT_STREQ(ct.id, HEX);
+	ASSERT_STREQ(ct.runtime, "docker");
 	return true;
 }
 
@@ -165,71 +182,75 @@ static bool check_unknown(struct tm_cgroups *c, struct live *l)
 	ASSERT_EQ(errno, ENOENT);
 	ASSERT_EQ(tm_cgroups_walks(c), 2);
 
-	ASSERT_EQ(mkdir(l->late, 0755), 0);
+	if (!ASSERT_EQ(mkdir(l->late, 0755), 0))
+		return false;
 	late_id = ino_of(l->late);
-	ASSERT_TRUE(late_id);
+	if (!ASSERT_TRUE(late_id))
+		return false;
 	ASSERT_TRUE(!tm_cgroups_path(c, late_id));
 	ASSERT_EQ(errno, EAGAIN);
 	nanosleep(&wait, NULL);
-	ASSERT_STREQ(tm_cgroups_path(c, late_id), l->late + strlen(l->mount));
+	ASSERT_STREQ(tm_cgroups_path(c, late_id), "/late");
 	ASSERT_EQ(tm_cgroups_walks(c), 3);
-	return true;
-}
-
-static bool live_setup(struct live *l)
-{
-	ASSERT_EQ(mkdir(l->outer, 0755), 0);
-	ASSERT_EQ(mkdir(l->inner, 0755), 0);
-	l->root_id = ino_of(l->mount);
-	l->outer_id = ino_of(l->outer);
-	l->inner_id = ino_of(l->inner);
-	ASSERT_TRUE(l->root_id && l->outer_id && l->inner_id);
 	return true;
 }
 
 static bool live_run(struct live *l)
 {
 	struct tm_cgroups *c;
-	bool ok;
 
-	if (!live_setup(l))
+	if (!ASSERT_EQ(mkdir(l->outer, 0755), 0) || !ASSERT_EQ(mkdir(l->inner, 0755), 0) ||
+	    !ASSERT_EQ(mount(l->t, l->root, NULL, MS_BIND, NULL), 0))
 		return false;
-	c = tm_cgroups_new(l->mount);
-	ASSERT_TRUE(c);
-	ok = check_cached(c, l) && check_unknown(c, l);
+	l->root_id = ino_of(l->root);
+	l->outer_id = ino_of(l->outer);
+	l->inner_id = ino_of(l->inner);
+	if (!ASSERT_TRUE(l->root_id && l->outer_id && l->inner_id) ||
+	    !ASSERT_EQ(l->root_id, ino_of(l->t)))
+		return false;
+	c = tm_cgroups_new(l->root);
+	if (!ASSERT_TRUE(c))
+		return false;
+	if (check_cached(c, l))
+		check_unknown(c, l);
 	tm_cgroups_free(c);
-	return ok;
+	return true;
 }
 
 /* Whatever happened, leave no cgroup behind. */
-static bool live_cleanup(const struct live *l)
+static void live_cleanup(const struct live *l)
 {
-	bool ok = true;
+	const char *const dirs[] = { l->late, l->inner, l->outer, l->t };
 
-	if (rmdir(l->late) && errno != ENOENT)
-		ok = false;
-	if (rmdir(l->inner) && errno != ENOENT)
-		ok = false;
-	if (rmdir(l->outer) && errno != ENOENT)
-		ok = false;
-	ASSERT_TRUE(ok);
-	return true;
+	umount2(l->root, MNT_DETACH);
+	rmdir(l->root);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (rmdir(dirs[i]) && errno != ENOENT)
+			TM_TEST_FAILED("rmdir %s: %s", dirs[i], strerror(errno));
+}
+
+static bool live_child(void *ctx)
+{
+	struct live *l = ctx;
+
+	if (!tm_fx_private_mounts() || !tm_fx_mount("cgroup2", "cgroup2", l->top, sizeof(l->top)))
+		return true; /* failed or skipped: the verdict is set */
+	snprintf(l->root, sizeof(l->root), "%s-root", l->top);
+	snprintf(l->t, sizeof(l->t), "%s/taskmeter-test-%d", l->top, (int)getppid());
+	snprintf(l->outer, sizeof(l->outer), "%s" LIVE_OUTER, l->t);
+	snprintf(l->inner, sizeof(l->inner), "%s" LIVE_INNER, l->t);
+	snprintf(l->late, sizeof(l->late), "%s/late", l->t);
+	if (ASSERT_EQ(mkdir(l->t, 0755), 0) && ASSERT_EQ(mkdir(l->root, 0700), 0))
+		live_run(l);
+	live_cleanup(l);
+	return tm_fx_unmount(l->top);
 }
 
 TM_TEST(cgroups_path_live)
 {
 	struct live l = { 0 };
-	bool ok;
 
-	if (tm_cgroup2_mount(l.mount, sizeof(l.mount)) || access(l.mount, W_OK)) {
-		fprintf(stderr, "  skipped: no writable cgroup2 mount\n");
-		return true;
-	}
-	snprintf(l.outer, sizeof(l.outer), "%s/taskmeter-test-%d", l.mount, (int)getpid());
-	snprintf(l.inner, sizeof(l.inner), "%s/docker-" HEX ".scope", l.outer);
-	snprintf(l.late, sizeof(l.late), "%s/late", l.outer);
-	ok = live_run(&l);
-	return live_cleanup(&l) && ok;
+	return tm_test_in_child(CLONE_NEWNS, live_child, &l);
 }
 
 /* ---- walk rules on a plain directory tree -------------------------------- */
@@ -242,7 +263,8 @@ static bool tree_check(const struct tree *t)
 {
 	struct tm_cgroups *c = tm_cgroups_new(t->root);
 
-	ASSERT_TRUE(c);
+	if (!ASSERT_TRUE(c))
+		return false;
 	ASSERT_STREQ(tm_cgroups_path(c, ino_of(t->b)), "/a/b");
 	/* root, a, a/b: the symlink to a was not followed. */
 	ASSERT_EQ(tm_cgroups_count(c), 3);
@@ -261,7 +283,8 @@ TM_TEST(cgroups_walk_rules)
 	bool ok;
 
 	snprintf(t.root, sizeof(t.root), "/tmp/tm-unit-cgroups-XXXXXX");
-	ASSERT_TRUE(mkdtemp(t.root));
+	if (!ASSERT_TRUE(mkdtemp(t.root)))
+		return false;
 	snprintf(t.a, sizeof(t.a), "%s/a", t.root);
 	snprintf(t.b, sizeof(t.b), "%s/a/b", t.root);
 	snprintf(t.link, sizeof(t.link), "%s/l", t.root);

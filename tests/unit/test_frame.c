@@ -147,17 +147,19 @@ static bool check_sample(const Taskmeter__Frame *f, uint64_t seq)
 	ASSERT_TRUE(f->has_seq && f->seq == seq);
 	ASSERT_TRUE(f->has_interval_ns && f->interval_ns == 1000000000ull);
 	ASSERT_TRUE(!f->has_timestamp_ns && !f->stats && !f->has_metadata_mode);
-	ASSERT_EQ(f->n_records, 2);
+	if (!ASSERT_EQ(f->n_records, 2))
+		return false;
 	r = f->records[0];
 	ASSERT_TRUE(r->has_kind && r->kind == TASKMETER__RECORD_KIND__PROCESS);
 	ASSERT_TRUE(r->has_pid && r->pid == 4242);
 	ASSERT_STREQ(r->comm, "curl");
-	ASSERT_EQ(r->n_argv, 2);
-	ASSERT_STREQ(r->argv[1], "http://example.com/");
-	ASSERT_TRUE(r->rx_total && r->rx_total->has_bytes && !r->rx_total->has_packets);
-	ASSERT_TRUE(r->rx_total->bytes == 1ull << 40);
+	if (ASSERT_EQ(r->n_argv, 2))
+		ASSERT_STREQ(r->argv[1], "http://example.com/");
+	if (ASSERT_TRUE(r->rx_total && r->rx_total->has_bytes && !r->rx_total->has_packets))
+		ASSERT_TRUE(r->rx_total->bytes == 1ull << 40);
 	ASSERT_TRUE(!r->tx_total);
-	ASSERT_EQ(r->n_traffic, 1);
+	if (!ASSERT_EQ(r->n_traffic, 1))
+		return false;
 	ASSERT_EQ(r->traffic[0]->direction, TASKMETER__DIRECTION__EGRESS);
 	ASSERT_TRUE(r->traffic[0]->delta && r->traffic[0]->delta->packets == 7);
 	ASSERT_EQ(f->records[1]->kind, TASKMETER__RECORD_KIND__UNATTRIBUTED);
@@ -171,7 +173,8 @@ static bool read_sample(struct tm_frame_reader *r, int fd, uint64_t seq)
 	Taskmeter__Frame *f = NULL;
 	bool ok;
 
-	ASSERT_EQ(tm_frame_read(r, fd, &f), 1);
+	if (!ASSERT_EQ(tm_frame_read(r, fd, &f), 1))
+		return false;
 	ok = check_sample(f, seq);
 	taskmeter__frame__free_unpacked(f, NULL);
 	return ok;
@@ -185,7 +188,8 @@ TM_TEST(frame_roundtrip_back_to_back)
 	int sv[2];
 	bool ok;
 
-	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	if (!ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0))
+		return false;
 	sample_init(&s, 1);
 	ASSERT_EQ(send_frame(sv[0], &s.f), 0);
 	s.f.seq = 2;
@@ -229,7 +233,8 @@ TM_TEST(frame_eof_mid_frame)
 
 	sample_init(&s, 3);
 	buf = tm_frame_encode(&s.f, &len);
-	ASSERT_TRUE(buf);
+	if (!ASSERT_TRUE(buf))
+		return false;
 	ASSERT_EQ(read_raw(buf, len), 1);
 	ASSERT_EQ(read_raw(buf, len - 1), -EPROTO);  /* inside the body */
 	ASSERT_EQ(read_raw(buf, 1), -EPROTO);        /* right after the prefix */
@@ -261,16 +266,17 @@ TM_TEST(frame_large_grows_reader)
 	struct sample s;
 	Taskmeter__Frame *f = NULL;
 	char *big = malloc(3u << 20);
-	int sv[2];
+	int sv[2] = { -1, -1 };
 	pid_t pid;
 	int ret;
 
-	ASSERT_TRUE(big);
+	tm_frame_reader_init(&r);
+	if (!ASSERT_TRUE(big) || !ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0))
+		goto out;
 	memset(big, 'x', (3u << 20) - 1);
 	big[(3u << 20) - 1] = '\0';
 	sample_init(&s, 9);
 	s.f.hostname = big;
-	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	/* A writer process: the frame is bigger than the socket buffer. */
 	pid = fork();
 	if (pid == 0) {
@@ -278,18 +284,21 @@ TM_TEST(frame_large_grows_reader)
 		_exit(send_frame(sv[0], &s.f) ? 1 : 0);
 	}
 	close(sv[0]);
-	tm_frame_reader_init(&r);
 	ret = tm_frame_read(&r, sv[1], &f);
-	close(sv[1]);
-	waitpid(pid, NULL, 0);
-	free(big);
-	ASSERT_EQ(ret, 1);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	if (!ASSERT_TRUE(pid > 0) || !ASSERT_EQ(ret, 1))
+		goto out;
 	ASSERT_EQ(strlen(f->hostname), (3u << 20) - 1);
 	ASSERT_TRUE(check_sample(f, 9));
 	taskmeter__frame__free_unpacked(f, NULL);
 	/* Idle after a big frame: the buffer was released. */
 	ASSERT_TRUE(!r.buf);
+out:
+	if (sv[1] >= 0)
+		close(sv[1]);
 	tm_frame_reader_free(&r);
+	free(big);
 	return true;
 }
 

@@ -84,10 +84,10 @@ static bool fx_setup(struct fx *f, bool subscribe)
 	}
 	snprintf(path, sizeof(path), "/run/netns/%s", f->ns);
 	f->nsfd = open(path, O_RDONLY | O_CLOEXEC);
-	ASSERT_TRUE(f->nsfd >= 0);
+	if (!ASSERT_TRUE(f->nsfd >= 0))
+		return false;
 	f->nl = tm_nl_open(f->nsfd, subscribe);
-	ASSERT_TRUE(f->nl);
-	return true;
+	return ASSERT_TRUE(f->nl);
 }
 
 static void fx_teardown(struct fx *f)
@@ -197,7 +197,8 @@ TM_TEST(netlink_dump_links_own)
 	struct tm_nl *nl = tm_nl_open(-1, false);
 	bool same = false;
 
-	ASSERT_TRUE(nl);
+	if (!ASSERT_TRUE(nl))
+		return false;
 	for (int i = 0; i < 3 && !same; i++) {
 		ls.n = 0;
 		if (tm_nl_dump_links(nl, collect, &ls))
@@ -206,8 +207,8 @@ TM_TEST(netlink_dump_links_own)
 	}
 	tm_nl_close(nl);
 	ASSERT_TRUE(same);
-	ASSERT_TRUE(find(&ls, "lo"));
-	ASSERT_EQ(find(&ls, "lo")->ifindex, 1);
+	if (ASSERT_TRUE(find(&ls, "lo")))
+		ASSERT_EQ(find(&ls, "lo")->ifindex, 1);
 	return true;
 }
 

@@ -1,19 +1,24 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * /proc readers against a child with a known argv and environment, and the
- * parsers against fixed text.
+ * /proc readers against a child with a known argv and environment, mount
+ * lookups and cgroup ids against mounts and a cgroup of the test's own (in
+ * a private mount namespace; needs root), and the parsers against fixed
+ * text.
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "procfs.h"
 #include "tm_test.h"
 
@@ -118,9 +123,11 @@ static bool check_environ(pid_t pid)
 	bool trunc;
 
 	tm_config_defaults(&c);
-	ASSERT_EQ(tm_proc_read_file(pid, "environ", buf, sizeof(buf), &len, &trunc), 0);
+	if (!ASSERT_EQ(tm_proc_read_file(pid, "environ", buf, sizeof(buf), &len, &trunc), 0))
+		return false;
 	n = tm_env_filter(&c, buf, len, env, 8);
-	ASSERT_EQ(n, 2);
+	if (!ASSERT_EQ(n, 2))
+		return false;
 	ASSERT_EQ(env[0].name_len, 12);
 	ASSERT_TRUE(!memcmp(env[0].name, "SERVICE_NAME", 12));
 	ASSERT_EQ(env[0].value_len, 5);
@@ -151,62 +158,34 @@ static bool check_start(pid_t pid, uint64_t t0, uint64_t t1)
 {
 	uint64_t start, self_start, tick = tm_tick_ns();
 
-	ASSERT_EQ(tm_proc_start_ns(pid, &start), 0);
+	if (!ASSERT_EQ(tm_proc_start_ns(pid, &start), 0))
+		return false;
 	ASSERT_EQ(start % tick, 0);
 	ASSERT_TRUE(start >= t0 / tick * tick);
 	ASSERT_TRUE(start <= t1);
-	ASSERT_EQ(tm_proc_start_ns(getpid(), &self_start), 0);
-	ASSERT_TRUE(self_start <= start);
+	if (ASSERT_EQ(tm_proc_start_ns(getpid(), &self_start), 0))
+		ASSERT_TRUE(self_start <= start);
 	ASSERT_TRUE(tm_start_matches(start, start));
 	ASSERT_TRUE(tm_start_matches(start + tick - 1, start));
 	ASSERT_TRUE(!tm_start_matches(start + tick, start));
 	return true;
 }
 
-/* Our own cgroup path, read without the code under test. */
-static bool self_cgroup_ino(const char *mnt, uint64_t *ino)
-{
-	char line[4096], full[8192];
-	struct stat st;
-	FILE *f = fopen("/proc/self/cgroup", "r");
-
-	ASSERT_TRUE(f);
-	while (fgets(line, sizeof(line), f) && strncmp(line, "0::", 3))
-		;
-	fclose(f);
-	ASSERT_TRUE(!strncmp(line, "0::", 3));
-	line[strcspn(line, "\n")] = '\0';
-	snprintf(full, sizeof(full), "%s%s", mnt, line + 3);
-	ASSERT_EQ(stat(full, &st), 0);
-	*ino = st.st_ino;
-	return true;
-}
-
-static bool check_cgroup(pid_t pid)
-{
-	char mnt[4096];
-	uint64_t id, self_id, want;
-
-	ASSERT_EQ(tm_cgroup2_mount(mnt, sizeof(mnt)), 0);
-	if (!self_cgroup_ino(mnt, &want))
-		return false;
-	ASSERT_EQ(tm_proc_cgroup_id(getpid(), mnt, &self_id), 0);
-	ASSERT_EQ(self_id, want);
-	ASSERT_EQ(tm_proc_cgroup_id(pid, mnt, &id), 0);
-	ASSERT_EQ(id, self_id);
-	return true;
-}
-
 static bool check_child(pid_t pid, uint64_t t0, uint64_t t1)
 {
-	return wait_sleeping(pid) && check_read_file(pid) && check_environ(pid) &&
-	       check_status(pid) && check_start(pid, t0, t1) && check_cgroup(pid);
+	if (!ASSERT_TRUE(wait_sleeping(pid)))
+		return false;
+	check_read_file(pid);
+	check_environ(pid);
+	check_status(pid);
+	check_start(pid, t0, t1);
+	return true;
 }
 
 static bool check_gone(pid_t pid)
 {
 	struct tm_proc_status st;
-	char buf[64], mnt[4096];
+	char buf[64];
 	uint64_t u64;
 	size_t len;
 	bool trunc;
@@ -215,8 +194,8 @@ static bool check_gone(pid_t pid)
 	ASSERT_EQ(tm_proc_read_file(pid, "environ", buf, sizeof(buf), &len, &trunc), -ESRCH);
 	ASSERT_EQ(tm_proc_status(pid, &st), -ESRCH);
 	ASSERT_EQ(tm_proc_start_ns(pid, &u64), -ESRCH);
-	ASSERT_EQ(tm_cgroup2_mount(mnt, sizeof(mnt)), 0);
-	ASSERT_EQ(tm_proc_cgroup_id(pid, mnt, &u64), -ESRCH);
+	/* /proc/<pid>/cgroup is gone before the mount matters. */
+	ASSERT_EQ(tm_proc_cgroup_id(pid, "/sys/fs/cgroup", &u64), -ESRCH);
 	return true;
 }
 
@@ -228,10 +207,12 @@ TM_TEST(procfs_child)
 	bool ok;
 
 	t1 = boottime_ns();
-	ASSERT_TRUE(pid > 0);
+	if (!ASSERT_TRUE(pid > 0))
+		return false;
 	ok = check_child(pid, t0, t1);
 	kill(pid, SIGKILL);
-	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	if (!ASSERT_EQ(waitpid(pid, &status, 0), pid))
+		return false;
 	ASSERT_TRUE(WIFSIGNALED(status));
 	return ok && check_gone(pid);
 }
@@ -352,7 +333,8 @@ static const char sample_mountinfo[] =
 	"33 27 0:30 / /cgroup2 rw - tmpfs cgroup2 rw\n"
 	"41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw\n"
 	"50 27 0:40 / /mnt/my\\040bpf\\011dir\\134x rw,relatime shared:1 master:2 - bpf bpf rw\n"
-	"51 27 0:41 / /sys/fs/bpf rw - bpf bpf rw\n";
+	"51 27 0:41 / /sys/fs/bpf rw - bpf bpf rw\n"
+	"52 27 0:42 / /a\\400b\\000c\\377 rw - fuzzfs x rw\n";
 
 static int find_in_sample(const char *fstype, char *buf, size_t len)
 {
@@ -379,27 +361,146 @@ TM_TEST(procfs_mountinfo)
 	ASSERT_EQ(find_in_sample("bpf", buf, 18), 0);
 	ASSERT_EQ(find_in_sample("bpf", buf, 17), -ENAMETOOLONG);
 	ASSERT_EQ(find_in_sample("ext4", buf, sizeof(buf)), -ENOENT);
+	/* Regression (fuzz_procfs): \400 and \000 made a NUL and cut the path
+	 * short; they are no escapes, and \377 is the last one. */
+	ASSERT_EQ(find_in_sample("fuzzfs", buf, sizeof(buf)), 0);
+	ASSERT_STREQ(buf, "/a\\400b\\000c\377");
 	ASSERT_EQ(find_in_sample("rw", buf, sizeof(buf)), -ENOENT);
 	return true;
 }
 
-/* The host's own mounts, checked by their filesystem magic. */
-TM_TEST(procfs_host_mounts)
+/* ---- mounts and cgroups of our own, in a private mount namespace ---- */
+
+/*
+ * Unmounts (in our private namespace only) every mount of fstype that
+ * tm_mountinfo_find() returns ahead of ours, until it returns ours.
+ */
+static bool find_ours(int (*find)(char *, size_t), const char *ours)
 {
 	char buf[4096];
-	struct statfs sfs;
-	int err;
 
-	ASSERT_EQ(tm_cgroup2_mount(buf, sizeof(buf)), 0);
-	ASSERT_EQ(statfs(buf, &sfs), 0);
-	ASSERT_EQ(sfs.f_type, CGROUP2_MAGIC);
-	err = tm_bpffs_mount(buf, sizeof(buf));
-	ASSERT_TRUE(err == 0 || err == -ENOENT);
-	if (!err) {
-		ASSERT_EQ(statfs(buf, &sfs), 0);
-		ASSERT_EQ(sfs.f_type, BPFFS_MAGIC);
+	for (int i = 0; i < 16; i++) {
+		if (!ASSERT_EQ(find(buf, sizeof(buf)), 0))
+			return false;
+		if (!strcmp(buf, ours))
+			return true;
+		if (!ASSERT_EQ(umount2(buf, MNT_DETACH), 0))
+			return false;
 	}
-	return true;
+	return TM_TEST_FAILED("%s not found in /proc/self/mountinfo", ours);
+}
+
+static bool check_magic(const char *dir, long magic)
+{
+	struct statfs sfs;
+
+	return ASSERT_EQ(statfs(dir, &sfs), 0) && ASSERT_EQ(sfs.f_type, magic);
+}
+
+static bool mounts_child(void *ctx)
+{
+	char cg[128], bpf[128], buf[64];
+
+	(void)ctx;
+	/* Blanks and a backslash: mountinfo shows them as \040, \011, \134. */
+	if (!tm_fx_private_mounts() || !tm_fx_mount("cgroup2", "cg 2\\x", cg, sizeof(cg)))
+		return true; /* failed or skipped: the verdict is set */
+	if (tm_fx_mount("bpf", "b\tpf", bpf, sizeof(bpf))) {
+		if (find_ours(tm_bpffs_mount, bpf))
+			check_magic(bpf, BPFFS_MAGIC);
+		tm_fx_unmount(bpf);
+		ASSERT_EQ(tm_bpffs_mount(buf, sizeof(buf)), -ENOENT);
+	}
+	if (find_ours(tm_cgroup2_mount, cg)) {
+		check_magic(cg, CGROUP2_MAGIC);
+		/* The unescaped path and its NUL fit exactly, or not at all. */
+		ASSERT_EQ(tm_cgroup2_mount(buf, strlen(cg) + 1), 0);
+		ASSERT_EQ(tm_cgroup2_mount(buf, strlen(cg)), -ENAMETOOLONG);
+	}
+	return tm_fx_unmount(cg);
+}
+
+/* /proc/self/mountinfo as the kernel writes it, escapes included. */
+TM_TEST(procfs_mounts)
+{
+	return tm_test_in_child(CLONE_NEWNS, mounts_child, NULL);
+}
+
+/* Lives in the cgroup it is moved to until it is killed. */
+static pid_t spawn_pause(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	return pid;
+}
+
+static bool move_to(const char *cgroup, pid_t pid)
+{
+	char path[512], num[16];
+	int fd, n = snprintf(num, sizeof(num), "%d", (int)pid);
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (!ASSERT_TRUE(fd >= 0))
+		return false;
+	ok = ASSERT_EQ(write(fd, num, n), n);
+	close(fd);
+	return ok;
+}
+
+/* rmdir of a cgroup whose last task was just reaped may see it busy. */
+static bool rmdir_cgroup(const char *dir)
+{
+	struct timespec ms = { 0, 1000000 };
+
+	for (int i = 0; i < 1000 && rmdir(dir) && errno == EBUSY; i++)
+		nanosleep(&ms, NULL);
+	return ASSERT_EQ(access(dir, F_OK), -1);
+}
+
+/* A child moved into a cgroup of ours: its id is that directory's inode. */
+static bool cgroup_id_run(const char *mnt, const char *cg)
+{
+	struct stat st;
+	uint64_t id = 0;
+	pid_t pid;
+	int status;
+
+	if (!ASSERT_EQ(stat(cg, &st), 0))
+		return false;
+	pid = spawn_pause();
+	if (!ASSERT_TRUE(pid > 0))
+		return false;
+	if (move_to(cg, pid) && ASSERT_EQ(tm_proc_cgroup_id(pid, mnt, &id), 0))
+		ASSERT_EQ(id, st.st_ino);
+	ASSERT_EQ(tm_proc_cgroup_id(pid, "/nonexistent-cgroup2", &id), -ENOENT);
+	kill(pid, SIGKILL);
+	return ASSERT_EQ(waitpid(pid, &status, 0), pid);
+}
+
+static bool cgroup_id_child(void *ctx)
+{
+	char mnt[128], cg[192];
+
+	(void)ctx;
+	if (!tm_fx_private_mounts() || !tm_fx_mount("cgroup2", "cgroup2", mnt, sizeof(mnt)))
+		return true; /* failed or skipped: the verdict is set */
+	snprintf(cg, sizeof(cg), "%s/taskmeter-test-%d", mnt, (int)getppid());
+	if (ASSERT_EQ(mkdir(cg, 0755), 0)) {
+		cgroup_id_run(mnt, cg);
+		rmdir_cgroup(cg);
+	}
+	return tm_fx_unmount(mnt);
+}
+
+TM_TEST(procfs_cgroup_id)
+{
+	return tm_test_in_child(CLONE_NEWNS, cgroup_id_child, NULL);
 }
 
 TM_TEST(procfs_status_parse)
@@ -431,6 +532,9 @@ TM_TEST(procfs_status_parse)
 	ASSERT_EQ(tm_proc_status_parse("Name:\t0123456789abcde\nTgid:\t1\nPPid:\t0\nUid:\t0\n"
 				       "Gid:\t0\n", &st), 0);
 	ASSERT_STREQ(st.comm, "0123456789abcde");
+	ASSERT_EQ(tm_proc_status_parse("Name:\tx\\000y\nTgid:\t1\nPPid:\t0\nUid:\t0\nGid:\t0\n",
+				       &st), 0);
+	ASSERT_STREQ(st.comm, "x\\000y");
 	ASSERT_EQ(tm_proc_status_parse("", &st), -EPROTO);
 	return true;
 }

@@ -39,25 +39,31 @@ TM_TEST(human_rate)
 	/* The longest result fits TM_HUMAN_LEN. */
 	ASSERT_STREQ(tm_human_rate(1023ull << 10, 1000000000ull, buf, sizeof(buf)),
 		     "1023.0 KiB/s");
+	/* Regression (fuzz_render): huge rates over a tiny interval ran past
+	 * EiB, longer than TM_HUMAN_LEN, and were cut. */
+	ASSERT_STREQ(tm_human_rate(UINT64_MAX, 1, buf, sizeof(buf)), "15258.8 YiB/s");
+	ASSERT_STREQ(tm_human_rate(1ull << 60, 1000, buf, sizeof(buf)), "976.6 ZiB/s");
 	return true;
 }
 
-/* Runs fn into a memory stream and compares what it wrote. */
+/* Runs call with out open on a memory stream; true if it wrote want. */
 #define ASSERT_WRITES(want, call)                                            \
-	do {                                                                 \
-		char *_buf = NULL;                                           \
-		size_t _len = 0;                                             \
-		FILE *out = open_memstream(&_buf, &_len);                    \
-		bool _eq;                                                    \
-		ASSERT_TRUE(out);                                            \
-		call;                                                        \
-		fclose(out);                                                 \
-		_eq = !strcmp(_buf, want);                                   \
-		if (!_eq)                                                    \
-			fprintf(stderr, "  got  %s\n  want %s\n", _buf, want); \
-		free(_buf);                                                  \
-		ASSERT_TRUE(_eq);                                            \
-	} while (0)
+	({                                                                   \
+		char *buf_ = NULL;                                           \
+		size_t len_ = 0;                                             \
+		FILE *out = open_memstream(&buf_, &len_);                    \
+		bool eq_ = false;                                            \
+		if (ASSERT_TRUE(out)) {                                      \
+			call;                                                \
+			fclose(out);                                         \
+			eq_ = !strcmp(buf_, want);                           \
+			if (!eq_)                                            \
+				fprintf(stderr, "  got  %s\n  want %s\n", buf_, want); \
+			ASSERT_TRUE(eq_);                                    \
+		}                                                            \
+		free(buf_);                                                  \
+		eq_;                                                         \
+	})
 
 TM_TEST(json_string_escapes)
 {

@@ -3,7 +3,9 @@
  * Socket seeding: the parsers against fixed input, then live scans that must
  * find sockets this process (or a child, or a child in its own netns) holds,
  * with the inode and cookie the kernel gives through fstat() and SO_COOKIE.
- * Needs root (setns, other processes' /proc/<pid>/fd).
+ * The sockets live in network namespaces of the tests' own, with lo up and
+ * IPv6 enabled by the test, so nothing depends on the host's network.
+ * Needs root (unshare, setns, other processes' /proc/<pid>/fd).
  */
 #define _GNU_SOURCE /* unshare */
 #include <arpa/inet.h>
@@ -23,6 +25,7 @@
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
 
+#include "fixture.h"
 #include "sockdiag.h"
 #include "tm_test.h"
 
@@ -87,15 +90,15 @@ static int sock_id(int fd, struct sock_id *id)
 	return netns_ino(&id->netns_ino);
 }
 
-static int bound_socket(int family, int type, int port)
+/* A socket bound to an ephemeral port of 127.0.0.1 or ::1, or -1. */
+static int bound_socket(int family, int type)
 {
-	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(port) };
-	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 	int fd = socket(family, type | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
-	a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (family == AF_INET ? bind(fd, (struct sockaddr *)&a4, sizeof(a4))
 			      : bind(fd, (struct sockaddr *)&a6, sizeof(a6))) {
 		close(fd);
@@ -105,15 +108,15 @@ static int bound_socket(int family, int type, int port)
 }
 
 /* listener, client, accepted: a TCP connection over loopback. */
-static int tcp_pair(int fds[3])
+static int tcp_pair(int family, int fds[3])
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_storage a;
 	socklen_t len = sizeof(a);
 
-	fds[0] = bound_socket(AF_INET, SOCK_STREAM, 0);
+	fds[0] = bound_socket(family, SOCK_STREAM);
 	if (fds[0] < 0 || listen(fds[0], 4) || getsockname(fds[0], (struct sockaddr *)&a, &len))
 		return -1;
-	fds[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fds[1] = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fds[1] < 0 || connect(fds[1], (struct sockaddr *)&a, len))
 		return -1;
 	fds[2] = accept4(fds[0], NULL, NULL, SOCK_CLOEXEC);
@@ -131,12 +134,15 @@ static int scan(struct seeds *c, struct tm_sockdiag_stats *st)
 static bool check_seed(const struct seeds *c, int fd, uint32_t tgid, uint32_t holders,
 		       int family, int protocol, int state)
 {
+	unsigned int before = tm_test_failures();
 	const struct tm_sock_seed *s;
 	struct sock_id id;
 
-	ASSERT_EQ(sock_id(fd, &id), 0);
+	if (!ASSERT_EQ(sock_id(fd, &id), 0))
+		return false;
 	s = find(c, id.inode);
-	ASSERT_TRUE(s);
+	if (!ASSERT_TRUE(s))
+		return false;
 	ASSERT_EQ(s->cookie, id.cookie);
 	ASSERT_EQ(s->tgid, tgid);
 	ASSERT_EQ(s->holders, holders);
@@ -144,7 +150,7 @@ static bool check_seed(const struct seeds *c, int fd, uint32_t tgid, uint32_t ho
 	ASSERT_EQ(s->protocol, protocol);
 	ASSERT_EQ(s->state, state);
 	ASSERT_EQ(s->netns_ino, id.netns_ino);
-	return true;
+	return tm_test_failures() == before;
 }
 
 static void close_all(int *fds, int n)
@@ -216,37 +222,52 @@ TM_TEST(sockdiag_parse_msg)
 	return true;
 }
 
-TM_TEST(sockdiag_own_sockets)
+/* Sockets of every kind this process holds, in a netns of the test's own. */
+static bool own_sockets(int family)
 {
-	int fds[7] = { -1, -1, -1, -1, -1, -1, -1 };
+	int fds[5] = { -1, -1, -1, -1, -1 };
 	struct seeds c = { 0 };
 	uint32_t me = getpid();
-	bool ok = false;
 
-	if (tcp_pair(fds))
+	if (!tm_fx_netns_up(family == AF_INET6))
+		return true; /* failed or skipped: the verdict is set */
+	if (!ASSERT_EQ(tcp_pair(family, fds), 0))
 		goto out;
-	fds[3] = bound_socket(AF_INET, SOCK_DGRAM, 0);
+	fds[3] = bound_socket(family, SOCK_DGRAM);
 	fds[4] = dup(fds[0]); /* a second fd is not a second holder */
-	fds[5] = bound_socket(AF_INET6, SOCK_DGRAM, 0);
-	fds[6] = bound_socket(AF_INET6, SOCK_STREAM, 0);
-	if (fds[3] < 0 || fds[4] < 0 || (fds[6] >= 0 && listen(fds[6], 1))) {
-		perror("  socket setup");
+	if (!ASSERT_TRUE(fds[3] >= 0 && fds[4] >= 0) ||
+	    !ASSERT_TRUE(scan(&c, NULL) >= 0))
 		goto out;
-	}
-	if (scan(&c, NULL) < 0)
-		goto out;
-	ok = check_seed(&c, fds[0], me, 1, AF_INET, IPPROTO_TCP, TCP_LISTEN) &&
-	     check_seed(&c, fds[1], me, 1, AF_INET, IPPROTO_TCP, TCP_ESTABLISHED) &&
-	     check_seed(&c, fds[2], me, 1, AF_INET, IPPROTO_TCP, TCP_ESTABLISHED) &&
-	     check_seed(&c, fds[3], me, 1, AF_INET, IPPROTO_UDP, TCP_CLOSE);
-	/* No IPv6 on the host: the IPv4 part stands alone. */
-	if (ok && fds[5] >= 0)
-		ok = check_seed(&c, fds[5], me, 1, AF_INET6, IPPROTO_UDP, TCP_CLOSE) &&
-		     check_seed(&c, fds[6], me, 1, AF_INET6, IPPROTO_TCP, TCP_LISTEN);
+	check_seed(&c, fds[0], me, 1, family, IPPROTO_TCP, TCP_LISTEN);
+	check_seed(&c, fds[1], me, 1, family, IPPROTO_TCP, TCP_ESTABLISHED);
+	check_seed(&c, fds[2], me, 1, family, IPPROTO_TCP, TCP_ESTABLISHED);
+	check_seed(&c, fds[3], me, 1, family, IPPROTO_UDP, TCP_CLOSE);
 out:
-	close_all(fds, 7);
+	close_all(fds, 5);
 	free(c.v);
-	return ok;
+	return true;
+}
+
+static bool own_sockets_v4(void *ctx)
+{
+	(void)ctx;
+	return own_sockets(AF_INET);
+}
+
+static bool own_sockets_v6(void *ctx)
+{
+	(void)ctx;
+	return own_sockets(AF_INET6);
+}
+
+TM_TEST(sockdiag_own_sockets)
+{
+	return tm_test_in_child(CLONE_NEWNET, own_sockets_v4, NULL);
+}
+
+TM_TEST(sockdiag_own_sockets_v6)
+{
+	return tm_test_in_child(CLONE_NEWNET, own_sockets_v6, NULL);
 }
 
 /* Lives until the parent closes its end of the pipe (or dies). */
@@ -276,28 +297,36 @@ static void reap(pid_t pid, int release)
 	waitpid(pid, NULL, 0);
 }
 
-TM_TEST(sockdiag_shared_by_fork)
+static bool shared_by_fork(void *ctx)
 {
 	int fds[3] = { -1, -1, -1 }, release = -1;
 	struct seeds c = { 0 };
 	uint32_t me = getpid(), lowest;
-	bool ok = false;
 	pid_t child;
 
-	if (tcp_pair(fds))
+	(void)ctx;
+	if (!tm_fx_netns_up(false))
+		return true; /* failed: the verdict is set */
+	if (!ASSERT_EQ(tcp_pair(AF_INET, fds), 0))
 		goto out;
 	child = spawn_holder(&release);
-	if (child < 0)
+	if (!ASSERT_TRUE(child > 0))
 		goto out;
 	lowest = (uint32_t)child < me ? (uint32_t)child : me;
-	if (scan(&c, NULL) >= 0)
-		ok = check_seed(&c, fds[0], lowest, 2, AF_INET, IPPROTO_TCP, TCP_LISTEN) &&
-		     check_seed(&c, fds[2], lowest, 2, AF_INET, IPPROTO_TCP, TCP_ESTABLISHED);
+	if (ASSERT_TRUE(scan(&c, NULL) >= 0)) {
+		check_seed(&c, fds[0], lowest, 2, AF_INET, IPPROTO_TCP, TCP_LISTEN);
+		check_seed(&c, fds[2], lowest, 2, AF_INET, IPPROTO_TCP, TCP_ESTABLISHED);
+	}
 	reap(child, release);
 out:
 	close_all(fds, 3);
 	free(c.v);
-	return ok;
+	return true;
+}
+
+TM_TEST(sockdiag_shared_by_fork)
+{
+	return tm_test_in_child(CLONE_NEWNET, shared_by_fork, NULL);
 }
 
 /*
@@ -333,9 +362,13 @@ TM_TEST(sockdiag_other_netns)
 	bool ok = false;
 	pid_t child;
 
-	ASSERT_EQ(netns_ino(&my_ns), 0);
-	ASSERT_EQ(pipe2(report, O_CLOEXEC), 0);
-	ASSERT_EQ(pipe2(release, O_CLOEXEC), 0);
+	if (!ASSERT_EQ(netns_ino(&my_ns), 0) || !ASSERT_EQ(pipe2(report, O_CLOEXEC), 0))
+		return false;
+	if (!ASSERT_EQ(pipe2(release, O_CLOEXEC), 0)) {
+		close(report[0]);
+		close(report[1]);
+		return false;
+	}
 	child = fork();
 	if (child == 0) {
 		close(release[1]);
@@ -377,16 +410,25 @@ static int refuse(const struct tm_sock_seed *s, void *ctx)
 	return -ECANCELED;
 }
 
+static bool cb_error(void *ctx)
+{
+	int fds[3] = { -1, -1, -1 }, calls = 0;
+
+	(void)ctx;
+	if (!tm_fx_netns_up(false))
+		return true; /* failed: the verdict is set */
+	/* at least one socket to report */
+	if (ASSERT_EQ(tcp_pair(AF_INET, fds), 0)) {
+		ASSERT_EQ(tm_sockdiag_scan(refuse, &calls), -ECANCELED);
+		ASSERT_EQ(calls, 1);
+	}
+	close_all(fds, 3);
+	return true;
+}
+
 TM_TEST(sockdiag_cb_error)
 {
-	int fds[3] = { -1, -1, -1 }, calls = 0, ret;
-
-	ASSERT_EQ(tcp_pair(fds), 0); /* at least one socket to report */
-	ret = tm_sockdiag_scan(refuse, &calls);
-	close_all(fds, 3);
-	ASSERT_EQ(ret, -ECANCELED);
-	ASSERT_EQ(calls, 1);
-	return true;
+	return tm_test_in_child(CLONE_NEWNET, cb_error, NULL);
 }
 
 static double now_ms(void)
@@ -397,26 +439,70 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* Not an assertion on speed: a number for the record, on this host. */
+#define TIMING_SOCKS 256
+#define TIMING_ROUNDS 5
+/* Generous: a scan reads every fd of every process on the host. */
+#define TIMING_MAX_MS 5000.0
+
+static bool timing_round(const int *fds, struct seeds *c, double *ms)
+{
+	unsigned int before = tm_test_failures();
+	struct tm_sockdiag_stats st;
+	uint32_t me = getpid();
+	double t0 = now_ms();
+	int ret = scan(c, &st);
+
+	*ms = now_ms() - t0;
+	if (!ASSERT_TRUE(ret >= 0))
+		return false;
+	/* At least ours, and ours are all there: the scan misses nothing it holds. */
+	ASSERT_TRUE(st.sockets >= TIMING_SOCKS && st.held >= TIMING_SOCKS);
+	ASSERT_TRUE(st.socket_fds >= TIMING_SOCKS && st.procs >= 2);
+	ASSERT_TRUE(st.netns >= 2); /* ours and the test runner's */
+	ASSERT_EQ(ret, st.held);
+	for (int i = 0; i < TIMING_SOCKS && tm_test_failures() == before; i++)
+		check_seed(c, fds[i], me, 1, AF_INET, i % 2 ? IPPROTO_UDP : IPPROTO_TCP,
+			   i % 2 ? TCP_CLOSE : TCP_LISTEN);
+	ASSERT_TRUE(*ms < TIMING_MAX_MS);
+	if (tm_test_failures() == before)
+		return true;
+	fprintf(stderr, "  scan: %.2f ms; %u netns, %u processes, %llu socket fds, "
+		"%llu sockets, %llu held\n", *ms, st.netns, st.procs,
+		(unsigned long long)st.socket_fds, (unsigned long long)st.sockets,
+		(unsigned long long)st.held);
+	return false;
+}
+
+/* Every scan finds all of TIMING_SOCKS known sockets, each within the bound. */
+static bool timing(void *ctx)
+{
+	int fds[TIMING_SOCKS];
+	struct seeds c = { 0 };
+	double best = 1e9, ms;
+	int n;
+
+	(void)ctx;
+	if (!tm_fx_netns_up(false))
+		return true; /* failed: the verdict is set */
+	for (n = 0; n < TIMING_SOCKS; n++) {
+		fds[n] = bound_socket(AF_INET, n % 2 ? SOCK_DGRAM : SOCK_STREAM);
+		if (!ASSERT_TRUE(fds[n] >= 0) || (n % 2 == 0 && !ASSERT_EQ(listen(fds[n], 1), 0)))
+			break;
+	}
+	for (int i = 0; n == TIMING_SOCKS && i < TIMING_ROUNDS; i++) {
+		if (!timing_round(fds, &c, &ms))
+			break;
+		best = ms < best ? ms : best;
+	}
+	if (!tm_test_failures())
+		printf("    scan: %.2f ms best of %d, %d sockets of ours found each time\n", best,
+		       TIMING_ROUNDS, TIMING_SOCKS);
+	close_all(fds, n < TIMING_SOCKS ? n + 1 : n);
+	free(c.v);
+	return true;
+}
+
 TM_TEST(sockdiag_timing)
 {
-	struct tm_sockdiag_stats st;
-	struct seeds c = { 0 };
-	double best = 1e9;
-	int ret = 0;
-
-	for (int i = 0; i < 5 && ret >= 0; i++) {
-		double t0 = now_ms(), t;
-
-		ret = scan(&c, &st);
-		t = now_ms() - t0;
-		best = t < best ? t : best;
-	}
-	free(c.v);
-	ASSERT_TRUE(ret >= 0);
-	printf("  scan: %.2f ms best of 5; %u netns, %u processes, %llu socket fds, "
-	       "%llu sockets, %llu held\n", best, st.netns, st.procs,
-	       (unsigned long long)st.socket_fds, (unsigned long long)st.sockets,
-	       (unsigned long long)st.held);
-	return true;
+	return tm_test_in_child(CLONE_NEWNET, timing, NULL);
 }
