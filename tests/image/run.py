@@ -25,6 +25,7 @@ mount is removed; the images stay in CACHE's storage as the cache.
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -140,6 +141,25 @@ def dump_from_host(env, sock, path):
     env.wait_frames(1, timeout=20)
 
 
+def add_veth(env):
+    """A veth pair in the test's namespace: XDP/TC get attached to it."""
+    tmtest.sh("ip", "-n", env.ns, "link", "add", "tmv0", "type", "veth", "peer", "name", "tmv1")
+    for dev in ("tmv0", "tmv1"):
+        tmtest.sh("ip", "-n", env.ns, "link", "set", dev, "up")
+
+
+def check_attached(frames, what, xdp=None):
+    """The collector attached TC (and XDP) to the veth (CAP_NET_ADMIN,
+    netlink, libxdp)."""
+    ifs = {i["name"]: i for f in frames for i in f.get("interfaces", [])}
+    check("tmv0" in ifs and "tmv1" in ifs, f"{what}: veth not in the frames: {sorted(ifs)}")
+    modes = {n: (ifs[n].get("tc_mode"), ifs[n].get("xdp_mode")) for n in ("tmv0", "tmv1")}
+    check(all(m[0] in ("tcx", "clsact") for m in modes.values()), f"{what}: TC modes {modes}")
+    if xdp:
+        check(all(m[1] == xdp for m in modes.values()), f"{what}: XDP modes {modes}")
+    log(f"{what}: (TC, XDP) on the veth pair: {modes}")
+
+
 def nobody_argv(argv):
     """A test process as nobody: the collector then needs CAP_SYS_PTRACE and
     CAP_DAC_READ_SEARCH to read its /proc entries, as for any other user's."""
@@ -209,6 +229,7 @@ def test_daemonset_privileges_count_exactly():
         os.mkdir(rundir)
         sock = os.path.join(rundir, "taskmeter.sock")
         env.sock = sock
+        add_veth(env)
         # a connection older than the collector, between two of nobody's
         # processes: seeded from sock_diag and /proc/<pid>/fd
         srv = env.spawn(nobody_argv([TRAFFIC, "tcp-serve", "127.0.0.1", "5301", str(REPLY)]),
@@ -226,7 +247,7 @@ def test_daemonset_privileges_count_exactly():
                       "-v", f"{rundir}:{mounts['run']['mountPath']}",
                       imgtest.IMAGE, *spec["command"], *args,
                       "--cgroup", env.cg_rel, "--instance", env.instance,
-                      "--interval", "200ms", "-v")
+                      "--interval", "200ms", "--set", "xdp_mode=skb", "-v")
         try:
             wait_path(sock, alive=lambda: pm("container", "exists", name,
                                              check=False).returncode == 0)
@@ -258,8 +279,12 @@ def test_daemonset_privileges_count_exactly():
         exact(frames, srv_rep, "pre-existing server (nobody)", REPLY, BYTES)
         exact(frames, udp, "udp client", 20 * 1200, 20 * 1200)
         exact(frames, sink_rep, "udp server", 20 * 1200, 20 * 1200)
-        for w in ("Permission denied", "Operation not permitted"):
-            check(w not in out, f"'{w}' in the collector's log:\n{out}")
+        check_attached(frames, "DaemonSet privileges", xdp="skb")
+        # a privilege missing shows as a warning (an interface not attached)
+        # or an error; libbpf's own EPERM lines are info (libxdp's dispatcher
+        # is refused on this kernel by design, see DESIGN.md)
+        bad = [line for line in out.splitlines() if re.search(r" (warn|error): ", line)]
+        check(not bad, "warnings from the collector:\n" + "\n".join(bad))
         env.check_nothing_left()
         pm("rm", name)
         containers.remove(name)
@@ -342,9 +367,10 @@ def test_systemd_units():
         with open(conf, "w") as f:
             f.write(set_keys(open(os.path.join(ROOT, "build", "taskmeter.conf.installed")).read(),
                              cgroup=env.cg_rel, netns=env.ns, instance=env.instance,
-                             interval="200ms"))
+                             interval="200ms", xdp_mode="skb"))
         out = os.path.join(env.dir, "out")
         os.mkdir(out)
+        add_veth(env)
         name = f"tm-systemd-{run_id}"
         container_run(name, "--privileged", "--network=none", "--systemd=always",
                       "-v", f"{env.bpffs}:/sys/fs/bpf", "-v", "/run/netns:/run/netns:ro",
@@ -429,6 +455,7 @@ def systemd_scenario(env, name, caps, out):
     exact(frames, srv_rep, "server", REPLY, BYTES)
     exact(frames, cli2, "client while no collector ran", BYTES, REPLY)
     exact(frames, srv2_rep, "server while no collector ran", REPLY, BYTES)
+    check_attached(frames, "taskmeterd.service", xdp="skb")
 
 
 def consumer_unit(name):
