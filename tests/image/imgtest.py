@@ -7,9 +7,10 @@ is built by podman (buildah) with that base as its BASE build argument.
 
 Everything lives in a podman storage of its own under CACHE (default
 /var/tmp/taskmeter-image-test, made here, never in the repository): the
-base image and the built images stay there between runs as the cache (so a
-warm run rebuilds only what changed); containers, cgroups, namespaces and
-mounts never outlive a test. `make image-clean` removes CACHE.
+base image and the built images (tagged: base, build stage, runtime,
+runtime + systemd) stay there between runs as the cache, so a warm run
+rebuilds only what changed; untagged leftovers are pruned. Containers,
+cgroups, namespaces and mounts never outlive a test. `make image-clean` removes CACHE.
 """
 import os
 import shutil
@@ -20,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CACHE = os.environ.get("IMAGE_CACHE", "/var/tmp/taskmeter-image-test")
 BASE_IMAGE = "localhost/taskmeter-base:bookworm"
 IMAGE = "localhost/taskmeter:image-test"
+BUILD_IMAGE = "localhost/taskmeter-build:image-test"
 SYSTEMD_IMAGE = "localhost/taskmeter-systemd:image-test"
 # The limits podman may set here: raising them is refused.
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
@@ -102,13 +104,17 @@ def git_desc():
 
 
 def build_image(pm, times):
-    """docker/Dockerfile, both stages from the local base."""
+    """docker/Dockerfile, both stages from the local base. The build stage
+    is tagged too (BUILD_IMAGE): its layers (the -dev packages) are the
+    cache of the next run, and untagged images of earlier runs are pruned."""
     t0 = time.time()
-    pm("build", "--runtime", "runc", *ULIMITS, "--network", "host", "--layers",
-       "-f", os.path.join(ROOT, "docker", "Dockerfile"),
-       "--ignorefile", os.path.join(ROOT, "docker", "Dockerfile.dockerignore"),
-       "--build-arg", f"BASE={BASE_IMAGE}", "--build-arg", f"TM_GIT_DESC={git_desc()}",
-       "-t", IMAGE, ROOT, log=pm.log, timeout=1800)
+    args = ["build", "--runtime", "runc", *ULIMITS, "--network", "host", "--layers",
+            "-f", os.path.join(ROOT, "docker", "Dockerfile"),
+            "--ignorefile", os.path.join(ROOT, "docker", "Dockerfile.dockerignore"),
+            "--build-arg", f"BASE={BASE_IMAGE}", "--build-arg", f"TM_GIT_DESC={git_desc()}"]
+    pm(*args, "--target", "build", "-t", BUILD_IMAGE, ROOT, log=pm.log, timeout=1800)
+    pm(*args, "-t", IMAGE, ROOT, log=pm.log, timeout=1800)
+    pm("image", "prune", "--force", log=pm.log)
     times["image"] = time.time() - t0
 
 
