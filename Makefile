@@ -53,8 +53,18 @@ LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
 DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/mapio.c collector/ifaces.c \
 	collector/ifattach.c
 DAEMON_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(DAEMON_SRCS))
-CLIENT_SRCS := collector/taskmeter.c collector/render.c
-CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS))
+# taskmeter prom: series logic, frame adapter and exposition writer (unit
+# tested), and the HTTP/poll loop that only the client links.
+PROM_SRCS  := collector/prom_series.c collector/prom_adapt.c collector/prom_text.c
+PROM_OBJS  := $(patsubst collector/%.c,$(BUILD)/%.o,$(PROM_SRCS))
+# The client's pure modules (no curses) are also in the unit tests.
+CLIENT_LIB_SRCS := collector/render.c collector/client.c collector/topview.c
+CLIENT_SRCS := collector/taskmeter.c collector/top.c collector/topui.c collector/prom.c \
+	$(CLIENT_LIB_SRCS)
+CLIENT_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_SRCS)) $(PROM_OBJS)
+CLIENT_LIB_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(CLIENT_LIB_SRCS))
+# Only the client draws on terminals.
+CURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 UNIT_OBJS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%.o,$(UNIT_SRCS))
 PACKET_SRCS := $(wildcard tests/packet/*.c)
@@ -123,14 +133,14 @@ $(BUILD)/taskmeterd: $(DAEMON_OBJS) $(LIB_OBJS)
 
 $(BUILD)/taskmeter: $(CLIENT_OBJS) $(LIB_OBJS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lmicrohttpd $(CURSES_LIBS) -o $@
 
 $(BUILD)/unit/%.o: tests/unit/%.c $(wildcard tests/unit/*.h) $(wildcard collector/*.h) $(PROTO_H) | $(BUILD)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
 
-$(BUILD)/unit_tests: $(UNIT_OBJS) $(LIB_OBJS) $(BUILD)/render.o
+$(BUILD)/unit_tests: $(UNIT_OBJS) $(LIB_OBJS) $(CLIENT_LIB_OBJS) $(PROM_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
@@ -265,8 +275,8 @@ uninstall: $(BUILD)/taskmeter.conf.installed
 # what is missing, so a warm machine pays one dpkg query.
 DEB_PKGS := clang llvm libbpf-dev libxdp-dev libmnl-dev libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler python3-protobuf bpftool iproute2 \
-	libelf-dev zlib1g-dev make gcc pkg-config nftables procps \
-	help2man man-db systemd python3-yaml yamllint
+	libelf-dev zlib1g-dev make gcc pkg-config nftables procps libmicrohttpd-dev prometheus \
+	libncurses-dev tmux help2man man-db systemd python3-yaml yamllint
 # What `make bench` needs on top: the load generator and the peer it is
 # compared with.
 BENCH_PKGS := iperf3 nethogs

@@ -14,6 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <linux/types.h>
 
 #include "taskmeter.h"
@@ -54,6 +58,8 @@ static const char *const log_level_names[] = {
 	[TM_LOG_DEBUG] = "debug",
 };
 
+static void prom_defaults(struct tm_config *c);
+
 void tm_config_defaults(struct tm_config *c)
 {
 	/* Zero first so that configs compare equal byte for byte. */
@@ -81,6 +87,7 @@ void tm_config_defaults(struct tm_config *c)
 	c->keep_state = false;
 	c->max_subscribers = 64;
 	c->subscriber_queue_mib = 64;
+	prom_defaults(c);
 }
 
 static unsigned int *field_uint(struct tm_config *c, const struct key *k)
@@ -410,6 +417,160 @@ static int parse_group(struct tm_config *c, const struct key *k, const char *v, 
 	return parse_path(c, k, v, why);
 }
 
+/* ---- taskmeter prom ---------------------------------------------------- */
+
+static const char *const prom_label_names[] = {
+	[TM_PROM_SERVICE] = "service",
+	[TM_PROM_CONTAINER_ID] = "container_id",
+	[TM_PROM_CONTAINER_RUNTIME] = "container_runtime",
+	[TM_PROM_POD_UID] = "pod_uid",
+	[TM_PROM_CGROUP] = "cgroup",
+	[TM_PROM_COMM] = "comm",
+	[TM_PROM_EXE] = "exe",
+	[TM_PROM_UID] = "uid",
+	[TM_PROM_USER] = "user",
+	[TM_PROM_PID] = "pid",
+};
+#define N_PROM_NAMED (sizeof(prom_label_names) / sizeof(prom_label_names[0]))
+
+/* Low cardinality: one series per service / container / command, never
+ * per pid unless asked for. */
+static const char default_prom_labels[] = "service, container_id, comm";
+
+#define TM_PROM_DEFAULT_LISTEN "127.0.0.1:9479"
+
+static int listen_v6(const char *host, unsigned int port, struct sockaddr_storage *ss,
+		     unsigned int *len)
+{
+	struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+	if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+		return -EINVAL;
+	a->sin6_family = AF_INET6;
+	a->sin6_port = htons((uint16_t)port);
+	*len = sizeof(*a);
+	return 0;
+}
+
+static int listen_v4(const char *host, unsigned int port, struct sockaddr_storage *ss,
+		     unsigned int *len)
+{
+	struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+	if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+		return -EINVAL;
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)port);
+	*len = sizeof(*a);
+	return 0;
+}
+
+int tm_config_listen_addr(const char *s, struct sockaddr_storage *ss, unsigned int *len)
+{
+	const char *colon = strrchr(s, ':');
+	char host[INET6_ADDRSTRLEN + 2];
+	unsigned long long port;
+	const char *end;
+	size_t hlen;
+
+	if (!colon || parse_digits(colon + 1, 10, &port, &end) || *end || port > 65535)
+		return -EINVAL;
+	hlen = colon - s;
+	if (hlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	/* IPv6 needs its brackets: "::1:80" would be ambiguous. */
+	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
+		host[hlen - 1] = '\0';
+		return listen_v6(host + 1, port, ss, len);
+	}
+	return listen_v4(host, port, ss, len);
+}
+
+static int parse_prom_listen(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	struct sockaddr_storage ss;
+	unsigned int len;
+
+	if (strlen(v) >= k->size || tm_config_listen_addr(v, &ss, &len)) {
+		snprintf(why, WHY_MAX,
+			 "'%.64s' is not ADDRESS:PORT (e.g. 127.0.0.1:9479, [::1]:9479, 0.0.0.0:9479)",
+			 v);
+		return -EINVAL;
+	}
+	strncpy(c->prom_listen, v, k->size);
+	return 0;
+}
+
+/* One prom_labels entry: a field name, or env_NAME for an allowlisted
+ * variable (checked against env_allowlist by taskmeter prom: the two keys
+ * may come in either order). */
+static int prom_label_add(struct tm_prom_label *l, const char *s, size_t len, char *why)
+{
+	for (size_t i = 0; i < N_PROM_NAMED; i++)
+		if (strlen(prom_label_names[i]) == len && !memcmp(prom_label_names[i], s, len)) {
+			l->src = i;
+			memcpy(l->name, s, len);
+			return 0;
+		}
+	if (len > 4 && !memcmp(s, "env_", 4) && env_name_valid(s + 4, len - 4) &&
+	    len < sizeof(l->name)) {
+		l->src = TM_PROM_ENV;
+		memcpy(l->name, s, len);
+		return 0;
+	}
+	snprintf(why, WHY_MAX,
+		 "'%.*s' is not a label (service, container_id, container_runtime, pod_uid, "
+		 "cgroup, comm, exe, uid, user, pid, env_NAME)", (int)(len < 64 ? len : 64), s);
+	return -EINVAL;
+}
+
+static bool prom_label_listed(const struct tm_config *c, const char *s, size_t len)
+{
+	for (unsigned int i = 0; i < c->n_prom_labels; i++)
+		if (strlen(c->prom_labels[i].name) == len && !memcmp(c->prom_labels[i].name, s, len))
+			return true;
+	return false;
+}
+
+static int parse_prom_labels(struct tm_config *c, const struct key *k, const char *v, char *why)
+{
+	static const char seps[] = ", \t";
+
+	(void)k;
+	memset(c->prom_labels, 0, sizeof(c->prom_labels));
+	c->n_prom_labels = 0;
+	for (v += strspn(v, seps); *v; v += strspn(v, seps)) {
+		size_t len = strcspn(v, seps);
+
+		if (prom_label_listed(c, v, len)) {
+			snprintf(why, WHY_MAX, "'%.*s' is listed twice", (int)(len < 64 ? len : 64), v);
+			return -EINVAL;
+		}
+		if (c->n_prom_labels == TM_PROM_LABELS_MAX) {
+			snprintf(why, WHY_MAX, "more than %d labels", TM_PROM_LABELS_MAX);
+			return -EINVAL;
+		}
+		if (prom_label_add(&c->prom_labels[c->n_prom_labels], v, len, why))
+			return -EINVAL;
+		c->n_prom_labels++;
+		v += len;
+	}
+	return 0;
+}
+
+static void prom_defaults(struct tm_config *c)
+{
+	char why[WHY_MAX];
+
+	strcpy(c->prom_listen, TM_PROM_DEFAULT_LISTEN);
+	parse_prom_labels(c, NULL, default_prom_labels, why);
+	c->prom_max_series = 1000;
+	c->prom_series_idle_s = 3600;
+}
+
 #define F(field) offsetof(struct tm_config, field), sizeof(((struct tm_config *)0)->field)
 
 static const struct key keys[] = {
@@ -439,6 +600,12 @@ static const struct key keys[] = {
 	{ "socket_group", parse_group, F(socket_group), 0, 0, K_EMPTY_OK },
 	{ "max_subscribers", parse_uint, F(max_subscribers), 1, 1024, 0 },
 	{ "subscriber_queue_mib", parse_uint, F(subscriber_queue_mib), 1, 4096, 0 },
+	/* taskmeter prom */
+	{ "prom_listen", parse_prom_listen, F(prom_listen), 0, 0, 0 },
+	{ "prom_labels", parse_prom_labels, F(prom_labels), 0, 0, K_EMPTY_OK },
+	{ "prom_max_series", parse_uint, F(prom_max_series), 1, 1000000, 0 },
+	{ "prom_series_idle", parse_duration, F(prom_series_idle_s), 0, 30ull * 86400 * 1000,
+	  K_SECONDS },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

@@ -23,8 +23,33 @@
 /* sizeof(((struct sockaddr_un *)0)->sun_path), without dragging in sys/un.h */
 #define TM_SOCKET_PATH_MAX 108
 
+/* taskmeter prom */
+#define TM_PROM_LISTEN_MAX 64
+#define TM_PROM_LABELS_MAX 16
+#define TM_PROM_LABEL_NAME_MAX (4 + TM_ENV_NAME_MAX) /* "env_" NAME */
+
 enum tm_xdp_mode { TM_XDP_AUTO = 0, TM_XDP_NATIVE, TM_XDP_SKB, TM_XDP_OFF };
 enum tm_tc_attach { TM_TC_AUTO = 0, TM_TC_TCX, TM_TC_CLSACT, TM_TC_OFF };
+
+/* Where an aggregation label of taskmeter prom takes its value from. */
+enum tm_prom_label_src {
+	TM_PROM_SERVICE,            /* ProcessRecord.service */
+	TM_PROM_CONTAINER_ID,
+	TM_PROM_CONTAINER_RUNTIME,
+	TM_PROM_POD_UID,
+	TM_PROM_CGROUP,             /* cgroup_path */
+	TM_PROM_COMM,
+	TM_PROM_EXE,                /* basename of argv[0] */
+	TM_PROM_UID,
+	TM_PROM_USER,               /* uid's name (getpwuid_r), numeric if unknown */
+	TM_PROM_PID,
+	TM_PROM_ENV,                /* env_NAME: an allowlisted variable */
+};
+
+struct tm_prom_label {
+	enum tm_prom_label_src src;
+	char name[TM_PROM_LABEL_NAME_MAX];   /* as exposed: "comm", "env_POD_NAME" */
+};
 
 struct tm_config {
 	/* cgroup: cgroup v2 dir to attach to, absolute or relative to the
@@ -64,6 +89,15 @@ struct tm_config {
 	char socket_group[TM_GROUP_MAX];      /* socket_group: name or gid; "" = as created */
 	unsigned int max_subscribers;         /* max_subscribers: 1 .. 1024 */
 	unsigned int subscriber_queue_mib;    /* subscriber_queue_mib: 1 .. 4096 */
+
+	/* taskmeter prom, the Prometheus exporter (a client of the socket) */
+	char prom_listen[TM_PROM_LISTEN_MAX]; /* prom_listen: ADDRESS:PORT, numeric */
+	/* prom_labels: aggregation labels of the per-process series */
+	struct tm_prom_label prom_labels[TM_PROM_LABELS_MAX];
+	unsigned int n_prom_labels;
+	unsigned int prom_max_series;         /* prom_max_series: label sets, 1 .. 1000000 */
+	unsigned int prom_series_idle_s;      /* prom_series_idle: 0 (never) .. 30 days */
+
 	/* where each key was set, for errors found after parsing */
 	char origin[256];                     /* the file */
 	unsigned short key_line[TM_CONFIG_KEYS_MAX]; /* 0 default, TM_CONFIG_CMDLINE */
@@ -95,6 +129,13 @@ int tm_config_set(struct tm_config *c, const char *key, const char *value, char 
  * it: "<file>:<line>: <key>", "command line: <key>" or "<key> (default)".
  */
 const char *tm_config_where(const struct tm_config *c, const char *key, char *buf, size_t len);
+
+/*
+ * prom_listen's syntax, "IPV4:PORT" or "[IPV6]:PORT" (numeric; port 0 picks
+ * a free one), into *ss and *len. Returns 0 or -EINVAL.
+ */
+struct sockaddr_storage;
+int tm_config_listen_addr(const char *s, struct sockaddr_storage *ss, unsigned int *len);
 
 /* Is the environment variable name[0..name_len) on the allowlist? */
 bool tm_env_allowed(const struct tm_config *c, const char *name, size_t name_len);

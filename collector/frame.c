@@ -161,3 +161,164 @@ int tm_frame_read(struct tm_frame_reader *r, int fd, Taskmeter__Frame **out)
 	*out = f;
 	return 1;
 }
+
+/* ---- Frames in several parts ------------------------------------------- */
+
+void tm_frame_parts_init(struct tm_frame_parts *p)
+{
+	memset(p, 0, sizeof(*p));
+}
+
+static void free_frames(Taskmeter__Frame **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		taskmeter__frame__free_unpacked(v[i], NULL);
+}
+
+void tm_frame_parts_reset(struct tm_frame_parts *p)
+{
+	free_frames(p->parts, p->n);
+	p->n = 0;
+}
+
+void tm_frame_parts_free(struct tm_frame_parts *p)
+{
+	tm_frame_parts_reset(p);
+	free_frames(p->done, p->n_done);
+	free(p->parts);
+	free(p->done);
+	free(p->records);
+	tm_frame_parts_init(p);
+}
+
+static int parts_push(struct tm_frame_parts *p, Taskmeter__Frame *part)
+{
+	Taskmeter__Frame **v;
+	size_t cap;
+
+	if (p->n == p->cap) {
+		cap = p->cap ? 2 * p->cap : 4;
+		v = realloc(p->parts, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		p->parts = v;
+		p->cap = cap;
+	}
+	p->parts[p->n++] = part;
+	return 0;
+}
+
+#define INHERIT(w, f, field)                            \
+	do {                                            \
+		if (!(w)->has_##field && (f)->has_##field) { \
+			(w)->has_##field = 1;           \
+			(w)->field = (f)->field;        \
+		}                                       \
+	} while (0)
+
+/* What the last part lacks, from an earlier one. */
+static void inherit(Taskmeter__Frame *w, const Taskmeter__Frame *f)
+{
+	INHERIT(w, f, timestamp_ns);
+	INHERIT(w, f, interval_ns);
+	INHERIT(w, f, frames_dropped);
+	INHERIT(w, f, metadata_mode);
+	INHERIT(w, f, counters_id);
+	if (!w->hostname)
+		w->hostname = f->hostname;
+	if (!w->stats)
+		w->stats = f->stats;
+	if (!w->n_interfaces) {
+		w->n_interfaces = f->n_interfaces;
+		w->interfaces = f->interfaces;
+	}
+}
+
+/* The union of the pending parts' records, or NULL with *n = 0 for a frame
+ * of one part (its own array serves). */
+static int join_records(const struct tm_frame_parts *p, Taskmeter__ProcessRecord ***out,
+			size_t *n)
+{
+	Taskmeter__ProcessRecord **recs;
+
+	*out = NULL;
+	*n = 0;
+	if (p->n < 2)
+		return 0;
+	for (size_t i = 0; i < p->n; i++)
+		*n += p->parts[i]->n_records;
+	recs = malloc((*n + 1) * sizeof(*recs));
+	if (!recs)
+		return -ENOMEM;
+	*n = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		if (!p->parts[i]->n_records)
+			continue;  /* records may be NULL then */
+		memcpy(recs + *n, p->parts[i]->records,
+		       p->parts[i]->n_records * sizeof(*recs));
+		*n += p->parts[i]->n_records;
+	}
+	*out = recs;
+	return 0;
+}
+
+/* Makes the pending parts the whole frame, releasing the previous one. */
+static int parts_join(struct tm_frame_parts *p)
+{
+	Taskmeter__ProcessRecord **recs;
+	Taskmeter__Frame **spare = p->done;
+	size_t n, spare_cap = p->done_cap;
+	int err;
+
+	err = join_records(p, &recs, &n);
+	if (err)
+		return err;
+	free_frames(p->done, p->n_done);
+	free(p->records);
+	p->records = recs;
+	/* The arrays trade places: no allocation per frame. */
+	p->done = p->parts;
+	p->done_cap = p->cap;
+	p->n_done = p->n;
+	p->parts = spare;
+	p->cap = spare_cap;
+	p->n = 0;
+	p->whole = *p->done[p->n_done - 1];
+	if (recs) {
+		p->whole.records = recs;
+		p->whole.n_records = n;
+	}
+	for (size_t i = 0; i + 1 < p->n_done; i++)
+		inherit(&p->whole, p->done[i]);
+	return 0;
+}
+
+int tm_frame_parts_add(struct tm_frame_parts *p, Taskmeter__Frame *part,
+		       Taskmeter__Frame **whole)
+{
+	int err;
+
+	if (p->n && p->parts[0]->seq != part->seq) {
+		tm_frame_parts_reset(p);
+		p->discarded++;
+	}
+	if (p->n == TM_FRAME_PARTS_MAX) {
+		taskmeter__frame__free_unpacked(part, NULL);
+		tm_frame_parts_reset(p);
+		return -EBADMSG;
+	}
+	err = parts_push(p, part);
+	if (err) {
+		taskmeter__frame__free_unpacked(part, NULL);
+		return err;
+	}
+	if (part->has_more_parts && part->more_parts)
+		return 0;
+	err = parts_join(p);
+	if (err) {
+		tm_frame_parts_reset(p);
+		return err;
+	}
+	*whole = &p->whole;
+	return 1;
+}

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#define _GNU_SOURCE /* wcwidth */
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "render.h"
 
@@ -112,14 +114,17 @@ static void json_value(FILE *out, const ProtobufCFieldDescriptor *fd, const void
 	case PROTOBUF_C_TYPE_FIXED32:
 		fprintf(out, "%" PRIu32, *(const uint32_t *)p);
 		break;
+	/* Quoted, as proto3's canonical JSON mapping writes them: common JSON
+	 * tools (jq 1.6) hold numbers as doubles and would round them above
+	 * 2^53. */
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
-		fprintf(out, "%" PRId64, *(const int64_t *)p);
+		fprintf(out, "\"%" PRId64 "\"", *(const int64_t *)p);
 		break;
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
-		fprintf(out, "%" PRIu64, *(const uint64_t *)p);
+		fprintf(out, "\"%" PRIu64 "\"", *(const uint64_t *)p);
 		break;
 	case PROTOBUF_C_TYPE_FLOAT:
 		json_double(out, *(const float *)p, 9);
@@ -208,24 +213,33 @@ static void json_field(FILE *out, const ProtobufCMessage *m, const ProtobufCFiel
 	putc(']', out);
 }
 
-/* Fields in number order, as protoc's JSON printers write them. */
-static void json_message_ex(FILE *out, const ProtobufCMessage *m,
-			    const ProtobufCFieldDescriptor *always)
+/* Writes the present fields of m (and always) as members of an object
+ * already opened; *first says whether a member came before. */
+static void json_members(FILE *out, const ProtobufCMessage *m,
+			 const ProtobufCFieldDescriptor *always, bool *first)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
-	bool first = true;
 
-	putc('{', out);
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *fd = &d->fields[i];
 
 		if (fd != always && !field_present(m, fd))
 			continue;
-		if (!first)
+		if (!*first)
 			putc(',', out);
-		first = false;
+		*first = false;
 		json_field(out, m, fd);
 	}
+}
+
+/* Fields in number order, as protoc's JSON printers write them. */
+static void json_message_ex(FILE *out, const ProtobufCMessage *m,
+			    const ProtobufCFieldDescriptor *always)
+{
+	bool first = true;
+
+	putc('{', out);
+	json_members(out, m, always, &first);
 	putc('}', out);
 }
 
@@ -241,6 +255,30 @@ void tm_json_frame(FILE *out, const Taskmeter__Frame *f)
 		protobuf_c_message_descriptor_get_field(&taskmeter__frame__descriptor, 4);
 
 	json_message_ex(out, &f->base, records);
+}
+
+void tm_json_record_line(FILE *out, const Taskmeter__Frame *f, const Taskmeter__ProcessRecord *r)
+{
+	/* Frame fields that place the record; ProcessRecord has none of these
+	 * names, so the line stays one flat object. */
+	static const unsigned frame_fields[] = { 1 /* seq */, 2 /* timestamp_ns */,
+						 7 /* hostname */ };
+	bool first = true;
+
+	putc('{', out);
+	for (size_t i = 0; i < sizeof(frame_fields) / sizeof(frame_fields[0]); i++) {
+		const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(
+			&taskmeter__frame__descriptor, frame_fields[i]);
+
+		if (!fd || !field_present(&f->base, fd))
+			continue;
+		if (!first)
+			putc(',', out);
+		first = false;
+		json_field(out, &f->base, fd);
+	}
+	json_members(out, &r->base, NULL, &first);
+	putc('}', out);
 }
 
 /* ---- Human units ------------------------------------------------------- */
@@ -314,6 +352,93 @@ size_t tm_term_text(char *dst, size_t size, const char *src, size_t max_cols)
 	}
 	dst[at] = '\0';
 	return cols;
+}
+
+/* Columns of cp on the terminal, or -1 for what must be replaced. */
+static int char_cols(uint32_t cp, bool ascii)
+{
+	int w;
+
+	if (!term_printable(cp))
+		return -1;
+	if (cp < 0x80)
+		return 1;
+	if (ascii)
+		return -1;
+	w = wcwidth((wchar_t)cp);
+	return w > 0 ? w : -1;
+}
+
+/* Walks src as tm_term_fit writes it; dst may be NULL (measure only). */
+static size_t term_fit(char *dst, size_t size, const char *src, size_t max_cols, bool ascii)
+{
+	const uint8_t *p = (const uint8_t *)src;
+	size_t n = strlen(src), at = 0, cols = 0;
+
+	while (n) {
+		uint32_t cp = 0;
+		int len = tm_utf8_decode(p, n, &cp);
+		int w = len > 0 ? char_cols(cp, ascii) : -1;
+		bool bad = w < 0;
+		size_t out = bad ? 1 : (size_t)len;
+
+		len = len < 0 ? -len : len;
+		w = bad ? 1 : w;
+		if (cols + w > max_cols || (dst && at + out >= size))
+			break;
+		if (dst)
+			memcpy(dst + at, bad ? "?" : (const char *)p, out);
+		at += out;
+		cols += w;
+		p += len;
+		n -= len;
+	}
+	if (dst)
+		dst[at] = '\0';
+	return cols;
+}
+
+size_t tm_term_fit(char *dst, size_t size, const char *src, size_t max_cols, bool ascii)
+{
+	if (!size)
+		return 0;
+	return term_fit(dst, size, src, max_cols, ascii);
+}
+
+size_t tm_term_tail(char *dst, size_t size, const char *src, size_t max_cols, bool ascii)
+{
+	const uint8_t *p = (const uint8_t *)src;
+	size_t n = strlen(src), cols = tm_term_width(src, ascii);
+
+	while (n && cols > max_cols) {
+		uint32_t cp = 0;
+		int len = tm_utf8_decode(p, n, &cp);
+		int w = len > 0 ? char_cols(cp, ascii) : -1;
+
+		len = len < 0 ? -len : len;
+		cols -= w < 0 ? 1 : (size_t)w;
+		p += len;
+		n -= len;
+	}
+	return tm_term_fit(dst, size, (const char *)p, max_cols, ascii);
+}
+
+size_t tm_term_width(const char *s, bool ascii)
+{
+	return term_fit(NULL, 0, s, SIZE_MAX, ascii);
+}
+
+const char *tm_record_kind_label(int kind)
+{
+	switch (kind) {
+	case TASKMETER__RECORD_KIND__UNATTRIBUTED: return "unattributed";
+	case TASKMETER__RECORD_KIND__OVERFLOW: return "overflow";
+	case TASKMETER__RECORD_KIND__FORWARDED: return "forwarded";
+	case TASKMETER__RECORD_KIND__LOCAL_NO_OWNER: return "local without owner";
+	case TASKMETER__RECORD_KIND__NON_IP: return "non-IP";
+	case TASKMETER__RECORD_KIND__MALFORMED: return "malformed";
+	default: return NULL;
+	}
 }
 
 /* ---- Sorting ------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #ifndef TM_RENDER_H
 #define TM_RENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,12 +24,17 @@ void tm_json_string(FILE *out, const char *s);
 
 /*
  * Writes m as one compact JSON object: proto field names, enums by name,
- * 64-bit integers as numbers, only fields that are present.
+ * only fields that are present; 64-bit integers as decimal strings and
+ * 32-bit ones as numbers, as proto3's canonical JSON mapping does.
  */
 void tm_json_message(FILE *out, const ProtobufCMessage *m);
 
 /* As tm_json_message, but "records" is written even when empty. */
 void tm_json_frame(FILE *out, const Taskmeter__Frame *f);
+
+/* One record as one object, preceded by its frame's seq, timestamp_ns and
+ * hostname (`taskmeter dump --json --records`). */
+void tm_json_record_line(FILE *out, const Taskmeter__Frame *f, const Taskmeter__ProcessRecord *r);
 
 /* "0 B", "1023 B", "1.0 KiB" ... "16.0 EiB". Returns buf. */
 char *tm_human_bytes(uint64_t bytes, char *buf, size_t len);
@@ -43,6 +49,27 @@ char *tm_human_rate(uint64_t bytes, uint64_t interval_ns, char *buf, size_t len)
  * column per code point. Returns the columns written.
  */
 size_t tm_term_text(char *dst, size_t size, const char *src, size_t max_cols);
+
+/*
+ * As tm_term_text, but counts columns as the terminal does (wcwidth: two
+ * for East Asian wide characters), so that a line cut to N columns never
+ * wraps. Characters of no width (combining marks, format characters such
+ * as bidi overrides) become '?' too: a process name must not hide or
+ * reorder what follows it. With ascii (the terminal is not UTF-8) every
+ * non-ASCII character becomes '?'. Needs a UTF-8 LC_CTYPE unless ascii.
+ * Returns the columns written.
+ */
+size_t tm_term_fit(char *dst, size_t size, const char *src, size_t max_cols, bool ascii);
+
+/* As tm_term_fit, but keeps the last max_cols columns of src. */
+size_t tm_term_tail(char *dst, size_t size, const char *src, size_t max_cols, bool ascii);
+
+/* Columns tm_term_fit would give all of s. */
+size_t tm_term_width(const char *s, bool ascii);
+
+/* How people call the records of a bucket kind ("forwarded", "local
+ * without owner", ...); NULL for PROCESS and kinds this client lacks. */
+const char *tm_record_kind_label(int kind);
 
 /* Sorts records by rx+tx delta bytes, then rx+tx total, both descending,
  * then by pid. */

@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -24,6 +25,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/capability.h>
 #include <xdp/libxdp.h>
 
 #include "args.h"
@@ -362,6 +364,49 @@ static int open_export(struct tm_daemon *d)
 	return err;
 }
 
+/* Capabilities, as linux/capability.h numbers them (CAP_BPF and
+ * CAP_PERFMON are newer than some libc headers). */
+static const struct { int cap; const char *name; bool must; } caps[] = {
+	{ 39, "CAP_BPF", true },        /* load programs, create maps */
+	{ 38, "CAP_PERFMON", true },    /* tracepoints, pointer reads */
+	{ 12, "CAP_NET_ADMIN", true },  /* cgroup_skb, XDP, TC */
+	{ 21, "CAP_SYS_ADMIN", true },  /* setns into watched netns, bpffs, BTF */
+	{ 19, "CAP_SYS_PTRACE", false }, /* /proc/<pid>/environ and fd of any process */
+	{ 24, "CAP_SYS_RESOURCE", false }, /* raise the fd limit */
+};
+
+/* Say which privileges are missing, instead of letting the first failed
+ * bpf() call (libbpf: "Couldn't load trivial BPF program") say it badly. */
+static int check_privileges(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct c[2] = { 0 };
+	char missing[256] = "", wanted[256] = "";
+	size_t at = 0, wt = 0;
+
+	if (syscall(SYS_capget, &h, c))
+		return 0; /* cannot tell: let the kernel decide */
+	for (size_t i = 0; i < TM_ARRAY_SIZE(caps); i++) {
+		bool have = c[caps[i].cap / 32].effective & (1u << (caps[i].cap % 32));
+
+		if (have)
+			continue;
+		if (caps[i].must)
+			at += (size_t)snprintf(missing + at, sizeof(missing) - at, " %s", caps[i].name);
+		else
+			wt += (size_t)snprintf(wanted + wt, sizeof(wanted) - wt, " %s", caps[i].name);
+	}
+	if (wanted[0] && !missing[0])
+		tm_warn("without%s: /proc metadata and sockets older than the collector may be "
+			"incomplete\n", wanted);
+	if (!missing[0])
+		return 0;
+	tm_err("taskmeterd needs root, or the capabilities CAP_BPF, CAP_PERFMON, "
+	       "CAP_NET_ADMIN, CAP_SYS_ADMIN (and CAP_SYS_PTRACE, CAP_SYS_RESOURCE); "
+	       "missing:%s\n", missing);
+	return -EPERM;
+}
+
 /* Subscribers and netns fds add up: take what the hard limit allows. */
 static void raise_nofile(void)
 {
@@ -422,6 +467,9 @@ static int setup(struct tm_daemon *d)
 {
 	int err;
 
+	err = check_privileges();
+	if (err)
+		return err;
 	d->ncpus = libbpf_num_possible_cpus();
 	if (d->ncpus < 0) {
 		tm_err("counting CPUs: %s\n", strerror(-d->ncpus));

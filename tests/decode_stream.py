@@ -7,8 +7,13 @@ varint framing is decoded here, so a framing or schema bug on the C side shows
 up as a mismatch instead of being reproduced on both sides.
 
 Prints each frame as one compact JSON line: proto field names, enums by name,
-64-bit integers as numbers (MessageToDict would quote them), "records" always
-present. Exits 1 with a message on stderr if anything does not decode.
+64-bit integers as decimal strings and 32-bit ones as numbers (protobuf's
+canonical JSON mapping, json_format.MessageToDict, which `taskmeter dump
+--json` follows too), "records" always present. Exits 1 with a message on
+stderr if anything does not decode.
+
+from_json() turns such JSON back into Python ints, keyed by the schema's
+field types; the tests load every dump line through it.
 
 Run with /usr/bin/python3: that is the interpreter python3-protobuf serves.
 """
@@ -127,9 +132,8 @@ def fix_string(value, bad):
     return value
 
 
-def normalize(desc, obj, bad):
-    """MessageToDict writes 64-bit integers as strings; make them numbers.
-    Walks the descriptor so a string field that looks numeric stays a string."""
+def fix_strings(desc, obj, bad):
+    """Walks the descriptor and replaces invalid UTF-8 in string fields."""
     for name, value in obj.items():
         field = desc.fields_by_name.get(name)
         if field is None:
@@ -137,14 +141,53 @@ def normalize(desc, obj, bad):
         values = value if isinstance(value, list) else [value]
         if field.type == FieldDescriptor.TYPE_MESSAGE:
             for v in values:
-                normalize(field.message_type, v, bad)
+                fix_strings(field.message_type, v, bad)
+            continue
+        if field.type == FieldDescriptor.TYPE_STRING:
+            values = [fix_string(v, bad) for v in values]
+            obj[name] = values if isinstance(value, list) else values[0]
+    return obj
+
+
+def int64_field(field, v):
+    """A 64-bit field in canonical JSON: a string of decimal digits."""
+    if not isinstance(v, str) or not v.lstrip("-").isdigit():
+        raise DecodeError("64-bit field %s is %r, not a decimal string" % (field.full_name, v))
+    return int(v)
+
+
+def from_json(desc, obj, extra=None):
+    """The JSON object of a desc message with its 64-bit fields made ints,
+    in place. Which fields those are comes from the schema, never from what
+    a value looks like: a string field holding digits stays a string, and a
+    64-bit field written as a bare number is an error. extra: a descriptor
+    for top-level names desc does not have (a record line's frame fields)."""
+    for name, value in obj.items():
+        field = desc.fields_by_name.get(name)
+        if field is None and extra is not None:
+            field = extra.fields_by_name.get(name)
+        if field is None:
+            raise DecodeError("%s has no field %r" % (desc.full_name, name))
+        values = value if isinstance(value, list) else [value]
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            for v in values:
+                from_json(field.message_type, v)
             continue
         if field.type in INT64_TYPES:
-            values = [int(v) for v in values]
-        elif field.type == FieldDescriptor.TYPE_STRING:
-            values = [fix_string(v, bad) for v in values]
-        obj[name] = values if isinstance(value, list) else values[0]
+            values = [int64_field(field, v) for v in values]
+            obj[name] = values if isinstance(value, list) else values[0]
     return obj
+
+
+def frame_from_json(pb2, line):
+    """One line of `taskmeter dump --json` (or of this script), ints restored."""
+    return from_json(pb2.Frame.DESCRIPTOR, json.loads(line))
+
+
+def record_from_json(pb2, line):
+    """One line of `taskmeter dump --json --records`: a ProcessRecord plus its
+    frame's seq, timestamp_ns and hostname."""
+    return from_json(pb2.ProcessRecord.DESCRIPTOR, json.loads(line), pb2.Frame.DESCRIPTOR)
 
 
 def frame_to_json(pb2, body):
@@ -155,7 +198,7 @@ def frame_to_json(pb2, body):
         raise DecodeError("frame does not parse: %s" % e)
     obj = json_format.MessageToDict(frame, preserving_proto_field_name=True)
     bad = []
-    normalize(frame.DESCRIPTOR, obj, bad)
+    fix_strings(frame.DESCRIPTOR, obj, bad)
     if bad:
         # proto string fields must be UTF-8; some decoders reject the frame.
         print("decode_stream: warning: frame %s: %d string(s) with invalid UTF-8, e.g. %r"

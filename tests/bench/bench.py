@@ -12,7 +12,9 @@ hold better).
    in skb mode), and with nethogs watching instead, interleaved, median
    ratios; the agents' CPU, in their process and in their BPF programs;
 3. kernel cost per program under that load (kernel.bpf_stats_enabled);
-4. collector cost with 1,000 and 10,000 live processes sending traffic.
+4. collector cost with 1,000 and 10,000 live processes sending traffic, and
+   that of the Prometheus exporter (taskmeter prom) reading the same stream
+   and scraped every second: its series, CPU, memory and scrape time.
 
 Prints one table and writes it to BENCHMARKS.md (with date, kernel, CPU).
 Everything runs in network namespaces and a cgroup of its own (tmtest.Env).
@@ -31,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 import tmtest  # noqa: E402
 from tmtest import BUILD, ROOT, TRAFFIC, Env, sh  # noqa: E402
+from test_prom import Exporter, parse_exposition, total  # noqa: E402
 
 REPS = int(os.environ.get("TM_BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("TM_BENCH_SECONDS", "3"))
@@ -196,19 +199,41 @@ def ratio(res, kind, metric):
 # ---- 4. collector cost ----
 def complete_frames(path):
     """The frames written so far; a line caught half-written is not one."""
-    frames = []
-    for line in open(path):
-        try:
-            frames.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return frames
+    return tmtest.load_frames(path, partial=True)
 
 
-def bench_collector(n):
-    log(f"[4/4] collector with {n} live processes, each sending every second ...")
+def scrape_for(exp, seconds):
+    """Scrapes once a second (as Prometheus would) for that long; returns
+    the scrape times in ms and the last exposition."""
+    times, text = [], ""
+    end = time.time() + seconds
+    while time.time() < end:
+        t = time.time()
+        text = exp.scrape(timeout=30)[1]
+        times.append(1000 * (time.time() - t))
+        time.sleep(max(0.0, 1 - (time.time() - t)))
+    return times, text
+
+
+def exporter_result(exp, cpu, times, text):
+    m = parse_exposition(text)
+    return {"series": total(m, "taskmeter_exporter_series"),
+            "label_sets": total(m, "taskmeter_exporter_label_sets"),
+            "cpu_pct": 100 * cpu, "rss_mib": status_kib(exp.proc.pid, "VmRSS") / 1024,
+            "hwm_mib": status_kib(exp.proc.pid, "VmHWM") / 1024,
+            "scrape_ms_median": statistics.median(times), "scrape_ms_max": max(times),
+            "render_ms": 1000 * total(m, "taskmeter_exporter_render_seconds"),
+            "bytes": len(text)}
+
+
+def bench_collector(n, window=10):
+    log(f"[4/4] collector and exporter with {n} live processes, each sending every second ...")
     with Env(interval="1s", daemon_args=["--set", f"counter_entries={max(65536, 4 * n)}",
-                                         "--set", f"meta_entries={max(16384, 2 * n)}"]) as env:
+                                         "--set", f"meta_entries={max(16384, 2 * n)}",
+                                         "--set", "socket_mode=0666"]) as env:
+        # The exporter's worst case: one label set per process (pid), none
+        # folded, so its series grow with the processes.
+        exp = Exporter(env, prom_labels="comm, pid", prom_max_series=max(1000, 2 * n))
         sink = env.spawn([TRAFFIC, "udp-drain", "127.0.0.1", "7777"])
         swarm = env.spawn([TRAFFIC, "swarm", "127.0.0.1", "7777", str(n), "1000"],
                           ready="ready", stdin=subprocess.PIPE)
@@ -220,21 +245,24 @@ def bench_collector(n):
             if live >= n:
                 break
         time.sleep(2)
-        pid = env.daemon.pid
-        cpu0, t0, f0 = cpu_seconds(pid), time.time(), env.count_frames()
-        time.sleep(10)
-        cpu = (cpu_seconds(pid) - cpu0) / (time.time() - t0)
+        pid, epid = env.daemon.pid, exp.proc.pid
+        cpu0, ecpu0, t0, f0 = cpu_seconds(pid), cpu_seconds(epid), time.time(), env.count_frames()
+        times, text = scrape_for(exp, window)
+        wall = time.time() - t0
+        cpu, ecpu = (cpu_seconds(pid) - cpu0) / wall, (cpu_seconds(epid) - ecpu0) / wall
         rss, hwm = status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM")
+        exporter = exporter_result(exp, ecpu, times, text)
         frames = complete_frames(env.dump_path)[f0:]
         swarm.stdin.close()
         swarm.wait(timeout=60)
         sink.kill()
+        exp.stop()
         env.stop()
     build = [f["stats"]["frame_build_ns"] / 1e6 for f in frames]
     recs = [len(f["records"]) for f in frames]
     return {"n": n, "cpu_pct": 100 * cpu, "rss_mib": rss / 1024, "hwm_mib": hwm / 1024,
             "build_ms_median": statistics.median(build), "build_ms_max": max(build),
-            "records": statistics.median(recs)}
+            "records": statistics.median(recs), "exporter": exporter}
 
 
 # ---- report ----
@@ -287,6 +315,18 @@ def table(progs, res, kernel, coll, memory):
     for c in coll:
         L.append(f"| {c['n']} | {c['records']:.0f} | {c['cpu_pct']:.2f} | {c['rss_mib']:.1f} | "
                  f"{c['hwm_mib']:.1f} | {c['build_ms_median']:.2f} / {c['build_ms_max']:.2f} |")
+    L += ["", "## 5. Exporter cost (taskmeter prom on the same stream, scraped every second)",
+          "", "prom_labels = comm, pid: one label set per process, none folded (the worst",
+          "case; the default labels give a handful). CPU and memory of the exporter",
+          "process; scrape time as the scraping client saw it (a render after every",
+          "frame, since every frame changes the counters).", "",
+          "| processes | series (all families) | label sets | CPU % of a core | RSS MiB | peak RSS MiB | scrape ms (median / max) | render ms | exposition KiB |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for c in coll:
+        e = c["exporter"]
+        L.append(f"| {c['n']} | {e['series']:.0f} | {e['label_sets']:.0f} | {e['cpu_pct']:.2f} | "
+                 f"{e['rss_mib']:.1f} | {e['hwm_mib']:.1f} | {e['scrape_ms_median']:.1f} / "
+                 f"{e['scrape_ms_max']:.1f} | {e['render_ms']:.1f} | {e['bytes'] / 1024:.0f} |")
     L += ["", "BPF map memory with the default config (`taskmeterd --print-memory`): " + memory,
           ""]
     return "\n".join(L)

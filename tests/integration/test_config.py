@@ -178,3 +178,19 @@ def test_missing_cgroup():
             check(not os.path.exists(sock), f"socket {sock} left behind")
             check(not os.path.exists(missing_abs), f"{missing_abs} was created")
             check_eq(os.listdir(tmp), ["empty.conf"], f"files left in {tmp}")
+
+
+def test_unprivileged_says_what_it_needs():
+    """Without the privileges: one line naming the capabilities, exit 1,
+    nothing created (not libbpf's 'Couldn't load trivial BPF program')."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o777)
+        sock = os.path.join(tmp, "tm.sock")
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            TASKMETERD, "--socket", sock, "-c", CONFIG_EXAMPLE],
+                           capture_output=True, text=True, timeout=30)
+        print(p.stderr)
+        check_eq(p.returncode, 1, "exit status without privileges")
+        check("needs root, or the capabilities CAP_BPF" in p.stderr, f"stderr: {p.stderr!r}")
+        check("trivial BPF program" not in p.stderr, "libbpf's probe message shown")
+        check_eq(os.listdir(tmp), [], "files created without privileges")

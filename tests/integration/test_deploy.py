@@ -346,7 +346,8 @@ def test_dockerfile():
     apt = re.search(r"apt-get install[^&]*", runtime, re.S).group(0).split()
     pkgs = [w for w in apt if not w.startswith("-") and w not in ("apt-get", "install", "\\")]
     check_eq(sorted(pkgs), sorted(["libbpf1", "libxdp1", "libmnl0", "libprotobuf-c1", "libelf1",
-                                   "zlib1g", "libmicrohttpd12"]), "runtime packages")
+                                   "zlib1g", "libmicrohttpd12", "libncursesw6"]),
+             "runtime packages")
     check(f"--gid {TM_GID} taskmeter" in runtime and f"--uid {TM_GID}" in runtime,
           "taskmeter user/group ids")
     check(re.search(r"^CMD \[\"/usr/sbin/taskmeterd\"\]$", runtime, re.M), "CMD")

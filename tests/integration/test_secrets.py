@@ -4,19 +4,13 @@ secrets in their environment get their SERVICE_NAME and POD_NAME reported,
 and neither the secrets' values nor their names show up in the raw stream,
 the client's JSON or the daemon's verbose log. Both metadata modes."""
 import io
-import json
 import os
 import socket
-import sys
-import tempfile
 import threading
 import time
 
-from tmtest import Env, TRAFFIC, check, check_eq, clean_env, records_of_pid
-
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, TESTS)
-import decode_stream  # noqa: E402
+from tmtest import (Env, TRAFFIC, check, check_eq, clean_env, decode_stream, load_frame, pb2,
+                    records_of_pid)
 
 
 class RawSubscriber:
@@ -50,22 +44,15 @@ class RawSubscriber:
         return bytes(self.data)
 
 
-_pb2 = None
-
-
 def decode_raw(raw):
     """The frames of a captured stream, as decode_stream.py prints them."""
-    global _pb2
-    if _pb2 is None:
-        with tempfile.TemporaryDirectory(prefix="taskmeter-pb2-") as d:
-            _pb2 = decode_stream.load_schema(d)
     stream = decode_stream.FrameStream(BytesSocket(raw), time.monotonic() + 10)
     out = []
     while True:
         body = stream.next_body()  # DecodeError if raw ends inside a frame
         if body is None:
             return out
-        out.append(json.loads(decode_stream.frame_to_json(_pb2, body)))
+        out.append(load_frame(decode_stream.frame_to_json(pb2(), body)))
 
 
 class BytesSocket:

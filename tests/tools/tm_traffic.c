@@ -33,6 +33,9 @@
  *   tm_traffic udp-blast ADDR PORT COUNT SIZE      COUNT datagrams, no reply expected
  *   tm_traffic udp-bind ADDR PORT MS               bind, wait MS, count what arrived
  *   tm_traffic udp-drain ADDR PORT                 receive until killed (benchmarks)
+ *   tm_traffic name-storm ADDR PORT N SIZE PREFIX  N children one after the other, each
+ *                                                  named PREFIX<i> (prctl PR_SET_NAME, so
+ *                                                  its comm) and sending one datagram
  *   tm_traffic swarm ADDR PORT N INTERVAL_MS       N processes, each sending a 64-byte
  *                                                  datagram every INTERVAL_MS, until
  *                                                  stdin closes (benchmarks)
@@ -807,6 +810,39 @@ static int fork_storm(char **a)
 	return 0;
 }
 
+/* Children with distinct comms: a process name per child, set before the
+ * socket exists, so the metadata read at its first packet has it. */
+static int name_storm(char **a)
+{
+	int n = atoi(a[2]);
+	size_t size = (size_t)atol(a[3]);
+
+	for (int i = 0; i < n; i++) {
+		int status;
+		pid_t c = fork();
+
+		if (c == 0) {
+			struct sockaddr_storage ss;
+			socklen_t len;
+			static char buf[65536];
+			char name[16];
+			int fd;
+
+			snprintf(name, sizeof(name), "%s%d", a[4], i);
+			prctl(PR_SET_NAME, name);
+			fd = udp_socket(a, &ss, &len);
+			if (sendto(fd, buf, size, 0, (struct sockaddr *)&ss, len) != (ssize_t)size)
+				_exit(1);
+			report((long long)size, 0);
+			_exit(0);
+		}
+		if (c < 0 || waitpid(c, &status, 0) < 0 || status)
+			die("name-storm child");
+	}
+	report(0, 0);
+	return 0;
+}
+
 int main(int argc, char **argv, char **envp)
 {
 	static const struct {
@@ -824,6 +860,7 @@ int main(int argc, char **argv, char **envp)
 		{ "fork-storm", 4, fork_storm }, { "udp-blast", 4, udp_blast },
 		{ "udp-bind", 3, udp_bind },   { "udp-drain", 2, udp_drain },
 		{ "swarm", 4, swarm },         { "fd-finish", 1, fd_finish },
+		{ "name-storm", 5, name_storm },
 	};
 
 	if (argc >= 6 && strcmp(argv[1], "exec-send") == 0)

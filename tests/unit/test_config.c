@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Config parser: defaults, a full file, every error class with its line. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -25,6 +27,14 @@ static bool config_equal(const struct tm_config *a, const struct tm_config *b)
 	ASSERT_EQ(a->ringbuf_kib, b->ringbuf_kib);
 	ASSERT_EQ(a->exited_ttl_s, b->exited_ttl_s);
 	ASSERT_EQ(a->log_level, b->log_level);
+	ASSERT_STREQ(a->prom_listen, b->prom_listen);
+	ASSERT_EQ(a->n_prom_labels, b->n_prom_labels);
+	for (unsigned int i = 0; i < a->n_prom_labels; i++) {
+		ASSERT_STREQ(a->prom_labels[i].name, b->prom_labels[i].name);
+		ASSERT_EQ(a->prom_labels[i].src, b->prom_labels[i].src);
+	}
+	ASSERT_EQ(a->prom_max_series, b->prom_max_series);
+	ASSERT_EQ(a->prom_series_idle_s, b->prom_series_idle_s);
 	return true;
 }
 
@@ -365,6 +375,100 @@ TM_TEST(config_shipped_file_is_defaults)
 		return false;
 	}
 	return config_equal(&c, &def);
+}
+
+TM_TEST(config_prom)
+{
+	struct tm_config c;
+	char err[512] = "";
+
+	tm_config_defaults(&c);
+	ASSERT_STREQ(c.prom_listen, "127.0.0.1:9479");
+	ASSERT_EQ(c.n_prom_labels, 3);
+	ASSERT_STREQ(c.prom_labels[0].name, "service");
+	ASSERT_EQ(c.prom_labels[1].src, TM_PROM_CONTAINER_ID);
+	ASSERT_STREQ(c.prom_labels[2].name, "comm");
+	ASSERT_EQ(c.prom_max_series, 1000);
+	ASSERT_EQ(c.prom_series_idle_s, 3600);
+
+	ASSERT_EQ(tm_config_parse(&c, "prom_listen = [::1]:0\n"
+				  "prom_labels = exe,user env_POD_NAME pid\n"
+				  "prom_max_series = 1\nprom_series_idle = 0\n", "t", err, sizeof(err)), 0);
+	ASSERT_STREQ(c.prom_listen, "[::1]:0");
+	ASSERT_EQ(c.n_prom_labels, 4);
+	ASSERT_EQ(c.prom_labels[0].src, TM_PROM_EXE);
+	ASSERT_EQ(c.prom_labels[1].src, TM_PROM_USER);
+	ASSERT_EQ(c.prom_labels[2].src, TM_PROM_ENV);
+	ASSERT_STREQ(c.prom_labels[2].name, "env_POD_NAME");
+	ASSERT_EQ(c.prom_labels[3].src, TM_PROM_PID);
+	ASSERT_EQ(c.prom_max_series, 1);
+	ASSERT_EQ(c.prom_series_idle_s, 0);
+	ASSERT_EQ(tm_config_set(&c, "prom_labels", "", err, sizeof(err)), 0);
+	ASSERT_EQ(c.n_prom_labels, 0);
+	ASSERT_EQ(tm_config_set(&c, "prom_listen", "0.0.0.0:65535", err, sizeof(err)), 0);
+	return true;
+}
+
+static const struct {
+	const char *text;
+	const char *msg;
+} bad_prom[] = {
+	{ "prom_listen = 127.0.0.1", "t:1: prom_listen: '127.0.0.1' is not ADDRESS:PORT "
+	  "(e.g. 127.0.0.1:9479, [::1]:9479, 0.0.0.0:9479)" },
+	{ "prom_listen = localhost:9479", "t:1: prom_listen: 'localhost:9479' is not ADDRESS:PORT "
+	  "(e.g. 127.0.0.1:9479, [::1]:9479, 0.0.0.0:9479)" },
+	{ "prom_listen = ::1:9479", "t:1: prom_listen: '::1:9479' is not ADDRESS:PORT "
+	  "(e.g. 127.0.0.1:9479, [::1]:9479, 0.0.0.0:9479)" },
+	{ "prom_listen = 1.2.3.4:65536", "t:1: prom_listen: '1.2.3.4:65536' is not ADDRESS:PORT "
+	  "(e.g. 127.0.0.1:9479, [::1]:9479, 0.0.0.0:9479)" },
+	{ "prom_listen = \"\"", "t:1: prom_listen: empty value" },
+	{ "prom_labels = comm, host", "t:1: prom_labels: 'host' is not a label (service, "
+	  "container_id, container_runtime, pod_uid, cgroup, comm, exe, uid, user, pid, env_NAME)" },
+	{ "prom_labels = env_", "t:1: prom_labels: 'env_' is not a label (service, "
+	  "container_id, container_runtime, pod_uid, cgroup, comm, exe, uid, user, pid, env_NAME)" },
+	{ "prom_labels = env_1X", "t:1: prom_labels: 'env_1X' is not a label (service, "
+	  "container_id, container_runtime, pod_uid, cgroup, comm, exe, uid, user, pid, env_NAME)" },
+	{ "prom_labels = comm pid comm", "t:1: prom_labels: 'comm' is listed twice" },
+	{ "prom_labels = uid env_A env_B env_C env_D env_E env_F env_G env_H env_I env_J env_K "
+	  "env_L env_M env_N env_O env_P", "t:1: prom_labels: more than 16 labels" },
+	{ "prom_max_series = 0", "t:1: prom_max_series: 0 is out of range (1..1000000)" },
+	{ "prom_series_idle = 2592001",
+	  "t:1: prom_series_idle: 2592001 is out of range (0s..2592000s)" },
+};
+
+TM_TEST(config_prom_errors)
+{
+	for (size_t i = 0; i < sizeof(bad_prom) / sizeof(bad_prom[0]); i++) {
+		struct tm_config c, orig;
+		char err[512] = "";
+
+		tm_config_defaults(&c);
+		orig = c;
+		ASSERT_EQ(tm_config_parse(&c, bad_prom[i].text, "t", err, sizeof(err)), -EINVAL);
+		ASSERT_STREQ(err, bad_prom[i].msg);
+		if (!config_equal(&c, &orig))
+			return false;
+	}
+	return true;
+}
+
+TM_TEST(config_listen_addr)
+{
+	struct sockaddr_storage ss;
+	unsigned int len;
+
+	ASSERT_EQ(tm_config_listen_addr("127.0.0.1:9479", &ss, &len), 0);
+	ASSERT_EQ(ss.ss_family, AF_INET);
+	ASSERT_EQ(len, sizeof(struct sockaddr_in));
+	ASSERT_EQ(ntohs(((struct sockaddr_in *)&ss)->sin_port), 9479);
+	ASSERT_EQ(tm_config_listen_addr("[::]:1", &ss, &len), 0);
+	ASSERT_EQ(ss.ss_family, AF_INET6);
+	ASSERT_EQ(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 1);
+	ASSERT_EQ(tm_config_listen_addr("[::1]", &ss, &len), -EINVAL);
+	ASSERT_EQ(tm_config_listen_addr(":80", &ss, &len), -EINVAL);
+	ASSERT_EQ(tm_config_listen_addr("[]:80", &ss, &len), -EINVAL);
+	ASSERT_EQ(tm_config_listen_addr("1.2.3.4:-1", &ss, &len), -EINVAL);
+	return true;
 }
 
 TM_TEST(config_load_errors)

@@ -292,3 +292,133 @@ TM_TEST(frame_large_grows_reader)
 	tm_frame_reader_free(&r);
 	return true;
 }
+
+/* An unpacked message (what the reader hands out): n process records with
+ * pids from pid0, the last part of its frame unless more. */
+static Taskmeter__Frame *part(uint64_t seq, bool more, uint32_t pid0, size_t n, char *host)
+{
+	Taskmeter__ProcessRecord r[8], *rp[8];
+	Taskmeter__Frame f = TASKMETER__FRAME__INIT, *out;
+	uint8_t buf[1024];
+	size_t len;
+
+	for (size_t i = 0; i < n; i++) {
+		taskmeter__process_record__init(&r[i]);
+		r[i].has_pid = true;
+		r[i].pid = pid0 + (uint32_t)i;
+		rp[i] = &r[i];
+	}
+	f.has_seq = true;
+	f.seq = seq;
+	f.has_more_parts = true;
+	f.more_parts = more;
+	f.n_records = n;
+	f.records = rp;
+	f.hostname = host;
+	if (!more) {
+		f.has_interval_ns = true;
+		f.interval_ns = 7;
+	}
+	len = taskmeter__frame__pack(&f, buf);
+	out = taskmeter__frame__unpack(NULL, len, buf);
+	return out;
+}
+
+static bool pids_are(const Taskmeter__Frame *f, const uint32_t *want, size_t n)
+{
+	ASSERT_EQ(f->n_records, n);
+	for (size_t i = 0; i < n; i++)
+		ASSERT_EQ(f->records[i]->pid, want[i]);
+	return true;
+}
+
+TM_TEST(frame_parts_join)
+{
+	static const uint32_t one[] = { 10, 11 }, three[] = { 20, 21, 22, 30, 40, 41 };
+	struct tm_frame_parts p;
+	Taskmeter__Frame *w = NULL;
+	bool ok;
+
+	tm_frame_parts_init(&p);
+	/* A frame in one message passes as it is. */
+	ASSERT_EQ(tm_frame_parts_add(&p, part(1, false, 10, 2, "h"), &w), 1);
+	ASSERT_TRUE(pids_are(w, one, 2) && w->seq == 1);
+	/* Three parts: the union of their records; the fields of the last,
+	 * or of the first that has them (hostname only in the first here). */
+	ASSERT_EQ(tm_frame_parts_add(&p, part(2, true, 20, 3, "host"), &w), 0);
+	ASSERT_EQ(tm_frame_parts_add(&p, part(2, true, 30, 1, NULL), &w), 0);
+	/* The previous whole frame stays valid while parts come in. */
+	ASSERT_TRUE(pids_are(w, one, 2));
+	ASSERT_EQ(tm_frame_parts_add(&p, part(2, false, 40, 2, NULL), &w), 1);
+	ok = pids_are(w, three, 6) && w->seq == 2 && w->interval_ns == 7 &&
+	     w->hostname && !strcmp(w->hostname, "host");
+	ASSERT_EQ(p.discarded, 0);
+	tm_frame_parts_free(&p);
+	return ok;
+}
+
+TM_TEST(frame_parts_discard_unfinished)
+{
+	static const uint32_t want[] = { 50 };
+	struct tm_frame_parts p;
+	Taskmeter__Frame *w = NULL;
+	bool ok;
+
+	tm_frame_parts_init(&p);
+	/* seq 3 never gets its last part: seq 4 replaces it. */
+	ASSERT_EQ(tm_frame_parts_add(&p, part(3, true, 1, 2, NULL), &w), 0);
+	ASSERT_EQ(tm_frame_parts_add(&p, part(4, false, 50, 1, NULL), &w), 1);
+	ok = pids_are(w, want, 1);
+	ASSERT_EQ(p.discarded, 1);
+	/* A reset (new connection) drops pending parts, not the last frame. */
+	ASSERT_EQ(tm_frame_parts_add(&p, part(5, true, 1, 2, NULL), &w), 0);
+	tm_frame_parts_reset(&p);
+	ok = ok && pids_are(w, want, 1);
+	tm_frame_parts_free(&p);
+	return ok;
+}
+
+TM_TEST(frame_parts_bounded)
+{
+	struct tm_frame_parts p;
+	Taskmeter__Frame *w = NULL;
+	int ret = 0;
+
+	tm_frame_parts_init(&p);
+	for (size_t i = 0; i <= TM_FRAME_PARTS_MAX && ret == 0; i++)
+		ret = tm_frame_parts_add(&p, part(6, true, 1, 0, NULL), &w);
+	ASSERT_EQ(ret, -EBADMSG);
+	ASSERT_EQ(p.n, 0);
+	tm_frame_parts_free(&p);
+	return true;
+}
+
+TM_TEST(frame_read_nonblocking_resumes)
+{
+	struct tm_frame_reader r;
+	Taskmeter__Frame *f = NULL;
+	struct sample s;
+	uint8_t *buf;
+	size_t len;
+	int sv[2];
+	bool ok;
+
+	sample_init(&s, 11);
+	buf = tm_frame_encode(&s.f, &len);
+	ASSERT_TRUE(buf);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	tm_frame_reader_init(&r);
+	ASSERT_EQ(tm_frame_read(&r, sv[1], &f), -EAGAIN);
+	/* Half a frame: -EAGAIN, and what came stays buffered. */
+	ASSERT_EQ(write_all(sv[0], buf, len / 2), 0);
+	ASSERT_EQ(tm_frame_read(&r, sv[1], &f), -EAGAIN);
+	ASSERT_EQ(write_all(sv[0], buf + len / 2, len - len / 2), 0);
+	ASSERT_EQ(tm_frame_read(&r, sv[1], &f), 1);
+	ok = check_sample(f, 11);
+	taskmeter__frame__free_unpacked(f, NULL);
+	free(buf);
+	tm_frame_reader_free(&r);
+	close(sv[0]);
+	close(sv[1]);
+	return ok;
+}

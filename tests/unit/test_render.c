@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Client rendering: human units, JSON, terminal-safe text, row order. */
+#include <locale.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -88,7 +89,7 @@ TM_TEST(json_frame_fields)
 	f.has_seq = true;
 	f.seq = UINT64_MAX;
 	/* No records: the array is still there. */
-	ASSERT_WRITES("{\"seq\":18446744073709551615,\"records\":[]}", tm_json_frame(out, &f));
+	ASSERT_WRITES("{\"seq\":\"18446744073709551615\",\"records\":[]}", tm_json_frame(out, &f));
 	f.has_metadata_mode = true;
 	f.metadata_mode = TASKMETER__METADATA_MODE__MODE_PROCFS;
 	r.has_kind = true;
@@ -104,14 +105,32 @@ TM_TEST(json_frame_fields)
 	r.rx_delta = &c;
 	f.n_records = 1;
 	f.records = &rp;
-	ASSERT_WRITES("{\"seq\":18446744073709551615,\"records\":[{\"kind\":\"PROCESS\","
+	ASSERT_WRITES("{\"seq\":\"18446744073709551615\",\"records\":[{\"kind\":\"PROCESS\","
 		      "\"argv\":[\"a\",\"b c\"],\"exited\":true,\"exit_code\":-1,"
-		      "\"rx_delta\":{\"bytes\":0}}],\"metadata_mode\":\"MODE_PROCFS\"}",
+		      "\"rx_delta\":{\"bytes\":\"0\"}}],\"metadata_mode\":\"MODE_PROCFS\"}",
 		      tm_json_frame(out, &f));
+	/* 64-bit fields are strings, 32-bit ones numbers (proto3 JSON). */
+	r.has_pid = r.has_start_time_ns = true;
+	r.pid = UINT32_MAX;
+	r.start_time_ns = (1ull << 53) + 1; /* a double would round it */
+	ASSERT_WRITES("{\"kind\":\"PROCESS\",\"pid\":4294967295,"
+		      "\"start_time_ns\":\"9007199254740993\",\"argv\":[\"a\",\"b c\"],"
+		      "\"exited\":true,\"exit_code\":-1,\"rx_delta\":{\"bytes\":\"0\"}}",
+		      tm_json_message(out, &r.base));
+	/* A record line: its frame's seq, timestamp and host, then the record. */
+	f.has_timestamp_ns = true;
+	f.timestamp_ns = 7;
+	f.hostname = "h\"1";
+	ASSERT_WRITES("{\"seq\":\"18446744073709551615\",\"timestamp_ns\":\"7\","
+		      "\"hostname\":\"h\\\"1\",\"kind\":\"PROCESS\",\"pid\":4294967295,"
+		      "\"start_time_ns\":\"9007199254740993\",\"argv\":[\"a\",\"b c\"],"
+		      "\"exited\":true,\"exit_code\":-1,\"rx_delta\":{\"bytes\":\"0\"}}",
+		      tm_json_record_line(out, &f, &r));
+	r.has_pid = r.has_start_time_ns = false;
 	/* An enum value newer than the schema is written as its number. */
 	r.kind = 99;
 	ASSERT_WRITES("{\"kind\":99,\"argv\":[\"a\",\"b c\"],\"exited\":true,\"exit_code\":-1,"
-		      "\"rx_delta\":{\"bytes\":0}}",
+		      "\"rx_delta\":{\"bytes\":\"0\"}}",
 		      tm_json_message(out, &r.base));
 	return true;
 }
@@ -157,5 +176,63 @@ TM_TEST(sort_by_rate_then_total)
 	ASSERT_EQ(p[1]->pid, 2);
 	ASSERT_EQ(p[2]->pid, 0);
 	ASSERT_EQ(p[3]->pid, 3);
+	return true;
+}
+
+/* tm_term_fit counts columns as the terminal does: needs a UTF-8 locale. */
+static bool utf8_locale(void)
+{
+	return setlocale(LC_CTYPE, "C.UTF-8") != NULL;
+}
+
+TM_TEST(term_fit_columns)
+{
+	char buf[64];
+
+	ASSERT_TRUE(utf8_locale());
+	/* Wide characters take two columns: one that would straddle the edge
+	 * is left out. */
+	ASSERT_EQ(tm_term_fit(buf, sizeof(buf), "\xe6\x97\xa5\xe6\x9c\xac", 3, false), 2);
+	ASSERT_STREQ(buf, "\xe6\x97\xa5");
+	ASSERT_EQ(tm_term_width("a\xe6\x97\xa5" "b", false), 4);
+	/* Combining marks and format characters (U+202E, right-to-left
+	 * override; U+200B, zero width space) have no width: replaced. */
+	ASSERT_EQ(tm_term_fit(buf, sizeof(buf), "e\xcc\x81x\xe2\x80\xae" "y\xe2\x80\x8b", 80, false),
+		  6);
+	ASSERT_STREQ(buf, "e?x?y?");
+	/* Controls and bad bytes, as tm_term_text. */
+	ASSERT_EQ(tm_term_fit(buf, sizeof(buf), "\x1b[2J\xc2\x9b\xff", 80, false), 6);
+	ASSERT_STREQ(buf, "?[2J??");
+	/* A terminal that is not UTF-8 gets ASCII only. */
+	ASSERT_EQ(tm_term_fit(buf, sizeof(buf), "h\xc3\xa9\xe6\x97\xa5", 80, true), 3);
+	ASSERT_STREQ(buf, "h??");
+	/* A small buffer cuts before a character. */
+	ASSERT_EQ(tm_term_fit(buf, 4, "a\xe6\x97\xa5", 80, false), 1);
+	ASSERT_STREQ(buf, "a");
+	return true;
+}
+
+TM_TEST(term_tail_keeps_the_end)
+{
+	char buf[64];
+
+	ASSERT_TRUE(utf8_locale());
+	ASSERT_EQ(tm_term_tail(buf, sizeof(buf), "/a/b/web.service", 11, false), 11);
+	ASSERT_STREQ(buf, "web.service");
+	ASSERT_EQ(tm_term_tail(buf, sizeof(buf), "short", 11, false), 5);
+	ASSERT_STREQ(buf, "short");
+	/* A wide character that does not fit whole is dropped. */
+	ASSERT_EQ(tm_term_tail(buf, sizeof(buf), "\xe6\x97\xa5x", 2, false), 1);
+	ASSERT_STREQ(buf, "x");
+	return true;
+}
+
+TM_TEST(record_kind_labels)
+{
+	ASSERT_STREQ(tm_record_kind_label(TASKMETER__RECORD_KIND__LOCAL_NO_OWNER),
+		     "local without owner");
+	ASSERT_STREQ(tm_record_kind_label(TASKMETER__RECORD_KIND__NON_IP), "non-IP");
+	ASSERT_TRUE(!tm_record_kind_label(TASKMETER__RECORD_KIND__PROCESS));
+	ASSERT_TRUE(!tm_record_kind_label(99));
 	return true;
 }
