@@ -22,7 +22,6 @@ Each step prints '#N name:OK|FAIL|SKIP'; the last line is
 'N passed, N failed, N skipped'. Every container, cgroup, namespace and
 mount is removed; the images stay in CACHE's storage as the cache.
 """
-import json
 import os
 import random
 import re
@@ -106,10 +105,16 @@ def remove_cgroups(before):
             dirs |= {w[0] for w in os.walk(top)}
     dirs |= podman_cgroups() - before
     for path in sorted(dirs, key=len, reverse=True):
-        try:
-            os.rmdir(path)
-        except OSError as e:
-            log(f"cgroup {path} not removed: {e}")
+        for attempt in range(50):  # conmon may take a moment to exit
+            try:
+                os.rmdir(path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if attempt == 49:
+                    log(f"cgroup {path} not removed: {e}")
+                time.sleep(0.1)
 
 
 def daemonset():
@@ -136,7 +141,7 @@ def dump_from_host(env, sock, path):
     """A `taskmeter dump --json` subscriber on the host, like Env's."""
     env.dump_path = path
     env.dumps.append(path)
-    env.dump = subprocess.Popen([TASKMETER, "dump", "--json", "--socket", sock, "--wait", "10"],
+    env.dump = subprocess.Popen([TASKMETER, "dump", "--json", "--socket", sock],
                                 stdout=open(path, "w"), stderr=open(path + ".err", "w"))
     env.wait_frames(1, timeout=20)
 
@@ -158,6 +163,20 @@ def check_attached(frames, what, xdp=None):
     if xdp:
         check(all(m[1] == xdp for m in modes.values()), f"{what}: XDP modes {modes}")
     log(f"{what}: (TC, XDP) on the veth pair: {modes}")
+
+
+def host_lacks(cap):
+    """Whether this machine grants nobody the capability (its bounding set)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("CapBnd:"):
+            return not int(line.split()[1], 16) & (1 << cap)
+    return False
+
+
+def expected_warning(line):
+    """The one warning this machine causes whatever the test does: it grants
+    CAP_SYS_RESOURCE to no process, containers included."""
+    return "without CAP_SYS_RESOURCE" in line and host_lacks(24)
 
 
 def nobody_argv(argv):
@@ -272,7 +291,7 @@ def test_daemonset_privileges_count_exactly():
             print(out)
         check_eq(rc, 0, "taskmeterd's exit status after SIGTERM")
         check("detached, exiting" in out, "no clean stop in the log")
-        env.dump.wait(timeout=10)
+        check_eq(env.dump.wait(timeout=10), 3, "taskmeter dump's exit status (stream ended)")
         env.dump = None
         frames = env.all_frames()
         exact(frames, old_rep, "pre-existing client (nobody)", BYTES, REPLY)
@@ -283,7 +302,8 @@ def test_daemonset_privileges_count_exactly():
         # a privilege missing shows as a warning (an interface not attached)
         # or an error; libbpf's own EPERM lines are info (libxdp's dispatcher
         # is refused on this kernel by design, see DESIGN.md)
-        bad = [line for line in out.splitlines() if re.search(r" (warn|error): ", line)]
+        bad = [line for line in out.splitlines() if re.search(r" (warn|error): ", line)
+               and not expected_warning(line)]
         check(not bad, "warnings from the collector:\n" + "\n".join(bad))
         env.check_nothing_left()
         pm("rm", name)
@@ -301,7 +321,7 @@ def consumers(rundir):
     out = container_run(f"tm-reader-{run_id}", *base,
                         "--user", f"{sc['runAsUser']}:{sc['runAsGroup']}", imgtest.IMAGE,
                         "taskmeter", "dump", "--json", "--count", "2", detach=False)
-    frames = [json.loads(line) for line in out.splitlines() if line.strip()]
+    frames = [tmtest.load_frame(line) for line in out.splitlines() if line.strip()]
     check_eq(len(frames), 2, "frames read by the unprivileged reader")
     p = pm("run", "--rm", "--runtime", "runc", *imgtest.ULIMITS, "--cgroup-parent", CG_PARENT,
            *base, "--user", "65534:65534", imgtest.IMAGE, "taskmeter", "dump", "--count", "1",
@@ -317,6 +337,17 @@ def sd_exec(name, *argv, check_rc=True, timeout=60):
     if check_rc and p.returncode:
         raise tmtest.TestFailure(f"{' '.join(argv)}: exit {p.returncode}: {p.stdout}{p.stderr}")
     return p.stdout
+
+
+def sd_wait_booted(name, timeout=60):
+    """systemd in the container has finished starting up."""
+    deadline = time.time() + timeout
+    while True:
+        state = sd_exec(name, "systemctl", "is-system-running", check_rc=False).strip()
+        if state in ("running", "degraded"):
+            return state
+        check(time.time() < deadline, f"systemd in the container: {state or 'not up'}")
+        time.sleep(0.2)
 
 
 def sd_wait_active(name, unit, want="active", timeout=20):
@@ -386,9 +417,7 @@ def test_systemd_units():
 
 
 def systemd_scenario(env, name, caps, out):
-    state = sd_exec(name, "systemctl", "is-system-running", "--wait", check_rc=False,
-                    timeout=90).strip() or "?"
-    log(f"systemd in the container: {state}")
+    log(f"systemd in the container: {sd_wait_booted(name)}")
     sd_exec(name, "getent", "group", "taskmeter")
     sd_exec(name, "systemctl", "start", "taskmeterd.service")
     sd_wait_active(name, "taskmeterd.service")
@@ -416,9 +445,7 @@ def systemd_scenario(env, name, caps, out):
     srv_rep = env.finish(srv)
     wait_frames_file(os.path.join(out, "frames.jsonl"), 3)
     sd_exec(name, "systemctl", "reload", "taskmeterd.service")
-    time.sleep(0.5)
-    check("reloaded" in sd_exec(name, "journalctl", "-u", "taskmeterd", "--no-pager"),
-          "no 'reloaded' after systemctl reload")
+    sd_wait_journal(name, "taskmeterd.service", "reloaded")
     sd_wait_active(name, "taskmeterd.service")
     # the documented upgrade: stop keeping the state, start again, adopt
     sd_exec(name, "systemctl", "kill", "-s", "USR2", "--kill-who=main", "taskmeterd.service")
@@ -431,26 +458,26 @@ def systemd_scenario(env, name, caps, out):
     srv2 = env.spawn([TRAFFIC, "tcp-serve", "127.0.0.1", "5312", str(REPLY)], env=clean_env())
     cli2 = env.run([TRAFFIC, "tcp-send", "127.0.0.1", "5312", str(BYTES)], env=clean_env())
     srv2_rep = env.finish(srv2)  # while no collector ran
-    sd_wait_active(name, "taskmeter-dump-test.service", want="inactive")
-    os.rename(os.path.join(out, "frames.jsonl"), os.path.join(out, "frames-1.jsonl"))
+    frames_path = os.path.join(out, "frames.jsonl")
+    seen = count_frames(frames_path)
     sd_exec(name, "systemctl", "start", "taskmeterd.service")
     sd_wait_active(name, "taskmeterd.service")
-    check("adopted the pinned state" in sd_exec(name, "journalctl", "-u", "taskmeterd",
-                                                "--no-pager"), "the restart did not adopt")
-    sd_exec(name, "systemctl", "start", "taskmeter-dump-test.service")
-    wait_frames_file(os.path.join(out, "frames.jsonl"), 3)
+    sd_wait_journal(name, "taskmeterd.service", "adopted the pinned state")
+    # the consumer (--wait) reconnects by itself
+    wait_frames_file(frames_path, seen + 3)
     sd_exec(name, "systemctl", "stop", "taskmeterd.service")  # SIGTERM: clean
-    sd_wait_active(name, "taskmeter-dump-test.service", want="inactive")
+    sd_wait_journal(name, "taskmeter-dump-test.service", "closed the stream")
+    sd_exec(name, "systemctl", "stop", "taskmeter-dump-test.service")
     result = sd_exec(name, "systemctl", "show", "-P", "Result", "taskmeterd.service").strip()
     check_eq(result, "success", "taskmeterd.service result after stop")
     consumer = sd_exec(name, "systemctl", "show", "-P", "Result",
                        "taskmeter-dump-test.service").strip()
-    check_eq(consumer, "success", "the consumer's result (its stream ended cleanly)")
-    warnings = sd_exec(name, "journalctl", "-u", "taskmeterd", "-p", "warning", "--no-pager",
-                       "-q").strip()
-    check(warnings == "", f"taskmeterd logged warnings under the unit:\n{warnings}")
-    frames = [json.loads(line) for p in ("frames-1.jsonl", "frames.jsonl")
-              for line in open(os.path.join(out, p)) if line.endswith("\n")]
+    check_eq(consumer, "success", "the consumer's result")
+    warnings = [line for line in sd_exec(name, "journalctl", "-u", "taskmeterd", "-p", "warning",
+                                         "--no-pager", "-q").splitlines()
+                if not expected_warning(line)]
+    check(not warnings, "taskmeterd logged warnings under the unit:\n" + "\n".join(warnings))
+    frames = tmtest.load_frames(frames_path, partial=True)
     exact(frames, cli, "client", BYTES, REPLY)
     exact(frames, srv_rep, "server", REPLY, BYTES)
     exact(frames, cli2, "client while no collector ran", BYTES, REPLY)
@@ -462,8 +489,9 @@ def consumer_unit(name):
     """taskmeter-prom.service's sandbox around `taskmeter dump --json`: the
     unit file as installed, only ExecStart changed, output to a file."""
     src = "/usr/lib/systemd/system/taskmeter-prom.service"
-    script = (f"sed -e 's|^ExecStart=.*|ExecStart=/usr/bin/taskmeter dump --json --wait 10|' "
-              f"-e 's|^\\[Service\\]|[Service]\\nStandardOutput=append:/run/tm-out/frames.jsonl|' "
+    script = (f"sed -e 's|^ExecStart=.*|ExecStart=/usr/bin/taskmeter dump --json --wait 60|' "
+              f"-e 's|^\\[Service\\]|[Service]\\nStandardOutput=append:/run/tm-out/frames.jsonl"
+              f"\\nStandardError=journal|' "
               f"{src} > /etc/systemd/system/taskmeter-dump-test.service && "
               "systemctl daemon-reload && systemctl start taskmeter-dump-test.service")
     sd_exec(name, "sh", "-c", script)
@@ -471,7 +499,8 @@ def consumer_unit(name):
     # the same sandbox as the real unit, but for ExecStart
     diff = sd_exec(name, "sh", "-c", f"diff {src} /etc/systemd/system/taskmeter-dump-test.service"
                    "| grep '^[<>]'", check_rc=False)
-    check(all(("ExecStart=" in line or "StandardOutput=" in line) for line in diff.splitlines()),
+    check(all(re.search(r"ExecStart=|StandardOutput=|StandardError=", line)
+              for line in diff.splitlines()),
           f"the test unit differs from taskmeter-prom.service in more than ExecStart:\n{diff}")
     user = sd_exec(name, "sh", "-c", "ps -o user=,group=,supgrp= -C taskmeter || "
                    "cat /proc/$(systemctl show -P MainPID taskmeter-dump-test)/status"
@@ -493,15 +522,15 @@ def test_prom_unit():
         conf = os.path.join(env.dir, "taskmeter.conf")
         text = set_keys(open(os.path.join(ROOT, "build", "taskmeter.conf.installed")).read(),
                         cgroup=env.cg_rel, netns=env.ns, instance=env.instance,
-                        interval="200ms")
+                        interval="200ms", prom_listen=f"127.0.0.1:{port}", prom_labels="comm")
         with open(conf, "w") as f:
-            f.write(text + f"prom_listen = 127.0.0.1:{port}\nprom_labels = comm\n")
+            f.write(text)
         name = f"tm-prom-{run_id}"
         container_run(name, "--privileged", "--network=none", "--systemd=always",
                       "-v", f"{env.bpffs}:/sys/fs/bpf", "-v", "/run/netns:/run/netns:ro",
                       "-v", f"{conf}:/etc/taskmeter/taskmeter.conf:ro", imgtest.SYSTEMD_IMAGE)
         try:
-            sd_exec(name, "systemctl", "is-system-running", "--wait", check_rc=False, timeout=90)
+            sd_wait_booted(name)
             sd_exec(name, "systemctl", "start", "taskmeterd.service", "taskmeter-prom.service")
             sd_wait_active(name, "taskmeterd.service")
             sd_wait_active(name, "taskmeter-prom.service")
@@ -542,13 +571,24 @@ def scrape_sum(name, port, metric, **labels):
     return total
 
 
+def count_frames(path):
+    try:
+        return sum(1 for line in open(path) if line.endswith("\n"))
+    except FileNotFoundError:
+        return 0
+
+
+def sd_wait_journal(name, unit, text, timeout=20):
+    deadline = time.time() + timeout
+    while text not in sd_exec(name, "journalctl", "-u", unit, "--no-pager", "-q"):
+        check(time.time() < deadline, f"no '{text}' from {unit}")
+        time.sleep(0.2)
+
+
 def wait_frames_file(path, n, timeout=20):
     deadline = time.time() + timeout
     while True:
-        try:
-            count = sum(1 for line in open(path) if line.endswith("\n"))
-        except FileNotFoundError:
-            count = 0
+        count = count_frames(path)
         if count >= n:
             return
         check(time.time() < deadline, f"{path}: {count} frames, want {n}")
