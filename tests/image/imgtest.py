@@ -136,7 +136,7 @@ def build_systemd_image(pm, times):
                 'CMD ["/lib/systemd/systemd"]\n')
     pm("build", "--runtime", "runc", *ULIMITS, "--network", "host", "--layers",
        "-t", SYSTEMD_IMAGE, ctx, log=pm.log, timeout=900)
-    times["systemd image"] = time.time() - t0
+    times["systemd image"] = times.get("systemd image", 0.0) + time.time() - t0
 
 
 def clean_cache(cache=CACHE):
