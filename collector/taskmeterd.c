@@ -374,7 +374,8 @@ static const struct { int cap; const char *name; bool must; const char *without;
 	{ 19, "CAP_SYS_PTRACE", false, "other users' /proc entries (metadata, old sockets) "
 					 "and their network namespaces" },
 	{ 2, "CAP_DAC_READ_SEARCH", false, "other users' sockets older than the collector" },
-	{ 24, "CAP_SYS_RESOURCE", false, "no file descriptor limit above the hard one" },
+	{ 24, "CAP_SYS_RESOURCE", false, "RLIMIT_MEMLOCK not raised (kernels before 5.11 "
+					   "charge BPF maps to it)" },
 };
 
 static bool have_cap(const struct __user_cap_data_struct *c, int cap)
