@@ -14,7 +14,7 @@ CFLAGS    ?= -O2 -g
 WARN      := -Wall -Wextra -Werror
 CPPFLAGS  += -Iinclude -Icollector -I$(BUILD)
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(CPPFLAGS)
-LDLIBS    += -lxdp -lbpf -lelf -lz -lprotobuf-c -lmnl
+LDLIBS    += -lxdp -lbpf -lelf -lz -lprotobuf-c -lmnl -lsystemd
 BPF_CFLAGS := -g -O2 --target=bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -std=gnu11 -Wall -Werror \
 	-Iinclude -I$(BUILD) -Ibpf
 
@@ -28,7 +28,8 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean deps bench-deps test check run bench FORCE fuzz fuzzers fuzz-bins
+.PHONY: all clean deps bench-deps test check run bench man install uninstall \
+	deploy-deps image-test image-clean fuzz fuzzers fuzz-bins FORCE
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 # Standalone objects with skeletons of their own (they share the main
@@ -116,8 +117,11 @@ $(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/taskmeter.o: $(BUILD)/tm_build
 # layout of the shared structs and maps is never read as ours. Rewritten
 # only when it changes.
 TM_VERSION_BASE := 0.2.0
+# The source's git describe; given from outside where there is no .git
+# (the container build).
+TM_GIT_DESC ?=
 $(BUILD)/tm_build.h: include/taskmeter.h bpf/taskmeter.bpf.h FORCE | $(BUILD)
-	$(Q)v=$$(git describe --always --dirty 2>/dev/null || echo unknown); \
+	$(Q)v='$(TM_GIT_DESC)'; [ -n "$$v" ] || v=$$(git describe --always --dirty 2>/dev/null || echo unknown); \
 	abi=$$(cat include/taskmeter.h bpf/taskmeter.bpf.h | sha256sum | cut -c1-16); \
 	printf '#define TM_VERSION "%s (%s)"\n#define TM_ABI_HASH 0x%sull\n' \
 		"$(TM_VERSION_BASE)" "$$v" "$$abi" > $@.tmp; \
@@ -192,12 +196,114 @@ $(BUILD)/tools/%: tests/tools/%.c | $(BUILD)
 $(BUILD):
 	$(Q)mkdir -p $@
 
+# ---- man pages, from --help (help2man) ----
+MAN_PAGES := $(BUILD)/man/taskmeterd.8 $(BUILD)/man/taskmeter.1
+man: $(MAN_PAGES)
+
+$(BUILD)/man/taskmeterd.8: $(BUILD)/taskmeterd collector/taskmeterd.h2m
+	@mkdir -p $(dir $@)
+	$(call msg,MAN,$@)
+	$(Q)help2man --no-info --no-discard-stderr --section 8 --version-string "$(TM_VERSION_BASE)" \
+		--name "per-process network accounting with eBPF: the collector" \
+		--include collector/taskmeterd.h2m --output $@ ./$(BUILD)/taskmeterd
+
+# Every command's --help (`taskmeter help` lists them) goes in a COMMANDS
+# section, so a new command is documented as soon as it exists.
+$(BUILD)/man/taskmeter.h2m: $(BUILD)/taskmeter collector/taskmeter.h2m
+	@mkdir -p $(dir $@)
+	$(Q)cp collector/taskmeter.h2m $@.tmp; printf '[COMMANDS]\n' >> $@.tmp; \
+	for c in $$(./$(BUILD)/taskmeter help | sed -n '/^commands:/,$$s/^  \([a-z][a-z-]*\) .*/\1/p'); do \
+		[ "$$c" = help ] && continue; \
+		printf '.SS "taskmeter %s"\n.nf\n' "$$c" >> $@.tmp; \
+		./$(BUILD)/taskmeter help "$$c" | sed 's/\\/\\e/g; s/^[.'"'"']/\\\&&/' >> $@.tmp; \
+		printf '.fi\n' >> $@.tmp; \
+	done; mv $@.tmp $@
+
+$(BUILD)/man/taskmeter.1: $(BUILD)/taskmeter $(BUILD)/man/taskmeter.h2m
+	$(call msg,MAN,$@)
+	$(Q)help2man --no-info --section 1 --version-string "$(TM_VERSION_BASE)" \
+		--name "read taskmeterd's per-process network accounting stream" \
+		--include $(BUILD)/man/taskmeter.h2m --output $@ ./$(BUILD)/taskmeter
+
+# ---- make install / uninstall ----
+# PREFIX for the programs, man pages, units and sysusers.d (systemd reads
+# /usr/local/lib/systemd/system and /usr/local/lib/sysusers.d too); the
+# config always goes to /etc/taskmeter, where the programs look for it.
+# An existing config is never overwritten: the new one is installed next
+# to it as taskmeter.conf.new. Without DESTDIR the taskmeter group is
+# created (systemd-sysusers, else groupadd); with DESTDIR that is left to
+# the package's scripts.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+CONFDIR     := /etc/taskmeter
+UNITS       := taskmeterd.service taskmeter-prom.service
+
+# The installed config: the shipped one with the socket's group set.
+$(BUILD)/taskmeter.conf.installed: configs/taskmeter.conf | $(BUILD)
+	$(Q)sed 's/^socket_group = ""$$/socket_group = taskmeter/' $< > $@.tmp
+	$(Q)grep -q '^socket_group = taskmeter$$' $@.tmp && mv $@.tmp $@
+
+define install_file # mode, source, destination
+	$(Q)install -D -m $(1) $(2) $(DESTDIR)$(3)
+	@printf '  %-8s %s\n' INSTALL "$(DESTDIR)$(3)"
+endef
+
+install: $(BUILD)/taskmeterd $(BUILD)/taskmeter $(MAN_PAGES) $(BUILD)/taskmeter.conf.installed
+	$(call install_file,0755,$(BUILD)/taskmeterd,$(SBINDIR)/taskmeterd)
+	$(call install_file,0755,$(BUILD)/taskmeter,$(BINDIR)/taskmeter)
+	$(call install_file,0644,$(BUILD)/man/taskmeterd.8,$(MANDIR)/man8/taskmeterd.8)
+	$(call install_file,0644,$(BUILD)/man/taskmeter.1,$(MANDIR)/man1/taskmeter.1)
+	$(Q)for u in $(UNITS); do \
+		sed 's|/usr/local/sbin/|$(SBINDIR)/|; s|/usr/local/bin/|$(BINDIR)/|' configs/$$u > $(BUILD)/$$u; \
+	done
+	$(call install_file,0644,$(BUILD)/taskmeterd.service,$(UNITDIR)/taskmeterd.service)
+	$(call install_file,0644,$(BUILD)/taskmeter-prom.service,$(UNITDIR)/taskmeter-prom.service)
+	$(call install_file,0644,configs/taskmeter.sysusers,$(SYSUSERSDIR)/taskmeter.conf)
+	$(Q)conf=$(DESTDIR)$(CONFDIR)/taskmeter.conf; \
+	if [ ! -e $$conf ]; then \
+		install -D -m 0644 $(BUILD)/taskmeter.conf.installed $$conf; \
+		printf '  %-8s %s\n' INSTALL $$conf; \
+	elif cmp -s $(BUILD)/taskmeter.conf.installed $$conf; then \
+		printf '  %-8s %s (unchanged)\n' KEEP $$conf; \
+	else \
+		install -m 0644 $(BUILD)/taskmeter.conf.installed $$conf.new; \
+		printf '  %-8s %s.new (%s exists and differs: kept, merge by hand)\n' INSTALL $$conf $$conf; \
+	fi
+	$(Q)if [ -n "$(DESTDIR)" ]; then :; \
+	elif command -v systemd-sysusers >/dev/null && [ -d /run/systemd/system ]; then \
+		systemd-sysusers $(SYSUSERSDIR)/taskmeter.conf; \
+	elif ! getent group taskmeter >/dev/null; then \
+		groupadd --system taskmeter && echo "  GROUP    taskmeter (groupadd)"; \
+	fi
+	@[ -n "$(DESTDIR)" ] || echo "Now: systemctl daemon-reload && systemctl enable --now taskmeterd taskmeter-prom"
+
+# Removes what install installed; a config that was changed stays (and
+# so does the taskmeter group: groupdel taskmeter).
+uninstall: $(BUILD)/taskmeter.conf.installed
+	$(Q)for f in $(SBINDIR)/taskmeterd $(BINDIR)/taskmeter $(MANDIR)/man8/taskmeterd.8 \
+		$(MANDIR)/man1/taskmeter.1 $(addprefix $(UNITDIR)/,$(UNITS)) \
+		$(SYSUSERSDIR)/taskmeter.conf; do \
+		[ -e $(DESTDIR)$$f ] || continue; \
+		rm -f $(DESTDIR)$$f && printf '  %-8s %s\n' REMOVE $(DESTDIR)$$f; \
+	done
+	$(Q)for f in $(DESTDIR)$(CONFDIR)/taskmeter.conf $(DESTDIR)$(CONFDIR)/taskmeter.conf.new; do \
+		[ -e $$f ] || continue; \
+		if cmp -s $(BUILD)/taskmeter.conf.installed $$f; then \
+			rm -f $$f && printf '  %-8s %s\n' REMOVE $$f; \
+		else printf '  %-8s %s (changed since install)\n' KEEP $$f; fi; \
+	done
+	$(Q)rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null || true
+
 # Debian packages the build, the daemon and the tests need. Installs only
 # what is missing, so a warm machine pays one dpkg query.
 DEB_PKGS := clang llvm libbpf-dev libxdp-dev libmnl-dev libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler python3-protobuf bpftool iproute2 \
 	libelf-dev zlib1g-dev make gcc pkg-config nftables procps libmicrohttpd-dev prometheus \
-	libncurses-dev tmux libclang-rt-14-dev
+	libncurses-dev libsystemd-dev tmux libclang-rt-14-dev help2man man-db systemd python3-yaml yamllint
 # What `make bench` needs on top: the load generator and the peer it is
 # compared with.
 BENCH_PKGS := iperf3 nethogs
@@ -212,6 +318,23 @@ deps:
 		echo "installing Debian packages: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# `make image-test`: docker/ built and run with Debian's tools (mmdebstrap,
+# podman/buildah, runc); not part of `make test` (minutes, downloads).
+# Its podman storage, with the base and built images as the cache, is
+# IMAGE_CACHE; `make image-clean` removes it.
+DEPLOY_PKGS := podman buildah mmdebstrap runc uidmap fuse-overlayfs util-linux
+IMAGE_CACHE ?= /var/tmp/taskmeter-image-test
+deploy-deps:
+	$(Q)$(MAKE) --no-print-directory deps DEB_PKGS="$(DEPLOY_PKGS)"
+
+image-test: deps deploy-deps
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/taskmeter.conf.installed
+	$(Q)IMAGE_CACHE=$(IMAGE_CACHE) /usr/bin/python3 tests/image/run.py
+
+image-clean:
+	$(Q)/usr/bin/python3 -c 'import sys; sys.path.insert(0, "tests/image"); \
+		import imgtest; imgtest.clean_cache("$(IMAGE_CACHE)")'
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -46,7 +46,8 @@ void tm_args_usage(FILE *f)
 		"change without a restart is reported and kept). A taskmeterd killed any\n"
 		"other way leaves its programs counting: the next one adopts the counts.\n"
 		"Needs root, or CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN and\n"
-		"CAP_SYS_RESOURCE.\n");
+		"CAP_SYS_RESOURCE; CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH to read other\n"
+		"users' /proc entries; CAP_CHOWN for socket_group.\n");
 }
 
 

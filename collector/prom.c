@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "frame.h"
@@ -464,6 +465,7 @@ static int start_http(struct prom *p)
 		return -ENOTSUP;
 	}
 	log_listening(p, &ss);
+	sd_notify(0, "READY=1"); /* Type=notify: scrapes are answered from here on */
 	return 0;
 }
 

@@ -27,6 +27,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/capability.h>
+#include <systemd/sd-daemon.h>
 #include <xdp/libxdp.h>
 
 #include "args.h"
@@ -370,14 +371,22 @@ static int open_export(struct tm_daemon *d)
 
 /* Capabilities, as linux/capability.h numbers them (CAP_BPF and
  * CAP_PERFMON are newer than some libc headers). */
-static const struct { int cap; const char *name; bool must; } caps[] = {
-	{ 39, "CAP_BPF", true },        /* load programs, create maps */
-	{ 38, "CAP_PERFMON", true },    /* tracepoints, pointer reads */
-	{ 12, "CAP_NET_ADMIN", true },  /* cgroup_skb, XDP, TC */
-	{ 21, "CAP_SYS_ADMIN", true },  /* setns into watched netns, bpffs, BTF */
-	{ 19, "CAP_SYS_PTRACE", false }, /* /proc/<pid>/environ and fd of any process */
-	{ 24, "CAP_SYS_RESOURCE", false }, /* raise the fd limit */
+static const struct { int cap; const char *name; bool must; const char *without; } caps[] = {
+	{ 39, "CAP_BPF", true, NULL },        /* load programs, create maps */
+	{ 38, "CAP_PERFMON", true, NULL },    /* tracepoints, pointer reads */
+	{ 12, "CAP_NET_ADMIN", true, NULL },  /* cgroup_skb, XDP, TC */
+	{ 21, "CAP_SYS_ADMIN", true, NULL },  /* setns into watched netns, bpffs, BTF */
+	{ 19, "CAP_SYS_PTRACE", false, "other users' /proc entries (metadata, old sockets) "
+					 "and their network namespaces" },
+	{ 2, "CAP_DAC_READ_SEARCH", false, "other users' sockets older than the collector" },
+	{ 24, "CAP_SYS_RESOURCE", false, "RLIMIT_MEMLOCK not raised (kernels before 5.11 "
+					   "charge BPF maps to it)" },
 };
+
+static bool have_cap(const struct __user_cap_data_struct *c, int cap)
+{
+	return c[cap / 32].effective & (1u << (cap % 32));
+}
 
 /* Say which privileges are missing, instead of letting the first failed
  * bpf() call (libbpf: "Couldn't load trivial BPF program") say it badly. */
@@ -385,28 +394,22 @@ static int check_privileges(void)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct c[2] = { 0 };
-	char missing[256] = "", wanted[256] = "";
-	size_t at = 0, wt = 0;
+	char missing[256] = "";
+	size_t at = 0;
 
 	if (syscall(SYS_capget, &h, c))
 		return 0; /* cannot tell: let the kernel decide */
-	for (size_t i = 0; i < TM_ARRAY_SIZE(caps); i++) {
-		bool have = c[caps[i].cap / 32].effective & (1u << (caps[i].cap % 32));
-
-		if (have)
-			continue;
-		if (caps[i].must)
+	for (size_t i = 0; i < TM_ARRAY_SIZE(caps); i++)
+		if (caps[i].must && !have_cap(c, caps[i].cap))
 			at += (size_t)snprintf(missing + at, sizeof(missing) - at, " %s", caps[i].name);
-		else
-			wt += (size_t)snprintf(wanted + wt, sizeof(wanted) - wt, " %s", caps[i].name);
-	}
-	if (wanted[0] && !missing[0])
-		tm_warn("without%s: /proc metadata and sockets older than the collector may be "
-			"incomplete\n", wanted);
+	for (size_t i = 0; !missing[0] && i < TM_ARRAY_SIZE(caps); i++)
+		if (!caps[i].must && !have_cap(c, caps[i].cap))
+			tm_warn("without %s: %s\n", caps[i].name, caps[i].without);
 	if (!missing[0])
 		return 0;
 	tm_err("taskmeterd needs root, or the capabilities CAP_BPF, CAP_PERFMON, "
-	       "CAP_NET_ADMIN, CAP_SYS_ADMIN (and CAP_SYS_PTRACE, CAP_SYS_RESOURCE); "
+	       "CAP_NET_ADMIN, CAP_SYS_ADMIN (and CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, "
+	       "CAP_SYS_RESOURCE); "
 	       "missing:%s\n", missing);
 	return -EPERM;
 }
@@ -518,6 +521,10 @@ static int setup(struct tm_daemon *d)
 	}
 	tm_info("streaming to %s every %u ms (metadata: %s)\n", d->cfg.socket_path,
 		d->cfg.interval_ms, d->bpf.task_work ? "task_work" : "procfs");
+	/* Type=notify: units ordered after us start once the programs count
+	 * and the socket takes clients (a no-op outside systemd). */
+	sd_notifyf(0, "READY=1\nSTATUS=streaming to %s (%s)", d->cfg.socket_path,
+		   d->bpf.start == TM_START_ADOPTED ? "adopted the pinned state" : "new state");
 	return 0;
 }
 
@@ -611,8 +618,10 @@ static void reload(struct tm_daemon *d)
 	struct tm_config n, old = d->cfg;
 	char msg[512], fixed[512] = "";
 
+	sd_notify(0, "RELOADING=1");
 	if (tm_args_config(&d->args, &n, msg, sizeof(msg))) {
 		tm_err("reload: %s: the running configuration stays\n", msg);
+		sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", msg);
 		return;
 	}
 	keep_fixed(&n, &old, fixed, sizeof(fixed));
@@ -621,6 +630,7 @@ static void reload(struct tm_daemon *d)
 	tm_info("reloaded %s%s%s%s\n", d->args.config ? d->args.config : "the configuration",
 		fixed[0] ? "; these need a restart and keep their running values: " : "",
 		fixed, fixed[0] ? "" : "");
+	sd_notifyf(0, "READY=1\nSTATUS=streaming to %s (reloaded)", d->cfg.socket_path);
 }
 
 static void on_signal(struct tm_daemon *d)
@@ -713,6 +723,7 @@ static int run(struct tm_daemon *d)
 		if (err)
 			tm_err("poll loop: %s\n", strerror(-err));
 	}
+	sd_notify(0, "STOPPING=1");
 	/* a failed start leaves no state; a stop keeps it when asked to */
 	keep = !err && (d->stop == 2 || d->cfg.keep_state || d->args.keep_state);
 	if (err && d->bpf.start == TM_START_ADOPTED)

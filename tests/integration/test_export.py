@@ -277,8 +277,8 @@ def test_dump_records():
             env.wait_frames(3)
             frames = env.stop()
             rc = rec.wait(timeout=10)
-        # 3: the stream ended (the collector stopped), as documented
-        check_eq(rc, 3, f"dump --records exit status ({rec.stderr.read().strip()})")
+        check_eq(rc, 3, f"dump --records exit status after taskmeterd stopped "
+                 f"({rec.stderr.read().strip()})")
         raw = open(path).readlines()
     lines = [load_record(ln) for ln in raw]
     by_seq = {f["seq"]: f for f in frames}
