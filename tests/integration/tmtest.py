@@ -99,6 +99,25 @@ def sh(*argv, check_rc=True):
     return p.stdout
 
 
+# What every test namespace starts with, whatever the host has: a new netns
+# copies the host's IPv4 settings (net.core.devconf_inherit_init_net = 0),
+# and a Docker or Kubernetes node forwards and may filter by reverse path.
+# A test that needs more (a router) sets it in its own namespace.
+NETNS_SYSCTLS = ("net.ipv4.ip_forward=0", "net.ipv4.conf.all.forwarding=0",
+                 "net.ipv4.conf.default.forwarding=0", "net.ipv4.conf.all.rp_filter=0",
+                 "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.all.accept_local=0",
+                 "net.ipv4.ping_group_range=1 0", "net.ipv6.conf.all.forwarding=0")
+
+
+def new_netns(ns):
+    """`ip netns add` with lo up and NETNS_SYSCTLS set inside."""
+    sh("ip", "netns", "add", ns)
+    known = [kv for kv in NETNS_SYSCTLS  # IPv6 may be absent from the kernel
+             if os.path.exists("/proc/sys/" + kv.split("=")[0].replace(".", "/"))]
+    sh("ip", "netns", "exec", ns, "sysctl", "-qw", *known)
+    sh("ip", "-n", ns, "link", "set", "lo", "up")
+
+
 class Env:
     def __init__(self, daemon_args=(), interval="200ms", start=True):
         self.id = f"{os.getpid()}-{random.randrange(1 << 30):x}"
@@ -129,8 +148,7 @@ class Env:
     # ---- lifecycle ----
     def __enter__(self):
         try:
-            sh("ip", "netns", "add", self.ns)
-            sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+            new_netns(self.ns)
             os.mkdir(self.bpffs)
             sh("mount", "-t", "bpf", "bpf", self.bpffs)
             os.mkdir(self.cg)
@@ -284,9 +302,8 @@ class Env:
     # ---- more namespaces and cgroups, removed with the Env ----
     def add_netns(self, suffix):
         ns = f"{self.ns}-{suffix}"
-        sh("ip", "netns", "add", ns)
         self.extra_ns.append(ns)
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        new_netns(ns)
         return ns
 
     def add_cgroup(self, rel):
