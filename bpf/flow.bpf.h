@@ -130,15 +130,25 @@ static __always_inline struct tm_flow_val *tm_flow_remember(const struct tm_flow
 							    const struct tm_flow_val *as,
 							    __u8 bucket, __u64 epoch)
 {
-	struct tm_flow_val v = { .bucket = bucket, .cached = 1, .epoch = epoch };
+	struct tm_flow_val v = { .bucket = bucket, .cached = 1, .epoch = epoch }, *old;
 
 	if (as) {
 		v.owner = as->owner;
 		v.exec_seq = as->exec_seq;
 	}
-	if (bpf_map_update_elem(&tm_flows, k, &v, BPF_NOEXIST))
-		return NULL;
-	return bpf_map_lookup_elem(&tm_flows, k);
+	/* Never over a socket's own entry (published meanwhile): it knows
+	 * better. A stale cache of ours is renewed in place. */
+	if (!bpf_map_update_elem(&tm_flows, k, &v, BPF_NOEXIST))
+		return bpf_map_lookup_elem(&tm_flows, k);
+	old = bpf_map_lookup_elem(&tm_flows, k);
+	if (!old || !old->cached)
+		return old;
+	old->owner = v.owner;
+	old->exec_seq = v.exec_seq;
+	old->bucket = bucket;
+	old->c_gen = 0; /* its class too */
+	old->epoch = epoch;
+	return old;
 }
 
 /* ---- the interface layer's class of a flow ---- */

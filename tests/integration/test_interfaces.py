@@ -281,6 +281,31 @@ def reconcile(extra, rx_layer="XDP", l2_short=0):
                  "UDP payload to a closed port")
 
 
+def test_flow_cache_after_bind():
+    """A flow classified at the interface through a bound socket is
+    cached; a bind anywhere makes every cached classification stale. The
+    flow's next packets are classified again and are still the owner's:
+    a stale cache entry is renewed, not left standing in the way."""
+    with Env(start=False) as env:
+        topo = Topology(env)
+        env.start_daemon(extra=topo.daemon_args())
+        sink = env.spawn([TRAFFIC, "udp-sink", "10.2.0.1", "6400", "40"], env=clean_env(),
+                         ns=topo.s)
+        cli = env.spawn([TRAFFIC, "udp-send-wait", "10.2.0.1", "6400", "20", "500"],
+                        env=clean_env(), ready="sent", stdin=-1, ns=topo.c)
+        # a bind in the server's namespace: the bind epoch moves
+        other = env.spawn([TRAFFIC, "udp-bind", "10.2.0.1", "6401", "10"], env=clean_env(),
+                          ns=topo.s)
+        env.finish(other)
+        sent = env.finish(cli, stdin="go\n")
+        rep = env.finish(sink)
+        check_eq(rep["received"], sent["sent"], "ground truth: the sink got all")
+        frames = env.stop()
+        s = records_of_pid(frames, rep["pid"])[0]
+        check_eq(if_payload(s, "vs0", "INGRESS", "TC", "UDP"), sent["sent"],
+                 "the owner's payload arriving on vs0, before and after the bind")
+
+
 def nft(ns, *rules):
     for rule in rules:
         sh("ip", "netns", "exec", ns, "nft", rule)

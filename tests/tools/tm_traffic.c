@@ -42,6 +42,8 @@
  *                                                  line on stdin, read at most READS
  *                                                  datagrams (FORK=1: a child of the
  *                                                  binder reads), close (see below)
+ *   tm_traffic udp-send-wait ADDR PORT COUNT SIZE  COUNT datagrams, "sent", a line on
+ *                                                  stdin, COUNT more on the same socket
  *   tm_traffic swarm ADDR PORT N INTERVAL_MS       N processes, each sending a 64-byte
  *                                                  datagram every INTERVAL_MS, until
  *                                                  stdin closes (benchmarks)
@@ -962,6 +964,34 @@ static int udp_reader(char **a)
 	return 0;
 }
 
+/* udp-send-wait ADDR PORT COUNT SIZE: COUNT datagrams, "sent", then after
+ * a line on stdin COUNT more from the same socket (one flow throughout). */
+static int udp_send_wait(char **a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd = udp_socket(a, &ss, &len), count = atoi(a[2]);
+	size_t size = (size_t)atol(a[3]);
+	static char buf[65536];
+	char line[16];
+
+	for (int round = 0; round < 2; round++) {
+		if (round) {
+			printf("sent\n");
+			fflush(stdout);
+			if (!fgets(line, sizeof(line), stdin))
+				die("stdin");
+		}
+		for (int i = 0; i < count; i++) {
+			if (sendto(fd, buf, size, 0, (struct sockaddr *)&ss, len) != (ssize_t)size)
+				die("sendto");
+			usleep(1000);
+		}
+	}
+	report(2LL * count * (long long)size, 0);
+	return 0;
+}
+
 int main(int argc, char **argv, char **envp)
 {
 	static const struct {
@@ -980,6 +1010,7 @@ int main(int argc, char **argv, char **envp)
 		{ "udp-bind", 3, udp_bind },   { "udp-drain", 2, udp_drain },
 		{ "swarm", 4, swarm },         { "fd-finish", 1, fd_finish },
 		{ "name-storm", 5, name_storm }, { "udp-reader", 5, udp_reader },
+		{ "udp-send-wait", 4, udp_send_wait },
 	};
 
 	if (argc >= 6 && strcmp(argv[1], "exec-send") == 0)
