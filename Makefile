@@ -46,7 +46,8 @@ PROTO_O    := $(BUILD)/taskmeter.pb-c.o
 
 # Collector modules shared by the daemon, the client and the unit tests.
 LIB_SRCS   := collector/config.c collector/procfs.c collector/frame.c collector/log.c \
-	collector/cgroups.c collector/sockdiag.c collector/netlink.c collector/bpfmaps.c \
+	collector/cgroups.c collector/sockdiag.c collector/nlsock.c collector/netlink.c \
+	collector/clsact.c collector/bpfmaps.c \
 	collector/util.c collector/store.c collector/meta.c collector/encode.c collector/export.c \
 	collector/pin.c collector/args.c
 LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)

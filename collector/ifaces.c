@@ -146,7 +146,7 @@ static void iface_add(struct tm_ifaces *s, struct tm_netns *ns, const struct tm_
 	snprintf(i->kind, sizeof(i->kind), "%s", l->kind);
 	i->link_ifindex = l->link_ifindex;
 	i->link_netnsid = l->link_netnsid;
-	tm_netns_run(ns->fd, attach_in_ns, &a);
+	tm_nlsock_netns_run(ns->fd, attach_in_ns, &a);
 	iface_flags(s, i);
 	i->next = s->ifs;
 	s->ifs = i;
@@ -164,7 +164,7 @@ static void iface_remove(struct tm_ifaces *s, struct tm_iface **pp)
 	struct tm_iface_key k = { .netns = (__u32)i->ns->ino, .ifindex = (__u32)i->ifindex };
 	struct attach_arg a = { s, i, NULL };
 
-	tm_netns_run(i->ns->fd, detach_in_ns, &a);
+	tm_nlsock_netns_run(i->ns->fd, detach_in_ns, &a);
 	if (!s->keep) {
 		bpf_map_delete_elem(bpf_map__fd(s->bpf->skel->maps.tm_ifaces), &k);
 		ifaces_changed(s);

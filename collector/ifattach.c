@@ -14,6 +14,7 @@
 
 #include "bpfload.h"
 #include "bpfmaps.h"
+#include "clsact.h"
 #include "ifattach.h"
 #include "log.h"
 #include "taskmeter.h"
@@ -277,21 +278,21 @@ static int clsact_attach(struct tm_attacher *a, struct tm_ifattach *x, const str
 	int progs[2] = { bpf_program__fd(a->tc->progs.tm_tc_ingress),
 			 bpf_program__fd(a->tc->progs.tm_tc_egress) };
 	static const char *const names[2] = { "taskmeter_in", "taskmeter_out" };
+	struct tm_nlsock *s = tm_nl_sock(nl);
+	bool made;
 	int err, old;
 
-	bool made;
-
-	err = tm_nl_clsact_ensure(nl, l->ifindex, &made);
+	err = tm_clsact_ensure(s, l->ifindex, &made);
 	/* an earlier collector of this instance made it: then it is ours to remove */
 	x->clsact_created = made || made_before(a, x, l->ifindex);
 	for (int d = first; !err && d < 2; d++) {
 		/* a filter with our handle: ours from before, or an orphan */
-		old = tm_nl_filter_prog(nl, l->ifindex, d == 0, TM_TC_PRIO, TM_TC_HANDLE);
+		old = tm_clsact_filter_prog(s, l->ifindex, d == 0, TM_TC_PRIO, TM_TC_HANDLE);
 		if (old > 0 && !replaceable(a, (uint32_t)old))
 			err = -EEXIST;
 		else
-			err = tm_nl_filter_add(nl, l->ifindex, d == 0, progs[d], names[d],
-					       TM_TC_PRIO, TM_TC_HANDLE, old > 0);
+			err = tm_clsact_filter_add(s, l->ifindex, d == 0, progs[d], names[d],
+						   TM_TC_PRIO, TM_TC_HANDLE, old > 0);
 		x->filter[d] = !err;
 	}
 	return err;
@@ -300,19 +301,20 @@ static int clsact_attach(struct tm_attacher *a, struct tm_ifattach *x, const str
 static void tc_detach(struct tm_attacher *a, struct tm_ifattach *x, struct tm_nl *nl,
 		      int ifindex, bool keep, bool gone)
 {
+	struct tm_nlsock *s = tm_nl_sock(nl);
 	char name[TM_PIN_NAME];
 
 	for (int d = 0; d < 2; d++) {
 		pin_name(x, tcx_pins[d], name);
 		drop_link(a, &x->tcx[d], name, keep);
 		if (x->filter[d] && !keep && !gone)
-			tm_nl_filter_del(nl, ifindex, d == 0, TM_TC_PRIO, TM_TC_HANDLE);
+			tm_clsact_filter_del(s, ifindex, d == 0, TM_TC_PRIO, TM_TC_HANDLE);
 		x->filter[d] = false;
 	}
 	/* the qdisc goes only if we made it and nobody else put filters on it */
-	if (x->clsact_created && !keep && !gone && tm_nl_filter_count(nl, ifindex, true) == 0 &&
-	    tm_nl_filter_count(nl, ifindex, false) == 0)
-		tm_nl_clsact_del(nl, ifindex);
+	if (x->clsact_created && !keep && !gone && tm_clsact_filter_count(s, ifindex, true) == 0 &&
+	    tm_clsact_filter_count(s, ifindex, false) == 0)
+		tm_clsact_del(s, ifindex);
 	x->clsact_created = false;
 }
 

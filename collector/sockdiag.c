@@ -4,19 +4,17 @@
  * processes in one pass over /proc/<pid>/fd through a hash index, so that the
  * cost is O(sockets + fds) however many processes share the host.
  */
-#define _GNU_SOURCE /* setns */
+#define _GNU_SOURCE /* reallocarray */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
@@ -25,13 +23,9 @@
 #include <netinet/in.h>
 
 #include "log.h"
+#include "nlsock.h"
 #include "sockdiag.h"
 
-/*
- * The kernel sizes dump skbs up to 32 KiB; a smaller buffer would make
- * recvmsg() truncate them (libmnl reports that as ENOSPC).
- */
-#define DUMP_BUF_SIZE 32768
 #define NO_INDEX UINT32_MAX
 
 /* Open addressing, linear probing; key 0 is "empty" (no inode or netns is 0). */
@@ -60,8 +54,6 @@ struct scan {
 	struct u64_index ns_idx;
 	struct u64_index sock_idx;
 	uint64_t home_ino;
-	int home_fd;
-	char *buf;
 	uint64_t cur_netns;     /* netns of the dump in progress */
 	uint8_t cur_protocol;
 	struct tm_sockdiag_stats st;
@@ -306,57 +298,19 @@ static int dump_msg_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int send_dump_req(struct mnl_socket *nl, int family, int protocol, uint32_t seq)
+static int dump_one(struct scan *sc, struct tm_nlsock *nl, int i)
 {
+	struct nlmsghdr *nlh = tm_nlsock_msg(nl, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP);
 	struct inet_diag_req_v2 *req;
-	char buf[MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(*req))];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-
-	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = seq;
-	req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
-	req->sdiag_family = family;
-	req->sdiag_protocol = protocol;
-	req->idiag_states = ~0u;
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	return 0;
-}
-
-static int recv_dump(struct scan *sc, struct mnl_socket *nl, uint32_t seq)
-{
-	unsigned int portid = mnl_socket_get_portid(nl);
-
-	for (;;) {
-		ssize_t n = mnl_socket_recvfrom(nl, sc->buf, DUMP_BUF_SIZE);
-		int ret;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == ENOBUFS)
-			tm_warn("sock_diag: receive queue overflowed (ENOBUFS): "
-				"the dump lost replies, scan aborted\n");
-		if (n < 0)
-			return -errno;
-		ret = mnl_cb_run(sc->buf, n, seq, portid, dump_msg_cb, sc);
-		if (ret == MNL_CB_STOP)
-			return 0;
-		if (ret == MNL_CB_ERROR)
-			return errno ? -errno : -EPROTO;
-	}
-}
-
-static int dump_one(struct scan *sc, struct mnl_socket *nl, int i)
-{
-	uint32_t seq = time(NULL) + i;
 	size_t mark = sc->n_socks;
 	int err;
 
+	req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
+	req->sdiag_family = dumps[i].family;
+	req->sdiag_protocol = dumps[i].protocol;
+	req->idiag_states = ~0u;
 	sc->cur_protocol = dumps[i].protocol;
-	err = send_dump_req(nl, dumps[i].family, dumps[i].protocol, seq);
-	if (!err)
-		err = recv_dump(sc, nl, seq);
+	err = tm_nlsock_talk(nl, nlh, dump_msg_cb, sc);
 	if (!err)
 		return 0;
 	sc->n_socks = mark;
@@ -366,46 +320,21 @@ static int dump_one(struct scan *sc, struct mnl_socket *nl, int i)
 		       dumps[i].protocol);
 		return 0;
 	}
-	/* libmnl turns NLM_F_DUMP_INTR into EINTR: the dump is inconsistent. */
-	if (err == -EINTR)
-		err = -EAGAIN;
+	if (err == -ENOBUFS)
+		tm_warn("sock_diag: receive queue overflowed (ENOBUFS): "
+			"the dump lost replies, scan aborted\n");
 	tm_warn("sock_diag dump (family %d protocol %d) in netns %llu: %s\n", dumps[i].family,
 		dumps[i].protocol, (unsigned long long)sc->cur_netns, strerror(-err));
 	return err;
 }
 
-/*
- * A netlink socket belongs to the netns it was created in: enter the target
- * netns just for socket(), come back before doing anything else. -errno if
- * the socket could not be had there, -ENOTRECOVERABLE if the thread could not
- * come back: everything it did next would happen in the wrong netns.
- */
-static int open_diag_in(struct scan *sc, const struct netns_ent *ns, struct mnl_socket **nl)
-{
-	bool away = ns->ino != sc->home_ino;
-	int err = 0;
-
-	if (away && setns(ns->fd, CLONE_NEWNET))
-		return -errno;
-	*nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
-	if (!*nl)
-		err = -errno;
-	if (away && setns(sc->home_fd, CLONE_NEWNET)) {
-		tm_err("cannot return to netns %llu: %s\n", (unsigned long long)sc->home_ino,
-		       strerror(errno));
-		if (*nl)
-			mnl_socket_close(*nl);
-		return -ENOTRECOVERABLE;
-	}
-	return err;
-}
-
 static int dump_netns(struct scan *sc, const struct netns_ent *ns)
 {
-	struct mnl_socket *nl;
+	struct tm_nlsock nl;
 	int err;
 
-	err = open_diag_in(sc, ns, &nl);
+	/* The socket is made in the netns and dumps that netns's sockets. */
+	err = tm_nlsock_open(&nl, NETLINK_SOCK_DIAG, ns->ino == sc->home_ino ? -1 : ns->fd, 0);
 	if (err == -ENOTRECOVERABLE)
 		return err;
 	if (err) {
@@ -414,12 +343,10 @@ static int dump_netns(struct scan *sc, const struct netns_ent *ns)
 		sc->st.netns_skipped++;
 		return 0;
 	}
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
-		err = -errno;
 	sc->cur_netns = ns->ino;
 	for (size_t i = 0; !err && i < sizeof(dumps) / sizeof(dumps[0]); i++)
-		err = dump_one(sc, nl, i);
-	mnl_socket_close(nl);
+		err = dump_one(sc, &nl, i);
+	tm_nlsock_close(&nl);
 	if (!err)
 		sc->st.netns++;
 	return err;
@@ -536,13 +463,8 @@ static int scan_open(struct scan *sc)
 {
 	struct stat st;
 
-	sc->home_fd = -1;
-	sc->buf = malloc(DUMP_BUF_SIZE);
-	if (!sc->buf)
-		return -ENOMEM;
-	/* thread-self, not self: setns() moves only the calling thread. */
-	sc->home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (sc->home_fd < 0 || fstat(sc->home_fd, &st))
+	/* thread-self, not self: the netns of this thread is the one to compare. */
+	if (stat("/proc/thread-self/ns/net", &st))
 		return -errno;
 	sc->home_ino = st.st_ino;
 	return 0;
@@ -552,13 +474,10 @@ static void scan_close(struct scan *sc)
 {
 	for (size_t i = 0; i < sc->n_ns; i++)
 		close(sc->ns[i].fd);
-	if (sc->home_fd >= 0)
-		close(sc->home_fd);
 	idx_free(&sc->ns_idx);
 	idx_free(&sc->sock_idx);
 	free(sc->ns);
 	free(sc->socks);
-	free(sc->buf);
 }
 
 int tm_sockdiag_scan_stats(tm_sock_seed_cb cb, void *ctx, struct tm_sockdiag_stats *stats)
