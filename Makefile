@@ -43,6 +43,8 @@ BPF_OBJS   := $(BUILD)/maps.bpf.o $(filter-out $(BUILD)/maps.bpf.o \
 PROTO_C    := $(BUILD)/taskmeter.pb-c.c
 PROTO_H    := $(BUILD)/taskmeter.pb-c.h
 PROTO_O    := $(BUILD)/taskmeter.pb-c.o
+# The schema's field numbers as macros, for the tags the collector writes by hand.
+PROTO_FIELDS := $(BUILD)/taskmeter.fields.h
 
 # Collector modules shared by the daemon, the client and the unit tests.
 LIB_SRCS   := collector/config.c collector/procfs.c collector/frame.c collector/log.c \
@@ -102,11 +104,16 @@ $(PROTO_C) $(PROTO_H) &: proto/taskmeter.proto | $(BUILD)
 	$(call msg,PROTOC,$<)
 	$(Q)$(PROTOC_C) --proto_path=proto --c_out=$(BUILD) $<
 
+$(PROTO_FIELDS): proto/taskmeter.proto proto/fields.awk | $(BUILD)
+	$(call msg,GEN,$@)
+	$(Q)awk -f proto/fields.awk $< > $@
+
 $(PROTO_O): $(PROTO_C) $(PROTO_H)
 	$(call msg,CC,$@)
 	$(Q)$(CC) -std=gnu11 $(CFLAGS) -Wall $(CPPFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: collector/%.c $(wildcard collector/*.h) include/taskmeter.h $(PROTO_H) | $(BUILD)
+$(BUILD)/%.o: collector/%.c $(wildcard collector/*.h) include/taskmeter.h $(PROTO_H) \
+		$(PROTO_FIELDS) | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -137,7 +144,8 @@ $(BUILD)/taskmeter: $(CLIENT_OBJS) $(LIB_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lmicrohttpd $(CURSES_LIBS) -o $@
 
-$(BUILD)/unit/%.o: tests/unit/%.c $(wildcard tests/unit/*.h) $(wildcard collector/*.h) $(PROTO_H) | $(BUILD)
+$(BUILD)/unit/%.o: tests/unit/%.c $(wildcard tests/unit/*.h) $(wildcard collector/*.h) $(PROTO_H) \
+		$(PROTO_FIELDS) | $(BUILD)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@

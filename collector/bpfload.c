@@ -28,6 +28,7 @@
 
 #include "bpfload.h"
 #include "log.h"
+#include "mapio.h"
 #include "procfs.h"
 #include "sockdiag.h"
 #include "taskmeter.h"
@@ -262,7 +263,7 @@ int tm_bpf_open_state(struct tm_bpf *b, const struct tm_config *c)
 	}
 	if (!err) {
 		b->retired_fd = own_map(b, TM_PIN_RETIRED, BPF_MAP_TYPE_HASH,
-					sizeof(struct tm_iface_key) + sizeof(__u32),
+					sizeof(struct tm_retired_key),
 					sizeof(struct tm_counter_val), TM_IFACES_MAX * TM_DIR_MAX);
 		err = b->retired_fd < 0 ? b->retired_fd : 0;
 	}

@@ -11,10 +11,21 @@
 
 #include "encode.h"
 #include "frame.h"
+#include "taskmeter.fields.h"
 
 #define TM_ARENA_CHUNK (64u << 10)
-#define TM_FIELD_RECORDS 4 /* Frame.records, checked by a unit test */
 #define TM_WIRE_LEN 2
+
+/* part_append() writes Frame.records' tag as one byte. */
+_Static_assert(TM_PB_FRAME_RECORDS < 16, "the tag of Frame.records fits one byte");
+/*
+ * The wire contract consumers rely on (proto/taskmeter.proto's framing
+ * notes, frames in parts, counting restarts): renumbering one of these in
+ * the schema breaks every consumer built from the old one.
+ */
+_Static_assert(TM_PB_FRAME_RECORDS == 4 && TM_PB_FRAME_FRAMES_DROPPED == 6 &&
+	       TM_PB_FRAME_MORE_PARTS == 10 && TM_PB_FRAME_COUNTERS_ID == 11,
+	       "Frame field numbers are part of the wire format");
 
 /* The C enums mirror the proto's (compared as ints: they are distinct types). */
 #define TM_SAME(a, b) ((int)(a) == (int)(b))
@@ -416,7 +427,7 @@ static void part_append(struct tm_buf *b, const struct tm_record *rec)
 {
 	const struct tm_enc_cache *c = rec->enc;
 
-	b->data[b->len++] = TM_FIELD_RECORDS << 3 | TM_WIRE_LEN;
+	b->data[b->len++] = TM_PB_FRAME_RECORDS << 3 | TM_WIRE_LEN;
 	b->len += tm_varint_encode(c->len, b->data + b->len);
 	memcpy(b->data + b->len, c->bytes, c->len);
 	b->len += c->len;

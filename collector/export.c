@@ -17,6 +17,7 @@
 #include "export.h"
 #include "frame.h"
 #include "log.h"
+#include "taskmeter.fields.h"
 #include "util.h"
 
 /* How long accepting pauses after the fd limit was hit. */
@@ -24,10 +25,13 @@
 
 static void unlink_ours(struct tm_export *e);
 
+/* sub_push() writes the tag of Frame.frames_dropped as one byte. */
+_Static_assert(TM_PB_FRAME_FRAMES_DROPPED < 16, "the tag of Frame.frames_dropped fits one byte");
+
 /* A queued message: varint prefix || shared body || frames_dropped field. */
 struct tm_qent {
 	struct tm_buf *buf;
-	uint8_t head[10], tail[11];
+	uint8_t head[TM_VARINT_MAX], tail[1 + TM_VARINT_MAX];
 	uint8_t head_len, tail_len;
 	bool last;  /* the last part of its frame */
 	size_t off; /* bytes of this entry already written */
@@ -426,9 +430,9 @@ static void sub_push(struct tm_sub *s, struct tm_buf *b, bool last)
 	b->refs++;
 	q->off = 0;
 	q->last = last;
-	/* Frame field 6 (frames_dropped), varint: protobuf lets a field be
+	/* Frame.frames_dropped, varint (wire type 0): protobuf lets a field be
 	 * appended to an encoded message, so the shared body stays as is. */
-	q->tail[0] = 6 << 3;
+	q->tail[0] = TM_PB_FRAME_FRAMES_DROPPED << 3;
 	q->tail_len = (uint8_t)(1 + tm_varint_encode(s->dropped, q->tail + 1));
 	q->head_len = (uint8_t)tm_varint_encode(b->len + q->tail_len, q->head);
 	s->q_len++;

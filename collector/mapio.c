@@ -250,7 +250,7 @@ static int read_counters(struct tm_mapio *m, struct tm_store *s)
  * across collector restarts. */
 static void retire_sums(struct tm_mapio *m, const struct tm_slotinfo *si)
 {
-	struct tm_retired_key rk = { .netns = si->k.netns, .ifindex = si->k.ifindex,
+	struct tm_retired_key rk = { .iface = { .netns = si->k.netns, .ifindex = si->k.ifindex },
 				     .dir = si->k.dir };
 	struct tm_counter_val sum = { 0 };
 
@@ -362,7 +362,7 @@ int tm_mapio_load_retired(struct tm_mapio *m, struct tm_store *s)
 		prev = &k;
 		if (bpf_map_lookup_elem(m->retired_fd, &k, &v) || k.dir >= TM_DIR_MAX)
 			continue;
-		t = tm_store_if_total(s, k.netns, k.ifindex);
+		t = tm_store_if_total(s, k.iface.netns, k.iface.ifindex);
 		if (!t)
 			return -ENOMEM;
 		tm_val_add(&t->dir[k.dir], &v);

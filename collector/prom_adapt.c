@@ -171,6 +171,13 @@ static const char *raw_value(struct tm_pa *pa, const struct tm_prom_label *l,
 	return "";
 }
 
+/* entry_of() maps L4Protocol to tm_ps_transport by subtracting one. */
+_Static_assert((int)TM_PS_TCP + 1 == (int)TASKMETER__L4_PROTOCOL__TCP &&
+	       (int)TM_PS_UDP + 1 == (int)TASKMETER__L4_PROTOCOL__UDP &&
+	       (int)TM_PS_ICMP + 1 == (int)TASKMETER__L4_PROTOCOL__ICMP &&
+	       (int)TM_PS_OTHER_L4 + 1 == (int)TASKMETER__L4_PROTOCOL__OTHER &&
+	       TM_PS_TRANSPORTS == TM_PS_OTHER_L4 + 1, "tm_ps_transport = L4Protocol - 1");
+
 static const char *const kind_values[] = {
 	[TASKMETER__RECORD_KIND__UNATTRIBUTED] = "unattributed",
 	[TASKMETER__RECORD_KIND__OVERFLOW] = "overflow",
@@ -271,7 +278,9 @@ static void entry_of(struct tm_pa *pa, size_t i, const Taskmeter__Traffic *t)
 	default: e->group = TM_PS_SOCKET; break;
 	}
 	e->dir = t->direction == TASKMETER__DIRECTION__EGRESS ? TM_PS_TRANSMIT : TM_PS_RECEIVE;
-	e->transport = t->protocol >= 1 && t->protocol <= 4 ? t->protocol - 1 : TM_PS_OTHER_L4;
+	e->transport = t->protocol >= TASKMETER__L4_PROTOCOL__TCP &&
+				t->protocol <= TASKMETER__L4_PROTOCOL__OTHER
+			       ? t->protocol - 1 : TM_PS_OTHER_L4;
 	e->type = t->family == TASKMETER__IP_FAMILY__IPV4 ? TM_PS_IPV4
 		  : t->family == TASKMETER__IP_FAMILY__IPV6 ? TM_PS_IPV6 : TM_PS_NOT_IP;
 	e->ifindex = t->ifindex;

@@ -303,6 +303,11 @@ static void skey_of(struct skey *k, const struct tm_ps_entry *e, const struct tm
 	}
 }
 
+/* skey_hash() packs these into 8 bits each, rentry into uint8_t. */
+_Static_assert(TM_PS_GROUPS <= 256 && TM_PS_DIRS <= 256 && TM_PS_TRANSPORTS <= 256 &&
+	       TM_PS_TYPES <= 256 && TM_PS_LAYERS <= 256 && TM_PS_OWNERS <= 256,
+	       "series key fields fit 8 bits");
+
 static uint64_t skey_hash(const struct skey *k)
 {
 	uint64_t h = mix(k->group, (uintptr_t)k->ls);

@@ -40,7 +40,6 @@ struct tm_rec_key {
 /* Socket-layer counters of a record: one slot per direction x L4 x family,
  * indexed by TM_OVERFLOW_IDX(). */
 #define TM_SOCK_SLOTS TM_OVERFLOW_SLOTS
-_Static_assert(TM_SOCK_SLOTS <= 16, "tm_record.sock_used is a 16-bit map");
 
 /* One counter as the store follows it. */
 struct tm_slot {
@@ -74,6 +73,10 @@ struct tm_record {
 	size_t enc_cap;
 	struct tm_vec bpf_slots;        /* __u32: mapio.c's slots counting for it */
 };
+
+/* One more direction, protocol or family would overflow the bitmap. */
+_Static_assert(TM_SOCK_SLOTS <= 8 * sizeof(((struct tm_record *)0)->sock_used),
+	       "tm_record.sock_used has a bit per socket-layer slot");
 
 /* Cumulative interface-layer sums of one interface, kept apart from the
  * records: freeing an exited process's record must not lower them. */
