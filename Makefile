@@ -53,8 +53,8 @@ LIB_SRCS   := collector/config.c collector/procfs.c collector/frame.c collector/
 	collector/util.c collector/store.c collector/meta.c collector/encode.c collector/export.c \
 	collector/pin.c collector/args.c
 LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
-DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/mapio.c collector/ifaces.c \
-	collector/ifattach.c
+DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/mapio.c collector/mapsize.c \
+	collector/ifaces.c collector/ifattach.c
 DAEMON_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(DAEMON_SRCS))
 # taskmeter prom: series logic, frame adapter and exposition writer (unit
 # tested), and the HTTP/poll loop that only the client links.
@@ -117,8 +117,8 @@ $(BUILD)/%.o: collector/%.c $(wildcard collector/*.h) include/taskmeter.h $(PROT
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/ifaces.o $(BUILD)/mapio.o $(BUILD)/ifattach.o: \
-		$(BUILD)/taskmeter.skel.h $(SOLO_SKELS)
+$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/ifaces.o $(BUILD)/mapio.o $(BUILD)/ifattach.o \
+		$(BUILD)/mapsize.o: $(BUILD)/taskmeter.skel.h $(SOLO_SKELS)
 $(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/taskmeter.o: $(BUILD)/tm_build.h
 
 # Version and map-layout hash: pinned state made by a build with another

@@ -39,6 +39,7 @@
 #include "ifaces.h"
 #include "log.h"
 #include "mapio.h"
+#include "mapsize.h"
 #include "meta.h"
 #include "store.h"
 #include "taskmeter.skel.h"
@@ -467,9 +468,9 @@ static int setup_bpf(struct tm_daemon *d)
 		tm_err("ring buffer: %s\n", strerror(-err));
 	tm_info("ring buffer: %u KiB, room for %llu metadata events of %zu bytes (argv and "
 		"environment of 512), %llu at their largest (argv_max, env_max)\n",
-		d->cfg.ringbuf_kib, tm_bpf_ringbuf_events(&d->cfg, sizeof(struct tm_meta_event) + 512),
+		d->cfg.ringbuf_kib, tm_mapsize_ringbuf_events(&d->cfg, sizeof(struct tm_meta_event) + 512),
 		sizeof(struct tm_meta_event) + 512,
-		tm_bpf_ringbuf_events(&d->cfg, sizeof(struct tm_meta_event) + d->cfg.argv_max +
+		tm_mapsize_ringbuf_events(&d->cfg, sizeof(struct tm_meta_event) + d->cfg.argv_max +
 						 d->cfg.env_max));
 	return err;
 }
@@ -574,11 +575,19 @@ static void keep_fixed(struct tm_config *n, const struct tm_config *o, char *lis
 	FIXED(metadata_procfs, "metadata");
 	FIXED(argv_max, "argv_max");
 	FIXED(env_max, "env_max");
-	FIXED(max_owner_records, "counter_entries");
-	FIXED(meta_entries, "meta_entries");
-	FIXED(ringbuf_kib, "ringbuf_kib");
-	FIXED(flow_entries, "flow_entries");
 #undef FIXED
+	/* every key that sizes a map (several maps may share one) */
+	for (size_t i = 0; i < tm_map_sizes_n; i++) {
+		const struct tm_map_size *ms = &tm_map_sizes[i];
+		unsigned int *nv = (unsigned int *)((char *)n + ms->off);
+		const unsigned int *ov = (const unsigned int *)((const char *)o + ms->off);
+
+		if (*nv == *ov)
+			continue;
+		at += (size_t)snprintf(list + at, at < len ? len - at : 0, "%s%s", at ? ", " : "",
+				       ms->key);
+		*nv = *ov;
+	}
 }
 
 static bool ifaces_differ(const struct tm_config *a, const struct tm_config *b)
@@ -776,12 +785,12 @@ int main(int argc, char **argv)
 		err = 0;
 	} else if (d.args.print_memory) {
 		printf("BPF maps: at most %llu bytes (%d CPUs)\n",
-		       tm_bpf_map_memory(&d.cfg, libbpf_num_possible_cpus(), stdout),
+		       tm_mapsize_print(&d.cfg, libbpf_num_possible_cpus(), stdout),
 		       libbpf_num_possible_cpus());
 		printf("ring buffer: room for %llu metadata events of 512 bytes of argv and "
 		       "environment, %llu at their largest\n",
-		       tm_bpf_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + 512),
-		       tm_bpf_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + d.cfg.argv_max +
+		       tm_mapsize_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + 512),
+		       tm_mapsize_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + d.cfg.argv_max +
 						       d.cfg.env_max));
 		err = 0;
 	} else if (d.args.remove_state) {
