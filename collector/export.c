@@ -251,38 +251,40 @@ static int mkdir_parent(const char *path)
 	return 0;
 }
 
-struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd, int *err)
+struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct tm_export *e = calloc(1, sizeof(*e));
+	int err;
 
-	if (!e) {
-		*err = -ENOMEM;
+	if (!e)
 		return NULL;
-	}
 	e->epfd = epfd;
 	e->queue_max = o->queue_frames;
 	e->queue_bytes_max = o->queue_bytes;
 	e->max_subs = o->max_subscribers;
 	e->w.kind = TM_WATCH_LISTENER;
 	snprintf(e->path, sizeof(e->path), "%s", o->path);
-	*err = mkdir_parent(o->path);
-	e->w.fd = *err ? *err : listen_on(e, o);
+	err = mkdir_parent(o->path);
+	e->w.fd = err ? err : listen_on(e, o);
 	if (e->w.fd < 0) {
-		*err = e->w.fd;
-		free(e);
-		return NULL;
+		err = e->w.fd;
+		goto err_free;
 	}
 	ev.data.ptr = &e->w;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, e->w.fd, &ev)) {
-		*err = -errno;
-		close(e->w.fd);
-		unlink_ours(e);
-		free(e);
-		return NULL;
+		err = -errno;
+		goto err_close;
 	}
 	e->listening = true;
 	return e;
+err_close:
+	close(e->w.fd);
+	unlink_ours(e);
+err_free:
+	free(e);
+	errno = -err;
+	return NULL;
 }
 
 static void sub_add(struct tm_export *e, int fd)

@@ -324,23 +324,26 @@ fail:
 	return err;
 }
 
-struct tm_ifaces *tm_ifaces_open(const struct tm_config *c, struct tm_bpf *b, int epfd, int *err)
+struct tm_ifaces *tm_ifaces_open(const struct tm_config *c, struct tm_bpf *b, int epfd)
 {
 	struct tm_ifaces *s = calloc(1, sizeof(*s));
+	int err = 0;
 
-	*err = -ENOMEM;
 	if (!s)
 		return NULL;
 	s->cfg = c;
 	s->bpf = b;
 	s->epfd = epfd;
-	s->at = tm_attacher_new(c, b, err);
-	if (s->at && !c->n_netns)
-		*err = netns_open(s, NULL);
-	for (unsigned int k = 0; s->at && !*err && k < c->n_netns; k++)
-		*err = netns_open(s, c->netns[k]);
-	if (*err) {
+	s->at = tm_attacher_new(c, b);
+	if (!s->at)
+		err = -errno;
+	if (!err && !c->n_netns)
+		err = netns_open(s, NULL);
+	for (unsigned int k = 0; !err && k < c->n_netns; k++)
+		err = netns_open(s, c->netns[k]);
+	if (err) {
 		tm_ifaces_close(s, false);
+		errno = -err;
 		return NULL;
 	}
 	tm_attacher_sweep(s->at); /* what the last collector left on interfaces gone since */

@@ -600,22 +600,23 @@ static void note_others(struct tm_attacher *a)
 			a->others[a->n_others++] = ids[i];
 }
 
-struct tm_attacher *tm_attacher_new(const struct tm_config *c, struct tm_bpf *b, int *err)
+struct tm_attacher *tm_attacher_new(const struct tm_config *c, struct tm_bpf *b)
 {
 	struct tm_attacher *a = calloc(1, sizeof(*a));
+	int err;
 
-	*err = -ENOMEM;
 	if (!a)
 		return NULL;
 	a->cfg = c;
 	a->bpf = b;
 	a->own_map = map_id_of(bpf_map__fd(b->skel->maps.tm_classes));
 	note_others(a);
-	*err = tm_pin_each(&b->pin, note_stale, a);
-	if (!*err && c->n_ifaces && c->tc_attach != TM_TC_OFF)
-		*err = load_tc(a);
-	if (*err) {
+	err = tm_pin_each(&b->pin, note_stale, a);
+	if (!err && c->n_ifaces && c->tc_attach != TM_TC_OFF)
+		err = load_tc(a);
+	if (err) {
 		tm_attacher_free(a);
+		errno = -err;
 		return NULL;
 	}
 	return a;

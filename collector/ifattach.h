@@ -36,7 +36,8 @@ struct tm_ifattach {
 	char pin_prefix[48];            /* "if<netns inode>_<ifindex>" */
 };
 
-struct tm_attacher *tm_attacher_new(const struct tm_config *c, struct tm_bpf *b, int *err);
+/* Loads the TC programs if any interface is configured. NULL with errno set. */
+struct tm_attacher *tm_attacher_new(const struct tm_config *c, struct tm_bpf *b);
 void tm_attacher_free(struct tm_attacher *a);
 
 /* In the interface's network namespace (nl is bound to it): XDP as the

@@ -359,9 +359,10 @@ static int open_export(struct tm_daemon *d)
 		return err;
 	}
 	export_opts(&d->cfg, &o, gid);
-	d->exp = tm_export_open(&o, d->epfd, &err);
+	d->exp = tm_export_open(&o, d->epfd);
 	if (d->exp)
 		return 0;
+	err = -errno;
 	tm_err("%s: %s: %s%s\n", tm_config_where(&d->cfg, "socket_path", where, sizeof(where)),
 	       d->cfg.socket_path, strerror(-err), export_error(err));
 	/* a path that cannot be a socket is the configuration's fault */
@@ -506,8 +507,9 @@ static int setup(struct tm_daemon *d)
 	err = tm_bpf_seed_sockets(&d->bpf);
 	if (err == -ENOTRECOVERABLE) /* stuck in another network namespace */
 		return err;
-	d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd, &err);
+	d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd);
 	if (!d->ifs) {
+		err = -errno;
 		d->config_error = err == -ENOENT || err == -ENOTDIR; /* a netns that is not there */
 		return err;
 	}
@@ -615,9 +617,9 @@ static void apply_live(struct tm_daemon *d, const struct tm_config *o)
 	if (ifaces_differ(a, b)) {
 		tm_info("reload: interfaces changed: re-attaching XDP and TC\n");
 		tm_ifaces_close(d->ifs, false);
-		d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd, &err);
+		d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd);
 		if (!d->ifs)
-			tm_err("reload: interfaces: %s: none attached\n", strerror(-err));
+			tm_err("reload: interfaces: %s: none attached\n", strerror(errno));
 		d->io.l2_less_ctx = d->ifs;
 	}
 }
