@@ -105,8 +105,8 @@ static int own_map(struct tm_bpf *b, const struct tm_config *c, enum tm_own_map_
 /* Why the pinned maps cannot serve this config, in why; 0 if they can. */
 static int sizes_differ(struct tm_bpf *b, const struct tm_config *c, char *why, size_t len)
 {
-	for (size_t i = 0; i < tm_map_sizes_n; i++) {
-		const struct tm_map_size *ms = &tm_map_sizes[i];
+	for (size_t i = 0; i < tm_mapsize_table_n; i++) {
+		const struct tm_map_size *ms = &tm_mapsize_table[i];
 		unsigned int want = tm_mapsize_entries(ms, c);
 		struct bpf_map_info info = { 0 };
 		__u32 ilen = sizeof(info);
@@ -446,7 +446,7 @@ int tm_bpf_open_cgroup(struct tm_bpf *b, const struct tm_config *c)
 	size_t n;
 	int err;
 
-	err = tm_cgroup2_mount(mnt, sizeof(mnt));
+	err = tm_proc_cgroup2_mount(mnt, sizeof(mnt));
 	if (err) {
 		tm_err("no cgroup v2 mount found in /proc/self/mountinfo\n");
 		return err;

@@ -155,7 +155,7 @@ static Taskmeter__Traffic *traffic(struct tm_arena *a, struct tm_slot *sl, unsig
 	if (!t)
 		return NULL;
 	taskmeter__traffic__init(t);
-	tm_val_sub(delta, &sl->total, &sl->reported);
+	tm_store_val_sub(delta, &sl->total, &sl->reported);
 	sl->reported = sl->total;
 	t->has_direction = t->has_protocol = t->has_family = t->has_layer = 1;
 	t->direction = (Taskmeter__Direction)(dir + 1);
@@ -192,8 +192,8 @@ static int build_traffic(struct tm_arena *a, const struct tm_store *s, struct tm
 					 i % TM_FAMILY_MAX, TM_LAYER_CGROUP_SKB, &d);
 		if (!pr->traffic[k++])
 			return -ENOMEM;
-		tm_val_add(&sums[dir][0], &rec->sock[i].total);
-		tm_val_add(&sums[dir][1], &d);
+		tm_store_val_add(&sums[dir][0], &rec->sock[i].total);
+		tm_store_val_add(&sums[dir][1], &d);
 		*moved |= nonzero(&d);
 	}
 	for (uint32_t i = 0; i < rec->n_ifs; i++, k++) {
@@ -420,7 +420,7 @@ static size_t record_field_len(const struct tm_record *rec)
 	const struct tm_enc_cache *c = rec->enc;
 	uint8_t tmp[TM_VARINT_MAX];
 
-	return 1 + tm_varint_encode(c->len, tmp) + c->len;
+	return 1 + tm_frame_varint_encode(c->len, tmp) + c->len;
 }
 
 static void part_append(struct tm_buf *b, const struct tm_record *rec)
@@ -428,7 +428,7 @@ static void part_append(struct tm_buf *b, const struct tm_record *rec)
 	const struct tm_enc_cache *c = rec->enc;
 
 	b->data[b->len++] = TM_PB_FRAME_RECORDS << 3 | TM_WIRE_LEN;
-	b->len += tm_varint_encode(c->len, b->data + b->len);
+	b->len += tm_frame_varint_encode(c->len, b->data + b->len);
 	memcpy(b->data + b->len, c->bytes, c->len);
 	b->len += c->len;
 }

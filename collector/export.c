@@ -435,8 +435,8 @@ static void sub_push(struct tm_sub *s, struct tm_buf *b, bool last)
 	/* Frame.frames_dropped, varint (wire type 0): protobuf lets a field be
 	 * appended to an encoded message, so the shared body stays as is. */
 	q->tail[0] = TM_PB_FRAME_FRAMES_DROPPED << 3;
-	q->tail_len = (uint8_t)(1 + tm_varint_encode(s->dropped, q->tail + 1));
-	q->head_len = (uint8_t)tm_varint_encode(b->len + q->tail_len, q->head);
+	q->tail_len = (uint8_t)(1 + tm_frame_varint_encode(s->dropped, q->tail + 1));
+	q->head_len = (uint8_t)tm_frame_varint_encode(b->len + q->tail_len, q->head);
 	s->q_len++;
 	s->bytes += qent_len(q);
 }

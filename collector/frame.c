@@ -11,7 +11,7 @@
 /* After a big frame, a reader keeps at most this much memory while idle. */
 #define READER_KEEP_CAP (1u << 20)
 
-size_t tm_varint_encode(uint64_t v, uint8_t out[TM_VARINT_MAX])
+size_t tm_frame_varint_encode(uint64_t v, uint8_t out[TM_VARINT_MAX])
 {
 	size_t n = 0;
 
@@ -23,7 +23,7 @@ size_t tm_varint_encode(uint64_t v, uint8_t out[TM_VARINT_MAX])
 	return n;
 }
 
-int tm_varint_decode(const uint8_t *buf, size_t len, uint64_t *v, size_t *used)
+int tm_frame_varint_decode(const uint8_t *buf, size_t len, uint64_t *v, size_t *used)
 {
 	uint64_t acc = 0;
 
@@ -56,7 +56,7 @@ uint8_t *tm_frame_encode(const Taskmeter__Frame *f, size_t *len)
 	buf = malloc(TM_VARINT_MAX + body);
 	if (!buf)
 		return NULL;
-	hdr = tm_varint_encode(body, buf);
+	hdr = tm_frame_varint_encode(body, buf);
 	taskmeter__frame__pack(f, buf + hdr);
 	*len = hdr + body;
 	return buf;
@@ -126,7 +126,7 @@ static int read_prefix(struct tm_frame_reader *r, int fd, uint64_t *flen, size_t
 	ssize_t n;
 	int err;
 
-	while ((err = tm_varint_decode(r->buf, r->len, flen, hdr)) == -EAGAIN) {
+	while ((err = tm_frame_varint_decode(r->buf, r->len, flen, hdr)) == -EAGAIN) {
 		n = reader_fill(r, fd, r->len + 1);
 		if (n < 0)
 			return n;

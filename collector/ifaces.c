@@ -119,7 +119,7 @@ static int attach_in_ns(void *p)
 {
 	struct attach_arg *a = p;
 
-	tm_attach(a->s->at, &a->i->at, a->l, a->i->ns->ino, a->i->kind, a->i->ns->nl);
+	tm_attacher_attach(a->s->at, &a->i->at, a->l, a->i->ns->ino, a->i->kind, a->i->ns->nl);
 	return 0;
 }
 
@@ -127,7 +127,7 @@ static int detach_in_ns(void *p)
 {
 	struct attach_arg *a = p;
 
-	tm_detach(a->s->at, &a->i->at, a->i->ns->nl, a->i->ifindex, a->s->keep, a->i->gone);
+	tm_attacher_detach(a->s->at, &a->i->at, a->i->ns->nl, a->i->ifindex, a->s->keep, a->i->gone);
 	return 0;
 }
 
@@ -151,11 +151,11 @@ static void iface_add(struct tm_ifaces *s, struct tm_netns *ns, const struct tm_
 	i->next = s->ifs;
 	s->ifs = i;
 	tm_info("%s%s%s (ifindex %d): XDP %s%s, TC %s\n", ns->fd >= 0 ? ns->name : "",
-		ns->fd >= 0 ? "/" : "", i->name, i->ifindex, tm_xdp_mode_name(i->at.xdp_mode),
+		ns->fd >= 0 ? "/" : "", i->name, i->ifindex, tm_ifattach_xdp_mode(i->at.xdp_mode),
 		i->at.xdp_mode == XDP_MODE_UNSPEC ? "" : i->at.xdp_dispatcher
 							? " (libxdp dispatcher)"
 							: " (alone, link)",
-		tm_tc_mode_name(&i->at));
+		tm_ifattach_tc_mode(&i->at));
 }
 
 static void iface_remove(struct tm_ifaces *s, struct tm_iface **pp)
@@ -388,8 +388,8 @@ static void on_stats(void *p, int ifindex, const struct tm_link_stats *st)
 	info.netns = x->ns->ino;
 	info.ifindex = ifindex;
 	info.name = i->name;
-	info.xdp = tm_xdp_mode_name(i->at.xdp_mode);
-	info.tc = tm_tc_mode_name(&i->at);
+	info.xdp = tm_ifattach_xdp_mode(i->at.xdp_mode);
+	info.tc = tm_ifattach_tc_mode(&i->at);
 	info.stats = *st;
 	x->cb(x->ctx, &info);
 }

@@ -46,12 +46,12 @@ struct tm_attacher {
 	struct tm_vec stale;           /* char[TM_PIN_NAME]: pinned links not claimed yet */
 };
 
-const char *tm_xdp_mode_name(enum xdp_attach_mode m)
+const char *tm_ifattach_xdp_mode(enum xdp_attach_mode m)
 {
 	return m == XDP_MODE_NATIVE ? "native" : m == XDP_MODE_SKB ? "skb" : "off";
 }
 
-const char *tm_tc_mode_name(const struct tm_ifattach *x)
+const char *tm_ifattach_tc_mode(const struct tm_ifattach *x)
 {
 	return x->tcx[1] >= 0 ? "tcx" : x->filter[1] ? "clsact" : "off"; /* of egress */
 }
@@ -377,7 +377,7 @@ static int load_xdp(struct tm_attacher *a)
 	a->xdp = taskmeter_xdp__open();
 	if (!a->xdp)
 		return -errno;
-	err = tm_bpf_reuse_maps(a->xdp->obj, a->bpf->skel->obj);
+	err = tm_bpfmaps_reuse(a->xdp->obj, a->bpf->skel->obj);
 	if (!err)
 		err = taskmeter_xdp__load(a->xdp);
 	if (err) {
@@ -445,7 +445,7 @@ static int xdp_dispatched(struct tm_attacher *a, struct tm_ifattach *x, const st
 
 	if (!skel)
 		return -errno;
-	err = tm_bpf_reuse_maps(skel->obj, a->bpf->skel->obj);
+	err = tm_bpfmaps_reuse(skel->obj, a->bpf->skel->obj);
 	opts.obj = skel->obj;
 	opts.prog_name = "tm_xdp";
 	x->xdp_prog = err ? NULL : xdp_program__create(&opts);
@@ -531,7 +531,7 @@ static int xdp_attach(struct tm_attacher *a, struct tm_ifattach *x, const struct
 
 /* ---- one interface ---- */
 
-void tm_attach(struct tm_attacher *a, struct tm_ifattach *x, const struct tm_link *l,
+void tm_attacher_attach(struct tm_attacher *a, struct tm_ifattach *x, const struct tm_link *l,
 	       uint64_t netns_ino, const char *kind, struct tm_nl *nl)
 {
 	int err;
@@ -550,7 +550,7 @@ void tm_attach(struct tm_attacher *a, struct tm_ifattach *x, const struct tm_lin
 			strerror(-err), x->xdp_mode ? "egress" : "egress and ingress");
 }
 
-void tm_detach(struct tm_attacher *a, struct tm_ifattach *x, struct tm_nl *nl, int ifindex,
+void tm_attacher_detach(struct tm_attacher *a, struct tm_ifattach *x, struct tm_nl *nl, int ifindex,
 	       bool keep, bool gone)
 {
 	xdp_detach(a, x, ifindex, keep, gone);
@@ -566,7 +566,7 @@ static int load_tc(struct tm_attacher *a)
 	a->tc = taskmeter_tc__open();
 	if (!a->tc)
 		return -errno;
-	err = tm_bpf_reuse_maps(a->tc->obj, a->bpf->skel->obj);
+	err = tm_bpfmaps_reuse(a->tc->obj, a->bpf->skel->obj);
 	if (!err)
 		err = taskmeter_tc__load(a->tc);
 	if (err)

@@ -114,7 +114,7 @@ int tm_mapio_init(struct tm_mapio *m, struct tm_bpf *b, int ncpus, bool fresh)
 		return -ENOMEM;
 	}
 	reserved_classes(m);
-	err = fresh ? tm_bpf_fill_slots(b->skel->obj) : free_leftovers(m);
+	err = fresh ? tm_bpfmaps_fill_slots(b->skel->obj) : free_leftovers(m);
 	if (err)
 		tm_mapio_free(m);
 	return err;
@@ -212,7 +212,7 @@ static void fold(struct tm_mapio *m, struct tm_store *s, __u32 slot,
 {
 	struct tm_slotinfo *si = &m->slots[slot];
 	struct tm_counter_val d;
-	tm_val_sub(&d, cur, &si->last);
+	tm_store_val_sub(&d, cur, &si->last);
 	if (!d.packets && !d.bytes && !d.payload_bytes && !d.retrans_bytes)
 		return;
 	si->last = *cur;
@@ -240,7 +240,7 @@ static int read_counters(struct tm_mapio *m, struct tm_store *s)
 		if (keys[i] >= m->high || m->slots[keys[i]].state == TM_SLOT_FREE)
 			continue;
 		for (int c = 0; c < m->ncpus; c++)
-			tm_val_add(&sum, &v[c]);
+			tm_store_val_add(&sum, &v[c]);
 		fold(m, s, keys[i], &sum);
 	}
 	return 0;
@@ -258,7 +258,7 @@ static void retire_sums(struct tm_mapio *m, const struct tm_slotinfo *si)
 	    si->k.layer == TM_LAYER_CGROUP_SKB)
 		return;
 	bpf_map_lookup_elem(m->retired_fd, &rk, &sum);
-	tm_val_add(&sum, &si->last);
+	tm_store_val_add(&sum, &si->last);
 	if (bpf_map_update_elem(m->retired_fd, &rk, &sum, BPF_ANY))
 		tm_dbg("retired sums: %s\n", strerror(errno));
 }
@@ -365,7 +365,7 @@ int tm_mapio_load_retired(struct tm_mapio *m, struct tm_store *s)
 		t = tm_store_if_total(s, k.iface.netns, k.iface.ifindex);
 		if (!t)
 			return -ENOMEM;
-		tm_val_add(&t->dir[k.dir], &v);
+		tm_store_val_add(&t->dir[k.dir], &v);
 	}
 	return 0;
 }

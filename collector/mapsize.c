@@ -23,7 +23,7 @@
 
 #define CFG(field) offsetof(struct tm_config, field)
 
-const struct tm_map_size tm_map_sizes[] = {
+const struct tm_map_size tm_mapsize_table[] = {
 	{ "tm_counters", "counter_entries", CFG(max_owner_records), 1 },
 	{ "tm_class_gen", "counter_entries", CFG(max_owner_records), 1 },
 	{ "tm_classes", "counter_entries", CFG(max_owner_records), 1 },
@@ -32,7 +32,7 @@ const struct tm_map_size tm_map_sizes[] = {
 	{ "tm_events", "ringbuf_kib", CFG(ringbuf_kib), 1024 },
 	{ "tm_flows", "flow_entries", CFG(flow_entries), 1 },
 };
-const size_t tm_map_sizes_n = TM_ARRAY_SIZE(tm_map_sizes);
+const size_t tm_mapsize_table_n = TM_ARRAY_SIZE(tm_mapsize_table);
 
 static const struct tm_own_map own_maps[TM_OWN_MAPS] = {
 	[TM_OWN_STATE] = { "state", BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct tm_state), 1 },
@@ -40,7 +40,7 @@ static const struct tm_own_map own_maps[TM_OWN_MAPS] = {
 			     sizeof(struct tm_counter_val), TM_IFACES_MAX * TM_DIR_MAX },
 	/* a slot of tm_counters each, at most */
 	[TM_OWN_RETIRING] = { "retiring", BPF_MAP_TYPE_HASH, sizeof(__u32), sizeof(__u32), 0,
-			      &tm_map_sizes[0] },
+			      &tm_mapsize_table[0] },
 };
 
 unsigned int tm_mapsize_entries(const struct tm_map_size *ms, const struct tm_config *c)
@@ -53,9 +53,9 @@ int tm_mapsize_apply(struct bpf_object *obj, const struct tm_config *c)
 	struct bpf_map *m;
 	int err;
 
-	for (size_t i = 0; i < tm_map_sizes_n; i++) {
-		m = bpf_object__find_map_by_name(obj, tm_map_sizes[i].map);
-		err = m ? bpf_map__set_max_entries(m, tm_mapsize_entries(&tm_map_sizes[i], c))
+	for (size_t i = 0; i < tm_mapsize_table_n; i++) {
+		m = bpf_object__find_map_by_name(obj, tm_mapsize_table[i].map);
+		err = m ? bpf_map__set_max_entries(m, tm_mapsize_entries(&tm_mapsize_table[i], c))
 			: -ENOENT;
 		if (err)
 			return err;
@@ -175,9 +175,9 @@ static unsigned long long map_bytes(const struct map_shape *s, int ncpus)
 
 static const char *sized_by(const char *map)
 {
-	for (size_t i = 0; i < tm_map_sizes_n; i++)
-		if (!strcmp(tm_map_sizes[i].map, map))
-			return tm_map_sizes[i].key;
+	for (size_t i = 0; i < tm_mapsize_table_n; i++)
+		if (!strcmp(tm_mapsize_table[i].map, map))
+			return tm_mapsize_table[i].key;
 	return NULL;
 }
 

@@ -27,8 +27,8 @@ struct tm_map_size {
 	unsigned int unit;      /* max_entries per unit of the key */
 };
 
-extern const struct tm_map_size tm_map_sizes[];
-extern const size_t tm_map_sizes_n;
+extern const struct tm_map_size tm_mapsize_table[];
+extern const size_t tm_mapsize_table_n;
 
 /* max_entries the config gives ms's map. */
 unsigned int tm_mapsize_entries(const struct tm_map_size *ms, const struct tm_config *c);

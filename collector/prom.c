@@ -209,7 +209,7 @@ static void check_env_labels(const struct tm_config *cfg)
 		const char *name = cfg->prom_labels[i].name + 4;
 
 		if (cfg->prom_labels[i].src == TM_PROM_ENV &&
-		    !tm_env_allowed(cfg, name, strlen(name)))
+		    !tm_config_env_allowed(cfg, name, strlen(name)))
 			tm_warn("prom_labels: %s is not on env_allowlist: label %s stays empty "
 				"unless the daemon's own allowlist has it\n",
 				name, cfg->prom_labels[i].name);

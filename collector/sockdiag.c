@@ -69,7 +69,7 @@ static const struct {
 	{ AF_INET6, IPPROTO_UDP },
 };
 
-int tm_parse_socket_link(const char *link, uint64_t *inode)
+int tm_sockdiag_parse_link(const char *link, uint64_t *inode)
 {
 	static const char prefix[] = "socket:[";
 	const char *p = link + sizeof(prefix) - 1;
@@ -376,7 +376,7 @@ static void count_holder(struct scan *sc, const char *link, uint32_t pid)
 	uint64_t inode;
 	uint32_t i;
 
-	if (tm_parse_socket_link(link, &inode))
+	if (tm_sockdiag_parse_link(link, &inode))
 		return;
 	i = idx_get(&sc->sock_idx, inode);
 	if (i == NO_INDEX)

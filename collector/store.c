@@ -20,7 +20,7 @@ _Static_assert(TM_KIND_FORWARDED == TM_BUCKET_FORWARDED + 3 &&
 	       TM_KIND_MALFORMED == TM_BUCKET_MALFORMED + 3 && TM_BUCKET_MAX == 5,
 	       "bucket records: kind = bucket + 3");
 
-void tm_val_add(struct tm_counter_val *a, const struct tm_counter_val *b)
+void tm_store_val_add(struct tm_counter_val *a, const struct tm_counter_val *b)
 {
 	__u64 *x = (__u64 *)a;
 	const __u64 *y = (const __u64 *)b;
@@ -29,7 +29,7 @@ void tm_val_add(struct tm_counter_val *a, const struct tm_counter_val *b)
 		x[i] += y[i];
 }
 
-void tm_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
+void tm_store_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
 		const struct tm_counter_val *b)
 {
 	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
@@ -222,20 +222,20 @@ void tm_store_add(struct tm_store *s, struct tm_record *rec, const struct tm_cla
 		if (k->l4 >= TM_L4_MAX || k->family >= TM_FAMILY_MAX)
 			return;
 		idx = TM_OVERFLOW_IDX(k->dir, k->l4, k->family);
-		tm_val_add(&rec->sock[idx].total, d);
+		tm_store_val_add(&rec->sock[idx].total, d);
 		rec->sock_used |= (uint16_t)(1u << idx);
 		return;
 	}
 	x = ifslot(rec, k);
 	if (!x)
 		return;
-	tm_val_add(&x->s.total, d);
+	tm_store_val_add(&x->s.total, d);
 	/* drops are not traffic the interface carried: left out of its sums */
 	if (k->layer == TM_LAYER_DROP)
 		return;
 	t = tm_store_if_total(s, k->netns, k->ifindex);
 	if (t)
-		tm_val_add(&t->dir[k->dir], d);
+		tm_store_val_add(&t->dir[k->dir], d);
 }
 
 /* ---- exits and expiry ---- */

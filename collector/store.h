@@ -153,8 +153,8 @@ void tm_store_if_name_set(struct tm_store *s, uint64_t netns, int ifindex, const
 const char *tm_store_if_name(const struct tm_store *s, uint64_t netns, int ifindex);
 
 /* a += b, d = a - b, over every counter field. */
-void tm_val_add(struct tm_counter_val *a, const struct tm_counter_val *b);
-void tm_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
+void tm_store_val_add(struct tm_counter_val *a, const struct tm_counter_val *b);
+void tm_store_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
 		const struct tm_counter_val *b);
 
 #endif /* TM_STORE_H */

@@ -579,8 +579,8 @@ static void keep_fixed(struct tm_config *n, const struct tm_config *o, char *lis
 	FIXED(env_max, "env_max");
 #undef FIXED
 	/* every key that sizes a map (several maps may share one) */
-	for (size_t i = 0; i < tm_map_sizes_n; i++) {
-		const struct tm_map_size *ms = &tm_map_sizes[i];
+	for (size_t i = 0; i < tm_mapsize_table_n; i++) {
+		const struct tm_map_size *ms = &tm_mapsize_table[i];
 		unsigned int *nv = (unsigned int *)((char *)n + ms->off);
 		const unsigned int *ov = (const unsigned int *)((const char *)o + ms->off);
 

@@ -523,11 +523,11 @@ static size_t line_text_ex(struct line *l, const char *txt, size_t width, bool t
 
 	if (width > room)
 		width = room;
-	if (tail && tm_term_width(txt, l->ascii) > width && width > 3) {
-		c = tm_term_fit(at, sizeof(l->s) - l->len, "...", 3, true);
-		c += tm_term_tail(at + 3, sizeof(l->s) - l->len - 3, txt, width - 3, l->ascii);
+	if (tail && tm_render_term_width(txt, l->ascii) > width && width > 3) {
+		c = tm_render_term_fit(at, sizeof(l->s) - l->len, "...", 3, true);
+		c += tm_render_term_tail(at + 3, sizeof(l->s) - l->len - 3, txt, width - 3, l->ascii);
 	} else {
-		c = tm_term_fit(at, sizeof(l->s) - l->len, txt, width, l->ascii);
+		c = tm_render_term_fit(at, sizeof(l->s) - l->len, txt, width, l->ascii);
 	}
 	l->len += strlen(at);
 	l->cols += c;
@@ -571,7 +571,7 @@ struct col {
 static struct col col_make(const char *label, unsigned flags, int prio, size_t min)
 {
 	struct col c = { .label = label, .flags = flags, .prio = prio, .min = min };
-	size_t w = tm_term_width(label, true);
+	size_t w = tm_render_term_width(label, true);
 
 	c.want = w;
 	if (w > c.min)
@@ -581,7 +581,7 @@ static struct col col_make(const char *label, unsigned flags, int prio, size_t m
 
 static void col_want(struct col *c, const char *txt, bool ascii)
 {
-	size_t w = tm_term_width(txt, ascii);
+	size_t w = tm_render_term_width(txt, ascii);
 
 	if (w > c->want)
 		c->want = w;
@@ -658,7 +658,7 @@ static void put_cell(struct line *l, const struct col *c, const char *txt, bool 
 	if (!*first)
 		line_spaces(l, 1);
 	*first = false;
-	w = tm_term_width(txt, l->ascii);
+	w = tm_render_term_width(txt, l->ascii);
 	if ((c->flags & COL_RIGHT) && w < c->width)
 		line_spaces(l, c->width - w);
 	w = line_text_ex(l, txt, c->width, c->flags & COL_TAIL);
@@ -697,7 +697,7 @@ static void fmt_bytes(const struct tm_top *t, uint64_t v, char *buf, size_t len)
 	if (t->view.exact)
 		snprintf(buf, len, "%" PRIu64, v);
 	else
-		tm_human_bytes(v, buf, len);
+		tm_render_human_bytes(v, buf, len);
 }
 
 static void fmt_rate(const struct tm_top *t, uint64_t delta, char *buf, size_t len)
@@ -1051,7 +1051,7 @@ static void for_each_bucket(const struct tm_top *t,
 	static const struct tm_top_bucket none;
 
 	for (int b = 0; b < TM_TOP_BUCKETS; b++) {
-		const char *name = tm_record_kind_label(bucket_kinds[b]);
+		const char *name = tm_render_kind_label(bucket_kinds[b]);
 		bool any = false;
 
 		for (int k = 0; k < TM_LAYER_MAX; k++) {

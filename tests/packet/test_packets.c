@@ -71,16 +71,16 @@ static int load_all(void)
 		return -errno;
 	err = taskmeter_bpf__load(fx.main);
 	if (!err)
-		err = tm_bpf_fill_slots(fx.main->obj); /* as the collector does */
+		err = tm_bpfmaps_fill_slots(fx.main->obj); /* as the collector does */
 	if (err)
 		return err;
 	fx.xdp = taskmeter_xdp__open();
 	fx.tc = taskmeter_tc__open();
 	if (!fx.xdp || !fx.tc)
 		return -errno;
-	err = tm_bpf_reuse_maps(fx.xdp->obj, fx.main->obj);
+	err = tm_bpfmaps_reuse(fx.xdp->obj, fx.main->obj);
 	if (!err)
-		err = tm_bpf_reuse_maps(fx.tc->obj, fx.main->obj);
+		err = tm_bpfmaps_reuse(fx.tc->obj, fx.main->obj);
 	if (!err)
 		err = taskmeter_xdp__load(fx.xdp);
 	if (!err)
