@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "util.h"
 
 /* First allocation of a reader: one read(2) takes a typical frame whole. */
 #define READER_INITIAL_CAP (64u << 10)
@@ -75,19 +76,7 @@ void tm_frame_reader_free(struct tm_frame_reader *r)
 
 static int reader_reserve(struct tm_frame_reader *r, size_t need)
 {
-	size_t cap = r->cap ? r->cap : READER_INITIAL_CAP;
-	uint8_t *buf;
-
-	if (need <= r->cap)
-		return 0;
-	while (cap < need)
-		cap *= 2;
-	buf = realloc(r->buf, cap);
-	if (!buf)
-		return -ENOMEM;
-	r->buf = buf;
-	r->cap = cap;
-	return 0;
+	return tm_array_reserve(&r->buf, &r->cap, 1, need, READER_INITIAL_CAP);
 }
 
 /* Makes room for need buffered bytes in total, then reads once whatever the
@@ -193,17 +182,8 @@ void tm_frame_parts_free(struct tm_frame_parts *p)
 
 static int parts_push(struct tm_frame_parts *p, Taskmeter__Frame *part)
 {
-	Taskmeter__Frame **v;
-	size_t cap;
-
-	if (p->n == p->cap) {
-		cap = p->cap ? 2 * p->cap : 4;
-		v = realloc(p->parts, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		p->parts = v;
-		p->cap = cap;
-	}
+	if (tm_array_reserve(&p->parts, &p->cap, sizeof(*p->parts), p->n + 1, 4))
+		return -ENOMEM;
 	p->parts[p->n++] = part;
 	return 0;
 }

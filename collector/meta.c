@@ -308,10 +308,11 @@ static bool owner_gone(const struct tm_owner *o)
 void tm_resolver_reap(struct tm_resolver *r, size_t max, uint64_t now)
 {
 	struct tm_store *s = r->store;
-	size_t b = r->scan_cursor & (s->n_buckets - 1), checked = 0;
+	size_t mask = s->records.n_b - 1, b = r->scan_cursor & mask, checked = 0;
 
-	for (size_t n = 0; n < s->n_buckets && checked < max; n++, b = (b + 1) & (s->n_buckets - 1)) {
-		for (struct tm_record *rec = s->buckets[b]; rec; rec = rec->next) {
+	for (size_t n = 0; n <= mask && checked < max; n++, b = (b + 1) & mask) {
+		for (struct tm_record *rec = tm_store_rec(s->records.b[b]); rec;
+		     rec = tm_store_rec(rec->node.next)) {
 			if (rec->key.kind != TM_KIND_PROCESS || rec->exited)
 				continue;
 			checked++;

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "prom_adapt.h"
 #include "render.h"
+#include "util.h"
 
 /* Record ids of the kernel's interface counters: above every RecordKind. */
 #define ID_INTERFACE (0x100ull << 32)
@@ -45,7 +46,7 @@ struct tm_pa {
 	const char *labels[TM_PROM_LABELS_MAX];
 	struct tm_ps_entry *entries;
 	char (*ifnames)[IFNAME_BUF];
-	size_t cap_entries;
+	size_t cap_entries, cap_ifnames;
 	/* the frame being put together */
 	bool in_frame, complete, frame_done;
 	bool after_connect;       /* no whole frame seen since (re)connecting */
@@ -212,24 +213,12 @@ static void record_labels(struct tm_pa *pa, const Taskmeter__ProcessRecord *r)
 
 /* ---- entries ----------------------------------------------------------------- */
 
+/* Room for n entries, and an interface name for each. */
 static int reserve_entries(struct tm_pa *pa, size_t n)
 {
-	struct tm_ps_entry *e;
-	char (*names)[IFNAME_BUF];
-	size_t cap = pa->cap_entries ? pa->cap_entries : 16;
-
-	if (n <= pa->cap_entries)
-		return 0;
-	while (cap < n)
-		cap *= 2;
-	e = realloc(pa->entries, cap * sizeof(*e));
-	if (e)
-		pa->entries = e;
-	names = e ? realloc(pa->ifnames, cap * sizeof(*names)) : NULL;
-	if (!names)
+	if (tm_array_reserve(&pa->entries, &pa->cap_entries, sizeof(*pa->entries), n, 16) ||
+	    tm_array_reserve(&pa->ifnames, &pa->cap_ifnames, sizeof(*pa->ifnames), n, 16))
 		return -ENOMEM;
-	pa->ifnames = names;
-	pa->cap_entries = cap;
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 
 #include "prom_text.h"
 #include "render.h"
+#include "util.h"
 
 struct family {
 	const char *name;  /* without _total */
@@ -123,23 +124,12 @@ struct ctx {
 
 static bool reserve(struct tm_pt_buf *b, size_t more)
 {
-	size_t cap;
-	char *p;
-
 	if (b->oom)
 		return false;
-	if (b->len + more + 1 <= b->cap)
-		return true;
-	cap = b->cap ? b->cap : 64 * 1024;
-	while (cap < b->len + more + 1)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (!p) {
+	if (tm_array_reserve(&b->p, &b->cap, 1, b->len + more + 1, 64 * 1024)) {
 		b->oom = true;
 		return false;
 	}
-	b->p = p;
-	b->cap = cap;
 	return true;
 }
 

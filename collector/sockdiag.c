@@ -4,7 +4,6 @@
  * processes in one pass over /proc/<pid>/fd through a hash index, so that the
  * cost is O(sockets + fds) however many processes share the host.
  */
-#define _GNU_SOURCE /* reallocarray */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,23 +24,18 @@
 #include "log.h"
 #include "nlsock.h"
 #include "sockdiag.h"
+#include "util.h"
 
-#define NO_INDEX UINT32_MAX
-
-/* Open addressing, linear probing; key 0 is "empty" (no inode or netns is 0). */
-struct u64_index {
-	uint64_t *keys;
-	uint32_t *vals;
-	size_t mask;
-	size_t used;
-};
+#define INDEX_BUCKETS 64
 
 struct seed_ent {
+	struct tm_hnode node; /* in sock_idx, by inode */
 	struct tm_sock_seed s;
 	uint32_t last_pid; /* counts a process once however many fds it has */
 };
 
 struct netns_ent {
+	struct tm_hnode node; /* in ns_idx, by inode */
 	uint64_t ino;
 	int fd;
 };
@@ -49,10 +43,10 @@ struct netns_ent {
 struct scan {
 	struct seed_ent *socks;
 	size_t n_socks, cap_socks;
-	struct netns_ent *ns;
+	struct netns_ent **ns;  /* each allocated: ns_idx points into them */
 	size_t n_ns, cap_ns;
-	struct u64_index ns_idx;
-	struct u64_index sock_idx;
+	struct tm_htab ns_idx;
+	struct tm_htab sock_idx;
 	uint64_t home_ino;
 	uint64_t cur_netns;     /* netns of the dump in progress */
 	uint8_t cur_protocol;
@@ -108,91 +102,30 @@ int tm_sockdiag_parse(const struct nlmsghdr *nlh, struct tm_sock_seed *out)
 	return 0;
 }
 
-static size_t idx_slot(const struct u64_index *ix, uint64_t key)
+static struct netns_ent *ns_find(const struct scan *sc, uint64_t ino)
 {
-	/* Fibonacci hashing: inodes come in runs, the multiply spreads them. */
-	return (key * 0x9e3779b97f4a7c15ull >> 32) & ix->mask;
-}
+	uint64_t h = tm_hash64(ino);
 
-static uint32_t idx_get(const struct u64_index *ix, uint64_t key)
-{
-	if (!ix->keys)
-		return NO_INDEX;
-	for (size_t i = idx_slot(ix, key);; i = (i + 1) & ix->mask) {
-		if (ix->keys[i] == key)
-			return ix->vals[i];
-		if (!ix->keys[i])
-			return NO_INDEX;
+	for (struct tm_hnode *x = tm_htab_chain(&sc->ns_idx, h); x; x = x->next) {
+		struct netns_ent *ns = TM_CONTAINER_OF(x, struct netns_ent, node);
+
+		if (x->hash == h && ns->ino == ino)
+			return ns;
 	}
+	return NULL;
 }
 
-static void idx_store(struct u64_index *ix, uint64_t key, uint32_t val)
+static struct seed_ent *sock_find(const struct scan *sc, uint64_t inode)
 {
-	size_t i = idx_slot(ix, key);
+	uint64_t h = tm_hash64(inode);
 
-	while (ix->keys[i])
-		i = (i + 1) & ix->mask;
-	ix->keys[i] = key;
-	ix->vals[i] = val;
-	ix->used++;
-}
+	for (struct tm_hnode *x = tm_htab_chain(&sc->sock_idx, h); x; x = x->next) {
+		struct seed_ent *e = TM_CONTAINER_OF(x, struct seed_ent, node);
 
-static int idx_grow(struct u64_index *ix)
-{
-	struct u64_index old = *ix;
-	size_t size = old.keys ? (old.mask + 1) * 2 : 64;
-
-	ix->keys = calloc(size, sizeof(*ix->keys));
-	ix->vals = malloc(size * sizeof(*ix->vals));
-	if (!ix->keys || !ix->vals) {
-		free(ix->keys);
-		free(ix->vals);
-		*ix = old;
-		return -ENOMEM;
+		if (x->hash == h && e->s.inode == inode)
+			return e;
 	}
-	ix->mask = size - 1;
-	ix->used = 0;
-	for (size_t i = 0; old.keys && i <= old.mask; i++)
-		if (old.keys[i])
-			idx_store(ix, old.keys[i], old.vals[i]);
-	free(old.keys);
-	free(old.vals);
-	return 0;
-}
-
-/* -EEXIST if key is there already: its value is kept. */
-static int idx_put(struct u64_index *ix, uint64_t key, uint32_t val)
-{
-	int err;
-
-	if (idx_get(ix, key) != NO_INDEX)
-		return -EEXIST;
-	if (!ix->keys || (ix->used + 1) * 2 > ix->mask + 1) {
-		err = idx_grow(ix);
-		if (err)
-			return err;
-	}
-	idx_store(ix, key, val);
-	return 0;
-}
-
-static void idx_free(struct u64_index *ix)
-{
-	free(ix->keys);
-	free(ix->vals);
-}
-
-/* v (n used of *cap elements of size sz) with room for one more, or NULL. */
-static void *vec_reserve(void *v, size_t n, size_t *cap, size_t sz)
-{
-	size_t ncap = *cap ? *cap * 2 : 256;
-
-	if (n < *cap)
-		return v;
-	v = reallocarray(v, ncap, sz);
-	if (v)
-		*cap = ncap;
-	return v;
+	return NULL;
 }
 
 /* Numeric /proc entries are thread group ids: readdir never lists threads. */
@@ -209,23 +142,24 @@ static uint32_t proc_pid(const struct dirent *de)
 
 static int add_netns(struct scan *sc, int fd)
 {
-	struct stat st;
 	struct netns_ent *ns;
-	int err;
+	struct stat st;
 
 	if (fstat(fd, &st))
 		return -errno;
-	ns = vec_reserve(sc->ns, sc->n_ns, &sc->cap_ns, sizeof(*ns));
+	/* The pid may have been reused since the fstatat(): trust the fd. */
+	if (ns_find(sc, st.st_ino))
+		return -EEXIST;
+	if (tm_array_reserve(&sc->ns, &sc->cap_ns, sizeof(*sc->ns), sc->n_ns + 1, 16))
+		return -ENOMEM;
+	ns = calloc(1, sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
-	sc->ns = ns;
-	/* The pid may have been reused since the fstatat(): trust the fd. */
-	err = idx_put(&sc->ns_idx, st.st_ino, sc->n_ns);
-	if (err)
-		return err;
-	sc->ns[sc->n_ns].ino = st.st_ino;
-	sc->ns[sc->n_ns].fd = fd;
-	sc->n_ns++;
+	ns->ino = st.st_ino;
+	ns->fd = fd;
+	ns->node.hash = tm_hash64(ns->ino);
+	tm_htab_insert(&sc->ns_idx, &ns->node);
+	sc->ns[sc->n_ns++] = ns;
 	return 0;
 }
 
@@ -240,7 +174,7 @@ static int netns_of_pid(struct scan *sc, int procfd, uint32_t pid)
 	/* Gone, a zombie (no namespaces left) or not ours to see: not an error. */
 	if (fstatat(procfd, path, &st, 0))
 		return 0;
-	if (idx_get(&sc->ns_idx, st.st_ino) != NO_INDEX)
+	if (ns_find(sc, st.st_ino))
 		return 0;
 	fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -276,8 +210,6 @@ static int dump_msg_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct scan *sc = data;
 	struct tm_sock_seed s = { 0 };
-	struct seed_ent *v;
-
 	if (tm_sockdiag_parse(nlh, &s)) {
 		tm_dbg("sock_diag: skipping message type %u len %u\n", nlh->nlmsg_type,
 		       nlh->nlmsg_len);
@@ -286,12 +218,10 @@ static int dump_msg_cb(const struct nlmsghdr *nlh, void *data)
 	/* TIME_WAIT and request sockets: no inode, no fd, no process. */
 	if (!s.inode)
 		return MNL_CB_OK;
-	v = vec_reserve(sc->socks, sc->n_socks, &sc->cap_socks, sizeof(*v));
-	if (!v) {
+	if (tm_array_reserve(&sc->socks, &sc->cap_socks, sizeof(*sc->socks), sc->n_socks + 1, 256)) {
 		errno = ENOMEM;
 		return MNL_CB_ERROR;
 	}
-	sc->socks = v;
 	s.protocol = sc->cur_protocol;
 	s.netns_ino = sc->cur_netns;
 	sc->socks[sc->n_socks++] = (struct seed_ent){ .s = s };
@@ -352,20 +282,27 @@ static int dump_netns(struct scan *sc, const struct netns_ent *ns)
 	return err;
 }
 
+/* After the dumps: the array does not move any more. */
 static int index_sockets(struct scan *sc)
 {
-	int err;
+	size_t n = INDEX_BUCKETS;
 
+	while (n < sc->n_socks)
+		n *= 2;
+	tm_htab_free(&sc->sock_idx);
+	if (tm_htab_init(&sc->sock_idx, n))
+		return -ENOMEM;
 	for (size_t i = 0; i < sc->n_socks; i++) {
-		err = idx_put(&sc->sock_idx, sc->socks[i].s.inode, i);
+		struct seed_ent *e = &sc->socks[i];
+
 		/*
 		 * sockfs inodes are unique host-wide; a socket rehashed while
 		 * the dump walked its table can be listed twice.
 		 */
-		if (err == -EEXIST)
+		if (sock_find(sc, e->s.inode))
 			continue;
-		if (err)
-			return err;
+		e->node.hash = tm_hash64(e->s.inode);
+		tm_htab_insert(&sc->sock_idx, &e->node);
 	}
 	return 0;
 }
@@ -374,14 +311,12 @@ static void count_holder(struct scan *sc, const char *link, uint32_t pid)
 {
 	struct seed_ent *e;
 	uint64_t inode;
-	uint32_t i;
 
 	if (tm_sockdiag_parse_link(link, &inode))
 		return;
-	i = idx_get(&sc->sock_idx, inode);
-	if (i == NO_INDEX)
+	e = sock_find(sc, inode);
+	if (!e)
 		return;
-	e = &sc->socks[i];
 	sc->st.socket_fds++;
 	if (e->last_pid == pid)
 		return;
@@ -467,15 +402,19 @@ static int scan_open(struct scan *sc)
 	if (stat("/proc/thread-self/ns/net", &st))
 		return -errno;
 	sc->home_ino = st.st_ino;
+	if (tm_htab_init(&sc->ns_idx, INDEX_BUCKETS) || tm_htab_init(&sc->sock_idx, INDEX_BUCKETS))
+		return -ENOMEM;
 	return 0;
 }
 
 static void scan_close(struct scan *sc)
 {
-	for (size_t i = 0; i < sc->n_ns; i++)
-		close(sc->ns[i].fd);
-	idx_free(&sc->ns_idx);
-	idx_free(&sc->sock_idx);
+	for (size_t i = 0; i < sc->n_ns; i++) {
+		close(sc->ns[i]->fd);
+		free(sc->ns[i]);
+	}
+	tm_htab_free(&sc->ns_idx);
+	tm_htab_free(&sc->sock_idx);
 	free(sc->ns);
 	free(sc->socks);
 }
@@ -489,7 +428,7 @@ int tm_sockdiag_scan_stats(tm_sock_seed_cb cb, void *ctx, struct tm_sockdiag_sta
 	if (!err)
 		err = collect_netns(&sc);
 	for (size_t i = 0; !err && i < sc.n_ns; i++)
-		err = dump_netns(&sc, &sc.ns[i]);
+		err = dump_netns(&sc, sc.ns[i]);
 	sc.st.sockets = sc.n_socks;
 	if (!err)
 		err = map_holders(&sc);

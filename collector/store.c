@@ -42,12 +42,9 @@ void tm_store_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
 /* ---- the table ---- */
 
 /* Every exec generation of an owner hashes alike: exits find them all. */
-static size_t key_hash(const struct tm_store *s, const struct tm_rec_key *k)
+static uint64_t key_hash(const struct tm_rec_key *k)
 {
-	uint64_t h = tm_hash64(((uint64_t)k->owner.tgid << 8 | k->kind) ^
-			       tm_hash64(k->owner.start_ns));
-
-	return (size_t)h & (s->n_buckets - 1);
+	return tm_hash64(((uint64_t)k->owner.tgid << 8 | k->kind) ^ tm_hash64(k->owner.start_ns));
 }
 
 static bool key_eq(const struct tm_rec_key *a, const struct tm_rec_key *b)
@@ -59,9 +56,7 @@ static bool key_eq(const struct tm_rec_key *a, const struct tm_rec_key *b)
 int tm_store_init(struct tm_store *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->n_buckets = TM_STORE_INITIAL_BUCKETS;
-	s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
-	return s->buckets ? 0 : -ENOMEM;
+	return tm_htab_init(&s->records, TM_STORE_INITIAL_BUCKETS);
 }
 
 static void record_free(struct tm_store *s, struct tm_record *rec)
@@ -76,78 +71,49 @@ static void record_free(struct tm_store *s, struct tm_record *rec)
 
 void tm_store_free(struct tm_store *s)
 {
-	for (size_t i = 0; s->buckets && i < s->n_buckets; i++) {
-		struct tm_record *rec = s->buckets[i], *next;
+	for (size_t i = 0; s->records.b && i < s->records.n_b; i++) {
+		struct tm_hnode *x = s->records.b[i], *next;
 
-		for (; rec; rec = next) {
-			next = rec->next;
-			record_free(s, rec);
+		for (; x; x = next) {
+			next = x->next;
+			record_free(s, tm_store_rec(x));
 		}
 	}
-	free(s->buckets);
+	tm_htab_free(&s->records);
 	tm_vec_free(&s->if_totals);
 	tm_vec_free(&s->if_names);
 	memset(s, 0, sizeof(*s));
 }
 
-static int grow(struct tm_store *s)
-{
-	struct tm_store bigger = *s;
-	struct tm_record **b = calloc(s->n_buckets * 2, sizeof(*b));
-
-	if (!b)
-		return -ENOMEM;
-	bigger.buckets = b;
-	bigger.n_buckets = s->n_buckets * 2;
-	for (size_t i = 0; i < s->n_buckets; i++) {
-		struct tm_record *rec = s->buckets[i], *next;
-
-		for (; rec; rec = next) {
-			size_t h = key_hash(&bigger, &rec->key);
-
-			next = rec->next;
-			rec->next = b[h];
-			b[h] = rec;
-		}
-	}
-	free(s->buckets);
-	s->buckets = b;
-	s->n_buckets = bigger.n_buckets;
-	return 0;
-}
-
 struct tm_record *tm_store_find(struct tm_store *s, const struct tm_rec_key *k)
 {
-	for (struct tm_record *rec = s->buckets[key_hash(s, k)]; rec; rec = rec->next)
-		if (key_eq(&rec->key, k))
-			return rec;
+	uint64_t h = key_hash(k);
+
+	for (struct tm_hnode *x = tm_htab_chain(&s->records, h); x; x = x->next)
+		if (x->hash == h && key_eq(&tm_store_rec(x)->key, k))
+			return tm_store_rec(x);
 	return NULL;
 }
 
 struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k)
 {
 	struct tm_record *rec = tm_store_find(s, k);
-	size_t h;
 
 	if (rec)
 		return rec;
-	if (s->count >= s->n_buckets && grow(s))
-		goto nomem;
 	rec = calloc(1, sizeof(*rec));
-	if (!rec)
-		goto nomem;
+	if (!rec) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	rec->key = *k;
 	rec->first_frame = s->frames;
 	rec->changed = true;
-	h = key_hash(s, k);
-	rec->next = s->buckets[h];
-	s->buckets[h] = rec;
+	rec->node.hash = key_hash(k);
+	tm_htab_insert(&s->records, &rec->node);
 	s->count++;
 	s->processes += k->kind == TM_KIND_PROCESS;
 	return rec;
-nomem:
-	errno = ENOMEM;
-	return NULL;
 }
 
 struct tm_record *tm_store_process(struct tm_store *s, const struct tm_owner *o, __u32 exec_seq)
@@ -190,15 +156,8 @@ static struct tm_ifslot *ifslot(struct tm_record *rec, const struct tm_class *k)
 	for (uint32_t i = 0; i < rec->n_ifs; i++)
 		if (class_eq(&rec->ifs[i].key, k))
 			return &rec->ifs[i];
-	if (rec->n_ifs == rec->cap_ifs) {
-		uint32_t cap = rec->cap_ifs ? 2 * rec->cap_ifs : 4;
-
-		x = realloc(rec->ifs, cap * sizeof(*x));
-		if (!x)
-			return NULL;
-		rec->ifs = x;
-		rec->cap_ifs = cap;
-	}
+	if (tm_array_reserve(&rec->ifs, &rec->cap_ifs, sizeof(*rec->ifs), rec->n_ifs + 1, 4))
+		return NULL;
 	x = &rec->ifs[rec->n_ifs++];
 	memset(x, 0, sizeof(*x));
 	x->key = *k;
@@ -250,13 +209,16 @@ void tm_store_exit(struct tm_store *s, const struct tm_owner *o, bool has_code, 
 {
 	struct tm_rec_key k = { .owner = { .tgid = o->tgid, .start_ns = o->start_ns },
 				.kind = TM_KIND_PROCESS };
+	uint64_t h = key_hash(&k);
 
 	/* An exit before any counter reading still gets its (final) record. */
 	if (!tm_store_owner_has_records(s, o) && !tm_store_get(s, &k))
 		return;
-	for (struct tm_record *rec = s->buckets[key_hash(s, &k)]; rec; rec = rec->next) {
-		if (rec->key.kind != TM_KIND_PROCESS || !same_owner(&rec->key.owner, o) ||
-		    rec->exited)
+	for (struct tm_hnode *x = tm_htab_chain(&s->records, h); x; x = x->next) {
+		struct tm_record *rec = tm_store_rec(x);
+
+		if (x->hash != h || rec->key.kind != TM_KIND_PROCESS ||
+		    !same_owner(&rec->key.owner, o) || rec->exited)
 			continue;
 		rec->exited = true;
 		rec->has_exit_code = has_code;
@@ -269,9 +231,11 @@ void tm_store_exit(struct tm_store *s, const struct tm_owner *o, bool has_code, 
 bool tm_store_owner_has_records(struct tm_store *s, const struct tm_owner *o)
 {
 	struct tm_rec_key k = { .owner = *o, .kind = TM_KIND_PROCESS };
+	uint64_t h = key_hash(&k);
 
-	for (struct tm_record *rec = s->buckets[key_hash(s, &k)]; rec; rec = rec->next)
-		if (rec->key.kind == TM_KIND_PROCESS && same_owner(&rec->key.owner, o))
+	for (struct tm_hnode *x = tm_htab_chain(&s->records, h); x; x = x->next)
+		if (x->hash == h && tm_store_rec(x)->key.kind == TM_KIND_PROCESS &&
+		    same_owner(&tm_store_rec(x)->key.owner, o))
 			return true;
 	return false;
 }
@@ -280,21 +244,19 @@ void tm_store_expire(struct tm_store *s, uint64_t now,
 		     bool (*drain)(void *ctx, struct tm_record *rec),
 		     void (*forget)(void *ctx, const struct tm_owner *o), void *ctx)
 {
-	for (size_t i = 0; i < s->n_buckets; i++) {
-		struct tm_record **pp = &s->buckets[i], *rec;
+	for (size_t i = 0; i < s->records.n_b; i++) {
+		struct tm_hnode *x = s->records.b[i], *next;
 
-		while ((rec = *pp)) {
+		for (; x; x = next) {
+			struct tm_record *rec = tm_store_rec(x);
 			struct tm_owner o = rec->key.owner;
 
-			if (!rec->expire_ns || now < rec->expire_ns) {
-				pp = &rec->next;
+			next = x->next;
+			if (!rec->expire_ns || now < rec->expire_ns)
 				continue;
-			}
-			if (drain(ctx, rec)) {
-				pp = &rec->next; /* not done yet: looked at again next frame */
-				continue;
-			}
-			*pp = rec->next;
+			if (drain(ctx, rec))
+				continue; /* not done yet: looked at again next frame */
+			tm_htab_remove(&s->records, x);
 			s->count--;
 			s->processes -= rec->key.kind == TM_KIND_PROCESS;
 			record_free(s, rec);

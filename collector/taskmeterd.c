@@ -137,15 +137,8 @@ static void add_view(void *ctx, const struct tm_iface_info *info)
 	struct tm_daemon *d = ctx;
 	struct tm_if_view *v;
 
-	if (d->n_views == d->cap_views) {
-		size_t cap = d->cap_views ? 2 * d->cap_views : 16;
-
-		v = realloc(d->views, cap * sizeof(*v));
-		if (!v)
-			return;
-		d->views = v;
-		d->cap_views = cap;
-	}
+	if (tm_array_reserve(&d->views, &d->cap_views, sizeof(*d->views), d->n_views + 1, 16))
+		return;
 	v = &d->views[d->n_views++];
 	memset(v, 0, sizeof(*v));
 	v->netns = info->netns;

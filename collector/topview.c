@@ -9,6 +9,7 @@
 
 #include "render.h"
 #include "topview.h"
+#include "util.h"
 
 /* argv joined: enough bytes for TM_TOP_MAX_COLS columns of anything. */
 #define CMD_MAX (4 * TM_TOP_MAX_COLS + 1)
@@ -411,16 +412,10 @@ void tm_top_forget(struct tm_top *t)
 
 int tm_top_set_frame(struct tm_top *t, const Taskmeter__Frame *f)
 {
-	struct tm_top_row *rows;
 	int err;
 
-	if (f->n_records > t->cap_rows) {
-		rows = realloc(t->rows, f->n_records * sizeof(*rows));
-		if (!rows)
-			return -ENOMEM;
-		t->rows = rows;
-		t->cap_rows = f->n_records;
-	}
+	if (tm_array_reserve(&t->rows, &t->cap_rows, sizeof(*t->rows), f->n_records, 16))
+		return -ENOMEM;
 	/* Counting started over: so do the records-vs-kernel windows. */
 	if (f->has_counters_id && f->counters_id != t->counters_id && t->base_ts)
 		tm_top_forget(t);
