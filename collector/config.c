@@ -431,6 +431,8 @@ static const char *const prom_label_names[] = {
 	[TM_PROM_PID] = "pid",
 };
 #define N_PROM_NAMED (sizeof(prom_label_names) / sizeof(prom_label_names[0]))
+/* Every source has its name but env_NAME, which is the last. */
+_Static_assert(N_PROM_NAMED == TM_PROM_ENV, "a label name for every tm_prom_label_src");
 
 /* Low cardinality: one series per service / container / command, never
  * per pid unless asked for. */

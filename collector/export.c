@@ -493,9 +493,8 @@ uint64_t tm_export_dropped(const struct tm_export *e)
  * is merely behind gets the final frame whole instead of a cut stream. */
 static void drain_all(struct tm_export *e, int timeout_ms)
 {
-	struct timespec start, now;
+	uint64_t start = tm_now_ns(CLOCK_MONOTONIC);
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		struct pollfd pfd[64];
 		struct tm_sub *s, *next;
@@ -511,9 +510,7 @@ static void drain_all(struct tm_export *e, int timeout_ms)
 			if (s->q_len)
 				pfd[n++] = (struct pollfd){ .fd = s->w.fd, .events = POLLOUT };
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 +
-				     (now.tv_nsec - start.tv_nsec) / 1000000);
+		left = timeout_ms - (long)((tm_now_ns(CLOCK_MONOTONIC) - start) / 1000000);
 		if (!n || left <= 0)
 			return;
 		if (poll(pfd, n, (int)left) < 0 && errno != EINTR)

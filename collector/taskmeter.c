@@ -283,33 +283,6 @@ static const char *command_usage(const char *name)
 	return own ? own->usage : cmd ? cmd->usage : NULL;
 }
 
-static int parse_number(const char *name, const char *arg, double *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtod(arg, &end);
-	if (errno || end == arg || *end || *out < 0) {
-		fprintf(stderr, "taskmeter: %s wants a non-negative number, not '%s'\n", name,
-			arg);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int parse_count(const char *arg, unsigned long long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoull(arg, &end, 10);
-	if (errno || end == arg || *end || *out == 0 || arg[0] == '-') {
-		fprintf(stderr, "taskmeter: --count wants a positive integer, not '%s'\n", arg);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* optopt is the option whose argument is missing, else 0 or unknown. */
 static int bad_option(const struct command *cmd, const char *arg, int optopt_)
 {
@@ -340,8 +313,8 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
 	while (!err && (c = getopt_long(argc, argv, "s:w:n:jrh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': o->socket = optarg; break;
-		case 'w': err = parse_number("--wait", optarg, &o->wait_s); break;
-		case 'n': err = parse_count(optarg, &o->count); break;
+		case 'w': err = tm_client_parse_wait(optarg, &o->wait_s); break;
+		case 'n': err = tm_client_parse_count(optarg, &o->count); break;
 		case 'j':
 			o->json = true;
 			err = cmd->has_json ? 0 : bad_option(cmd, argv[optind - 1], 0);

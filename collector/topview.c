@@ -20,19 +20,24 @@
 #define NAME_MIN 10
 #define CMD_MIN 8
 
-static const int bucket_kinds[TM_TOP_BUCKETS] = {
+static const int bucket_kinds[] = {
 	TASKMETER__RECORD_KIND__FORWARDED, TASKMETER__RECORD_KIND__LOCAL_NO_OWNER,
 	TASKMETER__RECORD_KIND__NON_IP,    TASKMETER__RECORD_KIND__MALFORMED,
 	TASKMETER__RECORD_KIND__OVERFLOW,  TASKMETER__RECORD_KIND__UNATTRIBUTED,
 };
 
-static const char *const group_names[TM_GROUP_MAX] = {
+static const char *const group_names[] = {
 	"process", "service", "container", "cgroup", "user",
 };
 
-static const char *const group_labels[TM_GROUP_MAX] = {
+static const char *const group_labels[] = {
 	"COMM", "SERVICE", "CONTAINER", "CGROUP", "USER",
 };
+
+/* One more bucket or grouping without its entry here would read as 0 / NULL. */
+_Static_assert(TM_ARRAY_SIZE(bucket_kinds) == TM_TOP_BUCKETS, "a record kind per bucket");
+_Static_assert(TM_ARRAY_SIZE(group_names) == TM_GROUP_MAX &&
+	       TM_ARRAY_SIZE(group_labels) == TM_GROUP_MAX, "a name and label per grouping");
 
 void tm_top_init(struct tm_top *t)
 {
