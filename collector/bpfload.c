@@ -476,10 +476,10 @@ int tm_bpf_open_cgroup(struct tm_bpf *b, const struct tm_config *c)
 
 int tm_bpf_attach(struct tm_bpf *b, const struct tm_config *c)
 {
+	__u32 zero = 0;
 	int err = 0;
 
 	(void)c;
-	__u32 zero = 0;
 
 	for (size_t i = 0; !err && i < TM_ARRAY_SIZE(hooks); i++)
 		err = attach_hook(b, &hooks[i]);

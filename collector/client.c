@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The subscriber side of the export socket: connect, whole frames, how a
+ * stream ended (see client.h).
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The export socket (see export.h): a non-blocking UNIX listener, and per
+ * subscriber a bounded ring of messages that share one encoded frame.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Framing of the export stream: varints, the buffered frame reader and
+ * frames in parts (see frame.h).
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Frames as JSON lines, human units and terminal-safe text (see render.h). */
 #define _GNU_SOURCE /* wcwidth */
 #include <inttypes.h>
 #include <math.h>

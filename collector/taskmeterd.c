@@ -181,9 +181,6 @@ static void forget_cb(void *ctx, const struct tm_owner *o)
 	tm_mapio_forget(&d->io, o);
 }
 
-/* Records checked against /proc per interval for a missed exit. */
-#define TM_REAP_PER_TICK 256
-
 static void frame_header(struct tm_daemon *d, Taskmeter__Frame *f, uint64_t t0)
 {
 	f->has_seq = f->has_timestamp_ns = f->has_interval_ns = f->has_metadata_mode = 1;

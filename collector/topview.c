@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* What taskmeter top shows, as lines of text for a width (see topview.h). */
 #define _GNU_SOURCE /* strcasestr */
 #include <errno.h>
 #include <inttypes.h>
