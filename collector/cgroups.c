@@ -53,17 +53,16 @@ struct walk {
 
 /* ---- the cache ------------------------------------------------------- */
 
+static bool entry_is(const struct tm_hnode *x, const void *id)
+{
+	return TM_CONTAINER_OF(x, struct entry, node)->id == *(const uint64_t *)id;
+}
+
 static struct entry *entry_find(const struct tm_cgroups *c, uint64_t id)
 {
-	uint64_t h = tm_hash64(id);
+	struct tm_hnode *x = tm_htab_find(&c->ids, tm_hash64(id), entry_is, &id);
 
-	for (struct tm_hnode *x = tm_htab_chain(&c->ids, h); x; x = x->next) {
-		struct entry *e = TM_CONTAINER_OF(x, struct entry, node);
-
-		if (x->hash == h && e->id == id)
-			return e;
-	}
-	return NULL;
+	return x ? TM_CONTAINER_OF(x, struct entry, node) : NULL;
 }
 
 static void table_clear(struct tm_cgroups *c)

@@ -102,30 +102,28 @@ int tm_sockdiag_parse(const struct nlmsghdr *nlh, struct tm_sock_seed *out)
 	return 0;
 }
 
+static bool ns_is(const struct tm_hnode *x, const void *ino)
+{
+	return TM_CONTAINER_OF(x, struct netns_ent, node)->ino == *(const uint64_t *)ino;
+}
+
+static bool sock_is(const struct tm_hnode *x, const void *inode)
+{
+	return TM_CONTAINER_OF(x, struct seed_ent, node)->s.inode == *(const uint64_t *)inode;
+}
+
 static struct netns_ent *ns_find(const struct scan *sc, uint64_t ino)
 {
-	uint64_t h = tm_hash64(ino);
+	struct tm_hnode *x = tm_htab_find(&sc->ns_idx, tm_hash64(ino), ns_is, &ino);
 
-	for (struct tm_hnode *x = tm_htab_chain(&sc->ns_idx, h); x; x = x->next) {
-		struct netns_ent *ns = TM_CONTAINER_OF(x, struct netns_ent, node);
-
-		if (x->hash == h && ns->ino == ino)
-			return ns;
-	}
-	return NULL;
+	return x ? TM_CONTAINER_OF(x, struct netns_ent, node) : NULL;
 }
 
 static struct seed_ent *sock_find(const struct scan *sc, uint64_t inode)
 {
-	uint64_t h = tm_hash64(inode);
+	struct tm_hnode *x = tm_htab_find(&sc->sock_idx, tm_hash64(inode), sock_is, &inode);
 
-	for (struct tm_hnode *x = tm_htab_chain(&sc->sock_idx, h); x; x = x->next) {
-		struct seed_ent *e = TM_CONTAINER_OF(x, struct seed_ent, node);
-
-		if (x->hash == h && e->s.inode == inode)
-			return e;
-	}
-	return NULL;
+	return x ? TM_CONTAINER_OF(x, struct seed_ent, node) : NULL;
 }
 
 /* Numeric /proc entries are thread group ids: readdir never lists threads. */

@@ -85,14 +85,14 @@ void tm_store_free(struct tm_store *s)
 	memset(s, 0, sizeof(*s));
 }
 
+static bool rec_is(const struct tm_hnode *x, const void *k)
+{
+	return key_eq(&tm_store_rec((struct tm_hnode *)x)->key, k);
+}
+
 struct tm_record *tm_store_find(struct tm_store *s, const struct tm_rec_key *k)
 {
-	uint64_t h = key_hash(k);
-
-	for (struct tm_hnode *x = tm_htab_chain(&s->records, h); x; x = x->next)
-		if (x->hash == h && key_eq(&tm_store_rec(x)->key, k))
-			return tm_store_rec(x);
-	return NULL;
+	return tm_store_rec(tm_htab_find(&s->records, key_hash(k), rec_is, k));
 }
 
 struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k)

@@ -101,6 +101,15 @@ void tm_htab_insert(struct tm_htab *t, struct tm_hnode *x)
 	t->count++;
 }
 
+struct tm_hnode *tm_htab_find(const struct tm_htab *t, uint64_t hash,
+			      bool (*is)(const struct tm_hnode *x, const void *key), const void *key)
+{
+	for (struct tm_hnode *x = tm_htab_chain(t, hash); x; x = x->next)
+		if (x->hash == hash && is(x, key))
+			return x;
+	return NULL;
+}
+
 void tm_htab_remove(struct tm_htab *t, struct tm_hnode *x)
 {
 	struct tm_hnode **pp = &t->b[x->hash & (t->n_b - 1)];

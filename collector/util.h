@@ -68,6 +68,10 @@ static inline struct tm_hnode *tm_htab_chain(const struct tm_htab *t, uint64_t h
 	return t->b[hash & (t->n_b - 1)];
 }
 
+/* The first node of that hash for which is(node, key) holds, or NULL. */
+struct tm_hnode *tm_htab_find(const struct tm_htab *t, uint64_t hash,
+			      bool (*is)(const struct tm_hnode *x, const void *key), const void *key);
+
 /* Every node, in no order. Removing x while at it: take x->next first. */
 #define tm_htab_each(t, x, i)                                \
 	for (size_t i = 0; i < (t)->n_b; i++)                \
