@@ -273,13 +273,11 @@ struct tm_if_total *tm_store_if_total(struct tm_store *s, __u32 netns, __u32 ifi
 	struct tm_if_total *t = s->if_totals.data;
 
 	for (size_t i = 0; i < s->if_totals.len; i++)
-		if (t[i].netns == netns && t[i].ifindex == ifindex)
+		if (t[i].iface.netns == netns && t[i].iface.ifindex == ifindex)
 			return &t[i];
 	t = tm_vec_push(&s->if_totals, sizeof(*t));
-	if (t) {
-		t->netns = netns;
-		t->ifindex = ifindex;
-	}
+	if (t)
+		t->iface = (struct tm_iface_key){ .netns = netns, .ifindex = ifindex };
 	return t;
 }
 

@@ -82,7 +82,7 @@ _Static_assert(TM_SOCK_SLOTS <= 8 * sizeof(((struct tm_record *)0)->sock_used),
 /* Cumulative interface-layer sums of one interface, kept apart from the
  * records: freeing an exited process's record must not lower them. */
 struct tm_if_total {
-	__u32 netns, ifindex;
+	struct tm_iface_key iface;
 	struct tm_counter_val dir[TM_DIR_MAX];
 };
 
