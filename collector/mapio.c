@@ -15,6 +15,17 @@
 
 #define TM_BATCH 4096
 
+/*
+ * The BPF side bounds slot indexes with masks, not compares (for the
+ * verifier): dir & 1, l4 & 3, family & 1, layer & 3 (bpf/class.bpf.h,
+ * owner.bpf.h, cgroup_skb.bpf.c), idx & (TM_OVERFLOW_SLOTS - 1) for
+ * tm_meta_slot.cls. One more direction, protocol, family or layer would
+ * wrap silently there: it must fail here first.
+ */
+_Static_assert(TM_DIR_MAX == 2 && TM_L4_MAX == 4 && TM_FAMILY_MAX == 2 && TM_LAYER_MAX == 4 &&
+	       (TM_OVERFLOW_SLOTS & (TM_OVERFLOW_SLOTS - 1)) == 0,
+	       "the BPF programs' index masks cover every enum value");
+
 static int map_fd(struct bpf_map *m)
 {
 	return bpf_map__fd(m);
