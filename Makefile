@@ -43,15 +43,18 @@ BPF_OBJS   := $(BUILD)/maps.bpf.o $(filter-out $(BUILD)/maps.bpf.o \
 PROTO_C    := $(BUILD)/taskmeter.pb-c.c
 PROTO_H    := $(BUILD)/taskmeter.pb-c.h
 PROTO_O    := $(BUILD)/taskmeter.pb-c.o
+# The schema's field numbers as macros, for the tags the collector writes by hand.
+PROTO_FIELDS := $(BUILD)/taskmeter.fields.h
 
 # Collector modules shared by the daemon, the client and the unit tests.
 LIB_SRCS   := collector/config.c collector/procfs.c collector/frame.c collector/log.c \
-	collector/cgroups.c collector/sockdiag.c collector/netlink.c collector/bpfmaps.c \
+	collector/cgroups.c collector/sockdiag.c collector/nlsock.c collector/netlink.c \
+	collector/clsact.c collector/bpfmaps.c \
 	collector/util.c collector/store.c collector/meta.c collector/encode.c collector/export.c \
 	collector/pin.c collector/args.c
 LIB_OBJS   := $(patsubst collector/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(PROTO_O)
-DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/mapio.c collector/ifaces.c \
-	collector/ifattach.c
+DAEMON_SRCS := collector/taskmeterd.c collector/bpfload.c collector/mapio.c collector/mapsize.c \
+	collector/ifaces.c collector/ifattach.c
 DAEMON_OBJS := $(patsubst collector/%.c,$(BUILD)/%.o,$(DAEMON_SRCS))
 # taskmeter prom: series logic, frame adapter and exposition writer (unit
 # tested), and the HTTP/poll loop that only the client links.
@@ -101,16 +104,21 @@ $(PROTO_C) $(PROTO_H) &: proto/taskmeter.proto | $(BUILD)
 	$(call msg,PROTOC,$<)
 	$(Q)$(PROTOC_C) --proto_path=proto --c_out=$(BUILD) $<
 
+$(PROTO_FIELDS): proto/taskmeter.proto proto/fields.awk | $(BUILD)
+	$(call msg,GEN,$@)
+	$(Q)awk -f proto/fields.awk $< > $@
+
 $(PROTO_O): $(PROTO_C) $(PROTO_H)
 	$(call msg,CC,$@)
 	$(Q)$(CC) -std=gnu11 $(CFLAGS) -Wall $(CPPFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: collector/%.c $(wildcard collector/*.h) include/taskmeter.h $(PROTO_H) | $(BUILD)
+$(BUILD)/%.o: collector/%.c $(wildcard collector/*.h) include/taskmeter.h $(PROTO_H) \
+		$(PROTO_FIELDS) | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/ifaces.o $(BUILD)/mapio.o $(BUILD)/ifattach.o: \
-		$(BUILD)/taskmeter.skel.h $(SOLO_SKELS)
+$(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/ifaces.o $(BUILD)/mapio.o $(BUILD)/ifattach.o \
+		$(BUILD)/mapsize.o: $(BUILD)/taskmeter.skel.h $(SOLO_SKELS)
 $(BUILD)/bpfload.o $(BUILD)/taskmeterd.o $(BUILD)/taskmeter.o: $(BUILD)/tm_build.h
 
 # Version and map-layout hash: pinned state made by a build with another
@@ -136,7 +144,8 @@ $(BUILD)/taskmeter: $(CLIENT_OBJS) $(LIB_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lmicrohttpd $(CURSES_LIBS) -o $@
 
-$(BUILD)/unit/%.o: tests/unit/%.c $(wildcard tests/unit/*.h) $(wildcard collector/*.h) $(PROTO_H) | $(BUILD)
+$(BUILD)/unit/%.o: tests/unit/%.c $(wildcard tests/unit/*.h) $(wildcard collector/*.h) $(PROTO_H) \
+		$(PROTO_FIELDS) | $(BUILD)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@

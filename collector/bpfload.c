@@ -28,6 +28,7 @@
 
 #include "bpfload.h"
 #include "log.h"
+#include "mapsize.h"
 #include "procfs.h"
 #include "sockdiag.h"
 #include "taskmeter.h"
@@ -36,9 +37,6 @@
 #include "util.h"
 
 #define TM_STATE_MAGIC 0x74616b736d657472ull /* "taskmetr" */
-#define TM_PIN_STATE "state"
-#define TM_PIN_RETIRED "retired"
-#define TM_PIN_RETIRING "retiring"
 
 const char *tm_bpf_detect_kfunc(void)
 {
@@ -57,54 +55,6 @@ const char *tm_bpf_detect_kfunc(void)
 			found = names[i];
 	btf__free(btf);
 	return found;
-}
-
-/* ---- map sizes: one table for the config, the loader and --print-memory ---- */
-
-struct tm_map_size {
-	const char *map;        /* in the object */
-	const char *key;        /* the config key that sizes it */
-	size_t off;             /* its unsigned int in struct tm_config */
-	unsigned int unit;      /* max_entries per config unit */
-};
-
-#define CFG(field) offsetof(struct tm_config, field)
-
-static const struct tm_map_size map_sizes[] = {
-	{ "tm_counters", "counter_entries", CFG(max_owner_records), 1 },
-	{ "tm_class_gen", "counter_entries", CFG(max_owner_records), 1 },
-	{ "tm_classes", "counter_entries", CFG(max_owner_records), 1 },
-	{ "tm_free", "counter_entries", CFG(max_owner_records), 1 },
-	{ "tm_meta", "meta_entries", CFG(meta_entries), 1 },
-	{ "tm_events", "ringbuf_kib", CFG(ringbuf_kib), 1024 },
-	{ "tm_flows", "flow_entries", CFG(flow_entries), 1 },
-};
-
-static const struct tm_map_size *size_of(const char *map)
-{
-	for (size_t i = 0; i < TM_ARRAY_SIZE(map_sizes); i++)
-		if (!strcmp(map_sizes[i].map, map))
-			return &map_sizes[i];
-	return NULL;
-}
-
-static unsigned int configured(const struct tm_config *c, const struct tm_map_size *ms)
-{
-	return *(const unsigned int *)((const char *)c + ms->off) * ms->unit;
-}
-
-static int set_sizes(struct taskmeter_bpf *skel, const struct tm_config *c)
-{
-	struct bpf_map *m;
-	int err;
-
-	for (size_t i = 0; i < TM_ARRAY_SIZE(map_sizes); i++) {
-		m = bpf_object__find_map_by_name(skel->obj, map_sizes[i].map);
-		err = m ? bpf_map__set_max_entries(m, configured(c, &map_sizes[i])) : -ENOENT;
-		if (err)
-			return err;
-	}
-	return 0;
 }
 
 /* Load-time settings (.rodata): programs with other settings behave
@@ -132,15 +82,17 @@ static int obj_get(const struct tm_bpf *b, const char *name)
 
 /* A map of ours the collector itself makes (the BPF programs never see
  * it), pinned: found again or created. */
-static int own_map(struct tm_bpf *b, const char *name, enum bpf_map_type type, __u32 key,
-		   __u32 value, __u32 entries)
+static int own_map(struct tm_bpf *b, const struct tm_config *c, enum tm_own_map_id id)
 {
+	const struct tm_own_map *o = tm_mapsize_own(id);
+	const char *name = o->name;
 	char path[PATH_MAX];
 	int fd = obj_get(b, name);
 
 	if (fd >= 0)
 		return fd;
-	fd = bpf_map_create(type, name, key, value, entries, NULL);
+	fd = bpf_map_create(o->type, name, o->key_size, o->value_size,
+			    tm_mapsize_own_entries(o, c), NULL);
 	if (fd < 0)
 		return -errno;
 	if (pin_path(b, name, path, sizeof(path)) || bpf_obj_pin(fd, path)) {
@@ -153,22 +105,23 @@ static int own_map(struct tm_bpf *b, const char *name, enum bpf_map_type type, _
 /* Why the pinned maps cannot serve this config, in why; 0 if they can. */
 static int sizes_differ(struct tm_bpf *b, const struct tm_config *c, char *why, size_t len)
 {
-	for (size_t i = 0; i < TM_ARRAY_SIZE(map_sizes); i++) {
+	for (size_t i = 0; i < tm_mapsize_table_n; i++) {
+		const struct tm_map_size *ms = &tm_mapsize_table[i];
+		unsigned int want = tm_mapsize_entries(ms, c);
 		struct bpf_map_info info = { 0 };
 		__u32 ilen = sizeof(info);
-		int fd = obj_get(b, map_sizes[i].map);
+		int fd = obj_get(b, ms->map);
 
 		if (fd < 0) {
-			snprintf(why, len, "map %s is not pinned", map_sizes[i].map);
+			snprintf(why, len, "map %s is not pinned", ms->map);
 			return 1;
 		}
 		if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
 			info.max_entries = 0;
 		close(fd);
-		if (info.max_entries != configured(c, &map_sizes[i])) {
-			snprintf(why, len, "%s was %u, the configuration says %u", map_sizes[i].key,
-				 info.max_entries / map_sizes[i].unit, configured(c, &map_sizes[i]) /
-				 map_sizes[i].unit);
+		if (info.max_entries != want) {
+			snprintf(why, len, "%s was %u, the configuration says %u", ms->key,
+				 info.max_entries / ms->unit, want / ms->unit);
 			return 1;
 		}
 	}
@@ -179,14 +132,14 @@ static bool read_stamp(struct tm_bpf *b)
 {
 	__u32 zero = 0;
 
-	b->state_fd = obj_get(b, TM_PIN_STATE);
+	b->state_fd = obj_get(b, tm_mapsize_own(TM_OWN_STATE)->name);
 	if (b->state_fd < 0)
 		return false;
 	return !bpf_map_lookup_elem(b->state_fd, &zero, &b->state) &&
 	       b->state.magic == TM_STATE_MAGIC;
 }
 
-static int new_stamp(struct tm_bpf *b)
+static int new_stamp(struct tm_bpf *b, const struct tm_config *c)
 {
 	__u32 zero = 0;
 
@@ -198,8 +151,7 @@ static int new_stamp(struct tm_bpf *b)
 		b->state.counters_id = tm_hash64(tm_now_ns(CLOCK_REALTIME) ^ (uint64_t)getpid());
 	b->state.created_ns = tm_now_ns(CLOCK_REALTIME);
 	b->state.settings = b->settings;
-	b->state_fd = own_map(b, TM_PIN_STATE, BPF_MAP_TYPE_ARRAY, sizeof(__u32),
-			      sizeof(b->state), 1);
+	b->state_fd = own_map(b, c, TM_OWN_STATE);
 	if (b->state_fd < 0)
 		return b->state_fd;
 	return bpf_map_update_elem(b->state_fd, &zero, &b->state, BPF_ANY) ? -errno : 0;
@@ -258,17 +210,14 @@ int tm_bpf_open_state(struct tm_bpf *b, const struct tm_config *c)
 		b->state_fd = -1;
 		err = tm_pin_clear(&b->pin); /* detaches what the old links held */
 		if (!err)
-			err = new_stamp(b);
+			err = new_stamp(b, c);
 	}
 	if (!err) {
-		b->retired_fd = own_map(b, TM_PIN_RETIRED, BPF_MAP_TYPE_HASH,
-					sizeof(struct tm_iface_key) + sizeof(__u32),
-					sizeof(struct tm_counter_val), TM_IFACES_MAX * TM_DIR_MAX);
+		b->retired_fd = own_map(b, c, TM_OWN_RETIRED);
 		err = b->retired_fd < 0 ? b->retired_fd : 0;
 	}
 	if (!err) {
-		b->retiring_fd = own_map(b, TM_PIN_RETIRING, BPF_MAP_TYPE_HASH, sizeof(__u32),
-					 sizeof(__u32), c->max_owner_records);
+		b->retiring_fd = own_map(b, c, TM_OWN_RETIRING);
 		err = b->retiring_fd < 0 ? b->retiring_fd : 0;
 	}
 	if (err)
@@ -318,7 +267,7 @@ int tm_bpf_load(struct tm_bpf *b, const struct tm_config *c)
 	b->skel->rodata->tm_cfg_task_work = b->task_work;
 	b->skel->rodata->tm_cfg_argv_max = c->argv_max;
 	b->skel->rodata->tm_cfg_env_max = c->env_max;
-	err = set_sizes(b->skel, c);
+	err = tm_mapsize_apply(b->skel->obj, c);
 	if (!err)
 		err = pin_maps(b);
 	if (err) {
@@ -498,7 +447,7 @@ int tm_bpf_open_cgroup(struct tm_bpf *b, const struct tm_config *c)
 	size_t n;
 	int err;
 
-	err = tm_cgroup2_mount(mnt, sizeof(mnt));
+	err = tm_proc_cgroup2_mount(mnt, sizeof(mnt));
 	if (err) {
 		tm_err("no cgroup v2 mount found in /proc/self/mountinfo\n");
 		return err;
@@ -528,10 +477,10 @@ int tm_bpf_open_cgroup(struct tm_bpf *b, const struct tm_config *c)
 
 int tm_bpf_attach(struct tm_bpf *b, const struct tm_config *c)
 {
+	__u32 zero = 0;
 	int err = 0;
 
 	(void)c;
-	__u32 zero = 0;
 
 	for (size_t i = 0; !err && i < TM_ARRAY_SIZE(hooks); i++)
 		err = attach_hook(b, &hooks[i]);
@@ -592,64 +541,6 @@ int tm_bpf_remove_state(const struct tm_config *c)
 		tm_info("removed the state of instance '%s' (everything it had attached)\n",
 			c->instance);
 	return err;
-}
-
-/* ---- sizes ---- */
-
-/* Upper bound of a map's kernel memory: key, value (per CPU where it is),
- * and about 64 bytes of bookkeeping per hash element. */
-static unsigned long long map_bytes(const struct bpf_map *m, int ncpus)
-{
-	unsigned long long n = bpf_map__max_entries(m), v = bpf_map__value_size(m);
-	enum bpf_map_type t = bpf_map__type(m);
-
-	if (t == BPF_MAP_TYPE_RINGBUF)
-		return n;
-	if (t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_PERCPU_ARRAY ||
-	    t == BPF_MAP_TYPE_LRU_PERCPU_HASH)
-		v = ((v + 7) & ~7ull) * (unsigned long long)ncpus;
-	if (t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY)
-		return n * v;
-	if (t == BPF_MAP_TYPE_SK_STORAGE)
-		return 0; /* grows with the sockets: shown per socket */
-	if (t == BPF_MAP_TYPE_STACK || t == BPF_MAP_TYPE_QUEUE)
-		return n * v;
-	return n * (bpf_map__key_size(m) + v + 64);
-}
-
-unsigned long long tm_bpf_map_memory(const struct tm_config *c, int ncpus, FILE *f)
-{
-	struct taskmeter_bpf *skel = taskmeter_bpf__open();
-	unsigned long long total = 0;
-	struct bpf_map *m;
-
-	if (!skel || set_sizes(skel, c)) {
-		taskmeter_bpf__destroy(skel);
-		return 0;
-	}
-	bpf_object__for_each_map(m, skel->obj) {
-		unsigned long long n = map_bytes(m, ncpus);
-		const struct tm_map_size *ms = size_of(bpf_map__name(m));
-
-		if (bpf_map__is_internal(m))
-			continue;
-		total += n;
-		if (f)
-			fprintf(f, "  %-16s %12llu bytes  %u entries%s%s%s\n", bpf_map__name(m), n,
-				bpf_map__max_entries(m), ms ? " (" : "", ms ? ms->key : "",
-				ms ? ")" : "");
-	}
-	if (f)
-		fprintf(f, "  tm_sk_owner      %12u bytes per socket, as sockets come\n",
-			bpf_map__value_size(skel->maps.tm_sk_owner) + 64);
-	taskmeter_bpf__destroy(skel);
-	return total;
-}
-
-unsigned long long tm_bpf_ringbuf_events(const struct tm_config *c, size_t size)
-{
-	/* each record in the ring carries an 8-byte header, 8-byte aligned */
-	return (unsigned long long)c->ringbuf_kib * 1024 / ((size + 15) & ~7ull);
 }
 
 /* ---- sockets from before start-up ---- */

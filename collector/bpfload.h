@@ -85,11 +85,4 @@ void tm_bpf_destroy(struct tm_bpf *b, bool keep);
 /* Detach and remove the pinned state of an instance no collector runs. */
 int tm_bpf_remove_state(const struct tm_config *c);
 
-/* Bytes of kernel memory the maps may take with this config (upper bound),
- * printed per map to f when f is not NULL. */
-unsigned long long tm_bpf_map_memory(const struct tm_config *c, int ncpus, FILE *f);
-
-/* Events of size bytes the configured ring buffer holds. */
-unsigned long long tm_bpf_ringbuf_events(const struct tm_config *c, size_t size);
-
 #endif /* TM_BPFLOAD_H */

@@ -11,7 +11,7 @@
 #include "bpfmaps.h"
 #include "taskmeter.h"
 
-int tm_bpf_reuse_maps(struct bpf_object *obj, struct bpf_object *main)
+int tm_bpfmaps_reuse(struct bpf_object *obj, struct bpf_object *main)
 {
 	struct bpf_map *m, *mm;
 	int err;
@@ -29,7 +29,7 @@ int tm_bpf_reuse_maps(struct bpf_object *obj, struct bpf_object *main)
 	return 0;
 }
 
-int tm_bpf_fill_slots(struct bpf_object *obj)
+int tm_bpfmaps_fill_slots(struct bpf_object *obj)
 {
 	struct bpf_map *gen = bpf_object__find_map_by_name(obj, "tm_class_gen");
 	struct bpf_map *stack = bpf_object__find_map_by_name(obj, "tm_free");

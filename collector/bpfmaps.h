@@ -7,10 +7,10 @@ struct bpf_object;
 
 /* Before obj is loaded: every map of obj (but its own .rodata/.bss) becomes
  * the main object's map of the same name, by fd. -ENOENT if main has none. */
-int tm_bpf_reuse_maps(struct bpf_object *obj, struct bpf_object *main);
+int tm_bpfmaps_reuse(struct bpf_object *obj, struct bpf_object *main);
 
 /* A fresh state: every slot's generation at its first (TM_GEN_FIRST), every
  * slot but the reserved ones in tm_free. */
-int tm_bpf_fill_slots(struct bpf_object *main);
+int tm_bpfmaps_fill_slots(struct bpf_object *main);
 
 #endif /* TM_BPFMAPS_H */

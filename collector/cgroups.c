@@ -25,21 +25,21 @@
 
 #include "cgroups.h"
 #include "log.h"
+#include "util.h"
 
-#define INITIAL_SLOTS 1024
+#define INITIAL_BUCKETS 1024
 /* Each level of the walk holds one fd; real trees are under 10 deep. */
 #define MAX_DEPTH 64
 
 struct entry {
-	uint64_t id;    /* 0: free slot (no cgroup has id 0) */
-	char *path;     /* NULL: not in the tree as of the last walk */
+	struct tm_hnode node;   /* hash: of id */
+	uint64_t id;
+	char *path;             /* NULL: not in the tree as of the last walk */
 };
 
 struct tm_cgroups {
 	char *mount;
-	struct entry *slots;    /* open addressing, linear probing, <= 50% full */
-	uint32_t cap;           /* power of two */
-	uint32_t count;
+	struct tm_htab ids;     /* struct entry */
 	uint64_t walks;
 	uint64_t last_walk_ns;
 };
@@ -51,73 +51,63 @@ struct walk {
 	char path[PATH_MAX];
 };
 
-/* ---- hash table ------------------------------------------------------- */
+/* ---- the cache ------------------------------------------------------- */
 
-/* The slot holding id, or the free slot where it would go. */
-static struct entry *slot_find(struct entry *slots, uint32_t cap, uint64_t id)
+static bool entry_is(const struct tm_hnode *x, const void *id)
 {
-	/* Ids are mostly sequential: Fibonacci hashing spreads them. */
-	uint32_t i = (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
-
-	while (slots[i].id && slots[i].id != id)
-		i = (i + 1) & (cap - 1);
-	return &slots[i];
+	return TM_CONTAINER_OF(x, struct entry, node)->id == *(const uint64_t *)id;
 }
 
-static int table_grow(struct tm_cgroups *c)
+static struct entry *entry_find(const struct tm_cgroups *c, uint64_t id)
 {
-	uint32_t cap = c->cap * 2;
-	struct entry *slots = calloc(cap, sizeof(*slots));
+	struct tm_hnode *x = tm_htab_find(&c->ids, tm_hash64(id), entry_is, &id);
 
-	if (!slots)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < c->cap; i++)
-		if (c->slots[i].id)
-			*slot_find(slots, cap, c->slots[i].id) = c->slots[i];
-	free(c->slots);
-	c->slots = slots;
-	c->cap = cap;
-	return 0;
+	return x ? TM_CONTAINER_OF(x, struct entry, node) : NULL;
 }
 
 static void table_clear(struct tm_cgroups *c)
 {
-	for (uint32_t i = 0; i < c->cap; i++)
-		free(c->slots[i].path);
-	memset(c->slots, 0, c->cap * sizeof(*c->slots));
-	c->count = 0;
+	for (size_t i = 0; i < c->ids.n_b; i++) {
+		struct tm_hnode *x = c->ids.b[i], *next;
+
+		for (; x; x = next) {
+			struct entry *e = TM_CONTAINER_OF(x, struct entry, node);
+
+			next = x->next;
+			free(e->path);
+			free(e);
+		}
+		c->ids.b[i] = NULL;
+	}
+	c->ids.count = 0;
 }
 
-/* A new slot for id; -ENOSPC when the cache holds TM_CGROUPS_MAX ids. */
+/* A new entry for id; -ENOSPC when the cache holds TM_CGROUPS_MAX ids. */
 static int table_add(struct tm_cgroups *c, uint64_t id, struct entry **e)
 {
-	int err;
-
-	if (c->count >= TM_CGROUPS_MAX)
+	if (c->ids.count >= TM_CGROUPS_MAX)
 		return -ENOSPC;
-	if (2 * (c->count + 1) > c->cap) {
-		err = table_grow(c);
-		if (err)
-			return err;
-	}
-	*e = slot_find(c->slots, c->cap, id);
+	*e = calloc(1, sizeof(**e));
+	if (!*e)
+		return -ENOMEM;
 	(*e)->id = id;
-	c->count++;
+	(*e)->node.hash = tm_hash64(id);
+	tm_htab_insert(&c->ids, &(*e)->node);
 	return 0;
 }
 
 /* Remember id at path, or as unknown when path is NULL. */
 static int table_set(struct tm_cgroups *c, uint64_t id, const char *path)
 {
-	struct entry *e = slot_find(c->slots, c->cap, id);
+	struct entry *e = entry_find(c, id);
 	char *dup = NULL;
 	int err;
 
-	if (e->id && (e->path == path || (e->path && path && !strcmp(e->path, path))))
+	if (e && (e->path == path || (e->path && path && !strcmp(e->path, path))))
 		return 0;
 	if (path && !(dup = strdup(path)))
 		return -ENOMEM;
-	if (!e->id && (err = table_add(c, id, &e))) {
+	if (!e && (err = table_add(c, id, &e))) {
 		free(dup);
 		return err;
 	}
@@ -127,14 +117,6 @@ static int table_set(struct tm_cgroups *c, uint64_t id, const char *path)
 }
 
 /* ---- walk --------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int walk_record(struct walk *w, uint64_t id, const char *path)
 {
@@ -213,8 +195,8 @@ static int walk_tree(struct tm_cgroups *c)
 	int fd, err;
 
 	c->walks++;
-	c->last_walk_ns = now_ns();
-	if (c->count >= TM_CGROUPS_MAX)
+	c->last_walk_ns = tm_now_ns(CLOCK_MONOTONIC);
+	if (c->ids.count >= TM_CGROUPS_MAX)
 		table_clear(c);
 	fd = open(c->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -261,10 +243,8 @@ struct tm_cgroups *tm_cgroups_new(const char *cgroup2_mount)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->cap = INITIAL_SLOTS;
 	c->mount = strdup(cgroup2_mount);
-	c->slots = calloc(c->cap, sizeof(*c->slots));
-	if (!c->mount || !c->slots) {
+	if (!c->mount || tm_htab_init(&c->ids, INITIAL_BUCKETS)) {
 		tm_cgroups_free(c);
 		errno = ENOMEM;
 		return NULL;
@@ -276,9 +256,9 @@ void tm_cgroups_free(struct tm_cgroups *c)
 {
 	if (!c)
 		return;
-	if (c->slots)
+	if (c->ids.b)
 		table_clear(c);
-	free(c->slots);
+	tm_htab_free(&c->ids);
 	free(c->mount);
 	free(c);
 }
@@ -289,7 +269,7 @@ static const char *lookup_miss(struct tm_cgroups *c, uint64_t id)
 	struct entry *e;
 	int err;
 
-	if (c->walks && now_ns() - c->last_walk_ns < TM_CGROUPS_WALK_INTERVAL_MS * 1000000ull) {
+	if (c->walks && tm_now_ns(CLOCK_MONOTONIC) - c->last_walk_ns < TM_CGROUPS_WALK_INTERVAL_MS * 1000000ull) {
 		errno = EAGAIN;
 		return NULL;
 	}
@@ -298,8 +278,8 @@ static const char *lookup_miss(struct tm_cgroups *c, uint64_t id)
 		errno = -err;
 		return NULL;
 	}
-	e = slot_find(c->slots, c->cap, id);
-	if (e->path)
+	e = entry_find(c, id);
+	if (e && e->path)
 		return e->path;
 	/* Best effort: if it cannot be remembered, the rate limit still holds. */
 	table_set(c, id, NULL);
@@ -315,8 +295,8 @@ const char *tm_cgroups_path(struct tm_cgroups *c, uint64_t id)
 		errno = !c ? EINVAL : ENOENT;
 		return NULL;
 	}
-	e = slot_find(c->slots, c->cap, id);
-	if (!e->id)
+	e = entry_find(c, id);
+	if (!e)
 		return lookup_miss(c, id);
 	if (!e->path)
 		errno = ENOENT;
@@ -330,7 +310,7 @@ uint64_t tm_cgroups_walks(const struct tm_cgroups *c)
 
 uint32_t tm_cgroups_count(const struct tm_cgroups *c)
 {
-	return c->count;
+	return c->ids.count;
 }
 
 /* ---- path parsing ------------------------------------------------------- */

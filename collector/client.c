@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The subscriber side of the export socket: connect, whole frames, how a
+ * stream ended (see client.h).
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,15 +15,13 @@
 
 #include "client.h"
 #include "log.h"
+#include "util.h"
 
 #define CONNECT_RETRY_NS 100000000L
 
 static double now_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
+	return (double)tm_now_ns(CLOCK_MONOTONIC) / 1e9;
 }
 
 void tm_client_init(struct tm_client *c, const char *path, double wait_s, bool nonblock)
@@ -49,8 +51,7 @@ void tm_client_free(struct tm_client *c)
 	tm_frame_parts_free(&c->parts);
 }
 
-/* Returns a connected fd or -errno. */
-static int connect_once(const char *path, bool nonblock)
+int tm_client_connect_once(const char *path, bool nonblock)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd, err;
@@ -86,7 +87,7 @@ int tm_client_connect(struct tm_client *c)
 
 	disconnect(c);
 	for (;;) {
-		fd = connect_once(c->path, c->nonblock);
+		fd = tm_client_connect_once(c->path, c->nonblock);
 		if (fd >= 0 || !not_up_yet(fd) || now_s() >= deadline)
 			break;
 		if (!announced) {
@@ -167,7 +168,7 @@ void tm_client_reconnect_start(struct tm_client *c)
 
 int tm_client_reconnect_try(struct tm_client *c)
 {
-	int fd = connect_once(c->path, c->nonblock);
+	int fd = tm_client_connect_once(c->path, c->nonblock);
 
 	if (fd >= 0) {
 		disconnect(c);

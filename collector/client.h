@@ -34,6 +34,9 @@ struct tm_client {
 void tm_client_init(struct tm_client *c, const char *path, double wait_s, bool nonblock);
 void tm_client_free(struct tm_client *c);
 
+/* One attempt: a connected fd (reads non-blocking with nonblock) or -errno. */
+int tm_client_connect_once(const char *path, bool nonblock);
+
 /*
  * Connects, retrying for up to wait_s while the collector is not up yet
  * (socket missing or refusing), with one "waiting for" line on stderr.

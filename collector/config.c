@@ -284,7 +284,7 @@ static int env_add(struct tm_config *c, const char *s, size_t len, char *why)
 			 len > 64 ? "..." : "", TM_ENV_NAME_MAX - 1);
 		return -EINVAL;
 	}
-	if (tm_env_allowed(c, s, len))
+	if (tm_config_env_allowed(c, s, len))
 		return 0;
 	if (c->n_env_allow == TM_ENV_ALLOW_MAX) {
 		snprintf(why, WHY_MAX, "more than %d names", TM_ENV_ALLOW_MAX);
@@ -431,6 +431,8 @@ static const char *const prom_label_names[] = {
 	[TM_PROM_PID] = "pid",
 };
 #define N_PROM_NAMED (sizeof(prom_label_names) / sizeof(prom_label_names[0]))
+/* Every source has its name but env_NAME, which is the last. */
+_Static_assert(N_PROM_NAMED == TM_PROM_ENV, "a label name for every tm_prom_label_src");
 
 /* Low cardinality: one series per service / container / command, never
  * per pid unless asked for. */
@@ -632,7 +634,7 @@ const char *tm_config_where(const struct tm_config *c, const char *key, char *bu
 	return buf;
 }
 
-bool tm_env_allowed(const struct tm_config *c, const char *name, size_t name_len)
+bool tm_config_env_allowed(const struct tm_config *c, const char *name, size_t name_len)
 {
 	if (name_len >= TM_ENV_NAME_MAX)
 		return false;

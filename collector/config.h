@@ -137,6 +137,6 @@ struct sockaddr_storage;
 int tm_config_listen_addr(const char *s, struct sockaddr_storage *ss, unsigned int *len);
 
 /* Is the environment variable name[0..name_len) on the allowlist? */
-bool tm_env_allowed(const struct tm_config *c, const char *name, size_t name_len);
+bool tm_config_env_allowed(const struct tm_config *c, const char *name, size_t name_len);
 
 #endif /* TM_CONFIG_H */

@@ -11,10 +11,21 @@
 
 #include "encode.h"
 #include "frame.h"
+#include "taskmeter.fields.h"
 
 #define TM_ARENA_CHUNK (64u << 10)
-#define TM_FIELD_RECORDS 4 /* Frame.records, checked by a unit test */
 #define TM_WIRE_LEN 2
+
+/* part_append() writes Frame.records' tag as one byte. */
+_Static_assert(TM_PB_FRAME_RECORDS < 16, "the tag of Frame.records fits one byte");
+/*
+ * The wire contract consumers rely on (proto/taskmeter.proto's framing
+ * notes, frames in parts, counting restarts): renumbering one of these in
+ * the schema breaks every consumer built from the old one.
+ */
+_Static_assert(TM_PB_FRAME_RECORDS == 4 && TM_PB_FRAME_FRAMES_DROPPED == 6 &&
+	       TM_PB_FRAME_MORE_PARTS == 10 && TM_PB_FRAME_COUNTERS_ID == 11,
+	       "Frame field numbers are part of the wire format");
 
 /* The C enums mirror the proto's (compared as ints: they are distinct types). */
 #define TM_SAME(a, b) ((int)(a) == (int)(b))
@@ -144,7 +155,7 @@ static Taskmeter__Traffic *traffic(struct tm_arena *a, struct tm_slot *sl, unsig
 	if (!t)
 		return NULL;
 	taskmeter__traffic__init(t);
-	tm_val_sub(delta, &sl->total, &sl->reported);
+	tm_store_val_sub(delta, &sl->total, &sl->reported);
 	sl->reported = sl->total;
 	t->has_direction = t->has_protocol = t->has_family = t->has_layer = 1;
 	t->direction = (Taskmeter__Direction)(dir + 1);
@@ -181,8 +192,8 @@ static int build_traffic(struct tm_arena *a, const struct tm_store *s, struct tm
 					 i % TM_FAMILY_MAX, TM_LAYER_CGROUP_SKB, &d);
 		if (!pr->traffic[k++])
 			return -ENOMEM;
-		tm_val_add(&sums[dir][0], &rec->sock[i].total);
-		tm_val_add(&sums[dir][1], &d);
+		tm_store_val_add(&sums[dir][0], &rec->sock[i].total);
+		tm_store_val_add(&sums[dir][1], &d);
 		*moved |= nonzero(&d);
 	}
 	for (uint32_t i = 0; i < rec->n_ifs; i++, k++) {
@@ -409,15 +420,15 @@ static size_t record_field_len(const struct tm_record *rec)
 	const struct tm_enc_cache *c = rec->enc;
 	uint8_t tmp[TM_VARINT_MAX];
 
-	return 1 + tm_varint_encode(c->len, tmp) + c->len;
+	return 1 + tm_frame_varint_encode(c->len, tmp) + c->len;
 }
 
 static void part_append(struct tm_buf *b, const struct tm_record *rec)
 {
 	const struct tm_enc_cache *c = rec->enc;
 
-	b->data[b->len++] = TM_FIELD_RECORDS << 3 | TM_WIRE_LEN;
-	b->len += tm_varint_encode(c->len, b->data + b->len);
+	b->data[b->len++] = TM_PB_FRAME_RECORDS << 3 | TM_WIRE_LEN;
+	b->len += tm_frame_varint_encode(c->len, b->data + b->len);
 	memcpy(b->data + b->len, c->bytes, c->len);
 	b->len += c->len;
 }

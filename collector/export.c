@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The export socket (see export.h): a non-blocking UNIX listener, and per
+ * subscriber a bounded ring of messages that share one encoded frame.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +21,7 @@
 #include "export.h"
 #include "frame.h"
 #include "log.h"
+#include "taskmeter.fields.h"
 #include "util.h"
 
 /* How long accepting pauses after the fd limit was hit. */
@@ -24,10 +29,13 @@
 
 static void unlink_ours(struct tm_export *e);
 
+/* sub_push() writes the tag of Frame.frames_dropped as one byte. */
+_Static_assert(TM_PB_FRAME_FRAMES_DROPPED < 16, "the tag of Frame.frames_dropped fits one byte");
+
 /* A queued message: varint prefix || shared body || frames_dropped field. */
 struct tm_qent {
 	struct tm_buf *buf;
-	uint8_t head[10], tail[11];
+	uint8_t head[TM_VARINT_MAX], tail[1 + TM_VARINT_MAX];
 	uint8_t head_len, tail_len;
 	bool last;  /* the last part of its frame */
 	size_t off; /* bytes of this entry already written */
@@ -247,38 +255,40 @@ static int mkdir_parent(const char *path)
 	return 0;
 }
 
-struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd, int *err)
+struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct tm_export *e = calloc(1, sizeof(*e));
+	int err;
 
-	if (!e) {
-		*err = -ENOMEM;
+	if (!e)
 		return NULL;
-	}
 	e->epfd = epfd;
 	e->queue_max = o->queue_frames;
 	e->queue_bytes_max = o->queue_bytes;
 	e->max_subs = o->max_subscribers;
 	e->w.kind = TM_WATCH_LISTENER;
 	snprintf(e->path, sizeof(e->path), "%s", o->path);
-	*err = mkdir_parent(o->path);
-	e->w.fd = *err ? *err : listen_on(e, o);
+	err = mkdir_parent(o->path);
+	e->w.fd = err ? err : listen_on(e, o);
 	if (e->w.fd < 0) {
-		*err = e->w.fd;
-		free(e);
-		return NULL;
+		err = e->w.fd;
+		goto err_free;
 	}
 	ev.data.ptr = &e->w;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, e->w.fd, &ev)) {
-		*err = -errno;
-		close(e->w.fd);
-		unlink_ours(e);
-		free(e);
-		return NULL;
+		err = -errno;
+		goto err_close;
 	}
 	e->listening = true;
 	return e;
+err_close:
+	close(e->w.fd);
+	unlink_ours(e);
+err_free:
+	free(e);
+	errno = -err;
+	return NULL;
 }
 
 static void sub_add(struct tm_export *e, int fd)
@@ -426,11 +436,11 @@ static void sub_push(struct tm_sub *s, struct tm_buf *b, bool last)
 	b->refs++;
 	q->off = 0;
 	q->last = last;
-	/* Frame field 6 (frames_dropped), varint: protobuf lets a field be
+	/* Frame.frames_dropped, varint (wire type 0): protobuf lets a field be
 	 * appended to an encoded message, so the shared body stays as is. */
-	q->tail[0] = 6 << 3;
-	q->tail_len = (uint8_t)(1 + tm_varint_encode(s->dropped, q->tail + 1));
-	q->head_len = (uint8_t)tm_varint_encode(b->len + q->tail_len, q->head);
+	q->tail[0] = TM_PB_FRAME_FRAMES_DROPPED << 3;
+	q->tail_len = (uint8_t)(1 + tm_frame_varint_encode(s->dropped, q->tail + 1));
+	q->head_len = (uint8_t)tm_frame_varint_encode(b->len + q->tail_len, q->head);
 	s->q_len++;
 	s->bytes += qent_len(q);
 }
@@ -487,9 +497,8 @@ uint64_t tm_export_dropped(const struct tm_export *e)
  * is merely behind gets the final frame whole instead of a cut stream. */
 static void drain_all(struct tm_export *e, int timeout_ms)
 {
-	struct timespec start, now;
+	uint64_t start = tm_now_ns(CLOCK_MONOTONIC);
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		struct pollfd pfd[64];
 		struct tm_sub *s, *next;
@@ -505,9 +514,7 @@ static void drain_all(struct tm_export *e, int timeout_ms)
 			if (s->q_len)
 				pfd[n++] = (struct pollfd){ .fd = s->w.fd, .events = POLLOUT };
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 +
-				     (now.tv_nsec - start.tv_nsec) / 1000000);
+		left = timeout_ms - (long)((tm_now_ns(CLOCK_MONOTONIC) - start) / 1000000);
 		if (!n || left <= 0)
 			return;
 		if (poll(pfd, n, (int)left) < 0 && errno != EINTR)

@@ -41,9 +41,9 @@ struct tm_export_opts {
  * Bind o->path (creating its directory), set its mode and group, listen,
  * watch on epfd. An existing file there is replaced only when it is a
  * socket no collector listens on: -EADDRINUSE when one does, -ENOTSOCK or
- * -EISDIR when it is not a socket at all.
+ * -EISDIR when it is not a socket at all. NULL with errno set on failure.
  */
-struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd, int *err);
+struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd);
 /* A reload: queue limits, mode and group of the socket (path stays). */
 int tm_export_configure(struct tm_export *e, const struct tm_export_opts *o);
 /* Once per interval: log refused connections, resume accepting. */

@@ -1,17 +1,22 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Framing of the export stream: varints, the buffered frame reader and
+ * frames in parts (see frame.h).
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "frame.h"
+#include "util.h"
 
 /* First allocation of a reader: one read(2) takes a typical frame whole. */
 #define READER_INITIAL_CAP (64u << 10)
 /* After a big frame, a reader keeps at most this much memory while idle. */
 #define READER_KEEP_CAP (1u << 20)
 
-size_t tm_varint_encode(uint64_t v, uint8_t out[TM_VARINT_MAX])
+size_t tm_frame_varint_encode(uint64_t v, uint8_t out[TM_VARINT_MAX])
 {
 	size_t n = 0;
 
@@ -23,7 +28,7 @@ size_t tm_varint_encode(uint64_t v, uint8_t out[TM_VARINT_MAX])
 	return n;
 }
 
-int tm_varint_decode(const uint8_t *buf, size_t len, uint64_t *v, size_t *used)
+int tm_frame_varint_decode(const uint8_t *buf, size_t len, uint64_t *v, size_t *used)
 {
 	uint64_t acc = 0;
 
@@ -56,7 +61,7 @@ uint8_t *tm_frame_encode(const Taskmeter__Frame *f, size_t *len)
 	buf = malloc(TM_VARINT_MAX + body);
 	if (!buf)
 		return NULL;
-	hdr = tm_varint_encode(body, buf);
+	hdr = tm_frame_varint_encode(body, buf);
 	taskmeter__frame__pack(f, buf + hdr);
 	*len = hdr + body;
 	return buf;
@@ -75,19 +80,7 @@ void tm_frame_reader_free(struct tm_frame_reader *r)
 
 static int reader_reserve(struct tm_frame_reader *r, size_t need)
 {
-	size_t cap = r->cap ? r->cap : READER_INITIAL_CAP;
-	uint8_t *buf;
-
-	if (need <= r->cap)
-		return 0;
-	while (cap < need)
-		cap *= 2;
-	buf = realloc(r->buf, cap);
-	if (!buf)
-		return -ENOMEM;
-	r->buf = buf;
-	r->cap = cap;
-	return 0;
+	return tm_array_reserve(&r->buf, &r->cap, 1, need, READER_INITIAL_CAP);
 }
 
 /* Makes room for need buffered bytes in total, then reads once whatever the
@@ -126,7 +119,7 @@ static int read_prefix(struct tm_frame_reader *r, int fd, uint64_t *flen, size_t
 	ssize_t n;
 	int err;
 
-	while ((err = tm_varint_decode(r->buf, r->len, flen, hdr)) == -EAGAIN) {
+	while ((err = tm_frame_varint_decode(r->buf, r->len, flen, hdr)) == -EAGAIN) {
 		n = reader_fill(r, fd, r->len + 1);
 		if (n < 0)
 			return n;
@@ -193,17 +186,8 @@ void tm_frame_parts_free(struct tm_frame_parts *p)
 
 static int parts_push(struct tm_frame_parts *p, Taskmeter__Frame *part)
 {
-	Taskmeter__Frame **v;
-	size_t cap;
-
-	if (p->n == p->cap) {
-		cap = p->cap ? 2 * p->cap : 4;
-		v = realloc(p->parts, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		p->parts = v;
-		p->cap = cap;
-	}
+	if (tm_array_reserve(&p->parts, &p->cap, sizeof(*p->parts), p->n + 1, 4))
+		return -ENOMEM;
 	p->parts[p->n++] = part;
 	return 0;
 }

@@ -18,14 +18,14 @@
 #define TM_VARINT_MAX 10
 
 /* Returns the number of bytes written to out (1..10). */
-size_t tm_varint_encode(uint64_t v, uint8_t out[TM_VARINT_MAX]);
+size_t tm_frame_varint_encode(uint64_t v, uint8_t out[TM_VARINT_MAX]);
 
 /*
  * Decodes one varint from the start of buf. Returns 0 with *v and *used set,
  * -EAGAIN when buf ends inside the varint, -EBADMSG when it is longer than
  * 10 bytes or does not fit in 64 bits.
  */
-int tm_varint_decode(const uint8_t *buf, size_t len, uint64_t *v, size_t *used);
+int tm_frame_varint_decode(const uint8_t *buf, size_t len, uint64_t *v, size_t *used);
 
 /*
  * Returns a malloc'd buffer holding varint(len) || packed f and its size in

@@ -119,7 +119,7 @@ static int attach_in_ns(void *p)
 {
 	struct attach_arg *a = p;
 
-	tm_attach(a->s->at, &a->i->at, a->l, a->i->ns->ino, a->i->kind, a->i->ns->nl);
+	tm_attacher_attach(a->s->at, &a->i->at, a->l, a->i->ns->ino, a->i->kind, a->i->ns->nl);
 	return 0;
 }
 
@@ -127,7 +127,7 @@ static int detach_in_ns(void *p)
 {
 	struct attach_arg *a = p;
 
-	tm_detach(a->s->at, &a->i->at, a->i->ns->nl, a->i->ifindex, a->s->keep, a->i->gone);
+	tm_attacher_detach(a->s->at, &a->i->at, a->i->ns->nl, a->i->ifindex, a->s->keep, a->i->gone);
 	return 0;
 }
 
@@ -146,16 +146,16 @@ static void iface_add(struct tm_ifaces *s, struct tm_netns *ns, const struct tm_
 	snprintf(i->kind, sizeof(i->kind), "%s", l->kind);
 	i->link_ifindex = l->link_ifindex;
 	i->link_netnsid = l->link_netnsid;
-	tm_netns_run(ns->fd, attach_in_ns, &a);
+	tm_nlsock_netns_run(ns->fd, attach_in_ns, &a);
 	iface_flags(s, i);
 	i->next = s->ifs;
 	s->ifs = i;
 	tm_info("%s%s%s (ifindex %d): XDP %s%s, TC %s\n", ns->fd >= 0 ? ns->name : "",
-		ns->fd >= 0 ? "/" : "", i->name, i->ifindex, tm_xdp_mode_name(i->at.xdp_mode),
+		ns->fd >= 0 ? "/" : "", i->name, i->ifindex, tm_ifattach_xdp_mode(i->at.xdp_mode),
 		i->at.xdp_mode == XDP_MODE_UNSPEC ? "" : i->at.xdp_dispatcher
 							? " (libxdp dispatcher)"
 							: " (alone, link)",
-		tm_tc_mode_name(&i->at));
+		tm_ifattach_tc_mode(&i->at));
 }
 
 static void iface_remove(struct tm_ifaces *s, struct tm_iface **pp)
@@ -164,7 +164,7 @@ static void iface_remove(struct tm_ifaces *s, struct tm_iface **pp)
 	struct tm_iface_key k = { .netns = (__u32)i->ns->ino, .ifindex = (__u32)i->ifindex };
 	struct attach_arg a = { s, i, NULL };
 
-	tm_netns_run(i->ns->fd, detach_in_ns, &a);
+	tm_nlsock_netns_run(i->ns->fd, detach_in_ns, &a);
 	if (!s->keep) {
 		bpf_map_delete_elem(bpf_map__fd(s->bpf->skel->maps.tm_ifaces), &k);
 		ifaces_changed(s);
@@ -324,23 +324,26 @@ fail:
 	return err;
 }
 
-struct tm_ifaces *tm_ifaces_open(const struct tm_config *c, struct tm_bpf *b, int epfd, int *err)
+struct tm_ifaces *tm_ifaces_open(const struct tm_config *c, struct tm_bpf *b, int epfd)
 {
 	struct tm_ifaces *s = calloc(1, sizeof(*s));
+	int err = 0;
 
-	*err = -ENOMEM;
 	if (!s)
 		return NULL;
 	s->cfg = c;
 	s->bpf = b;
 	s->epfd = epfd;
-	s->at = tm_attacher_new(c, b, err);
-	if (s->at && !c->n_netns)
-		*err = netns_open(s, NULL);
-	for (unsigned int k = 0; s->at && !*err && k < c->n_netns; k++)
-		*err = netns_open(s, c->netns[k]);
-	if (*err) {
+	s->at = tm_attacher_new(c, b);
+	if (!s->at)
+		err = -errno;
+	if (!err && !c->n_netns)
+		err = netns_open(s, NULL);
+	for (unsigned int k = 0; !err && k < c->n_netns; k++)
+		err = netns_open(s, c->netns[k]);
+	if (err) {
 		tm_ifaces_close(s, false);
+		errno = -err;
 		return NULL;
 	}
 	tm_attacher_sweep(s->at); /* what the last collector left on interfaces gone since */
@@ -385,8 +388,8 @@ static void on_stats(void *p, int ifindex, const struct tm_link_stats *st)
 	info.netns = x->ns->ino;
 	info.ifindex = ifindex;
 	info.name = i->name;
-	info.xdp = tm_xdp_mode_name(i->at.xdp_mode);
-	info.tc = tm_tc_mode_name(&i->at);
+	info.xdp = tm_ifattach_xdp_mode(i->at.xdp_mode);
+	info.tc = tm_ifattach_tc_mode(&i->at);
 	info.stats = *st;
 	x->cb(x->ctx, &info);
 }

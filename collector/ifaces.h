@@ -28,8 +28,9 @@ struct tm_iface_info {
 typedef void (*tm_iface_cb)(void *ctx, const struct tm_iface_info *info);
 
 /* Load the TC programs, open the namespaces (rtnetlink, watched on epfd),
- * attach to every selected interface there now. NULL and *err on failure. */
-struct tm_ifaces *tm_ifaces_open(const struct tm_config *c, struct tm_bpf *b, int epfd, int *err);
+ * attach to every selected interface there now. NULL with errno set on
+ * failure (ENOENT, ENOTDIR: a configured netns is not there). */
+struct tm_ifaces *tm_ifaces_open(const struct tm_config *c, struct tm_bpf *b, int epfd);
 /* A namespace's link events are readable (w: TM_WATCH_NETLINK). */
 void tm_ifaces_ready(struct tm_ifaces *s, struct tm_watch *w);
 /* Each attached interface with its kernel counters, read now. */

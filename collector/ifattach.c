@@ -14,6 +14,7 @@
 
 #include "bpfload.h"
 #include "bpfmaps.h"
+#include "clsact.h"
 #include "ifattach.h"
 #include "log.h"
 #include "taskmeter.h"
@@ -45,12 +46,12 @@ struct tm_attacher {
 	struct tm_vec stale;           /* char[TM_PIN_NAME]: pinned links not claimed yet */
 };
 
-const char *tm_xdp_mode_name(enum xdp_attach_mode m)
+const char *tm_ifattach_xdp_mode(enum xdp_attach_mode m)
 {
 	return m == XDP_MODE_NATIVE ? "native" : m == XDP_MODE_SKB ? "skb" : "off";
 }
 
-const char *tm_tc_mode_name(const struct tm_ifattach *x)
+const char *tm_ifattach_tc_mode(const struct tm_ifattach *x)
 {
 	return x->tcx[1] >= 0 ? "tcx" : x->filter[1] ? "clsact" : "off"; /* of egress */
 }
@@ -277,21 +278,21 @@ static int clsact_attach(struct tm_attacher *a, struct tm_ifattach *x, const str
 	int progs[2] = { bpf_program__fd(a->tc->progs.tm_tc_ingress),
 			 bpf_program__fd(a->tc->progs.tm_tc_egress) };
 	static const char *const names[2] = { "taskmeter_in", "taskmeter_out" };
+	struct tm_nlsock *s = tm_nl_sock(nl);
+	bool made;
 	int err, old;
 
-	bool made;
-
-	err = tm_nl_clsact_ensure(nl, l->ifindex, &made);
+	err = tm_clsact_ensure(s, l->ifindex, &made);
 	/* an earlier collector of this instance made it: then it is ours to remove */
 	x->clsact_created = made || made_before(a, x, l->ifindex);
 	for (int d = first; !err && d < 2; d++) {
 		/* a filter with our handle: ours from before, or an orphan */
-		old = tm_nl_filter_prog(nl, l->ifindex, d == 0, TM_TC_PRIO, TM_TC_HANDLE);
+		old = tm_clsact_filter_prog(s, l->ifindex, d == 0, TM_TC_PRIO, TM_TC_HANDLE);
 		if (old > 0 && !replaceable(a, (uint32_t)old))
 			err = -EEXIST;
 		else
-			err = tm_nl_filter_add(nl, l->ifindex, d == 0, progs[d], names[d],
-					       TM_TC_PRIO, TM_TC_HANDLE, old > 0);
+			err = tm_clsact_filter_add(s, l->ifindex, d == 0, progs[d], names[d],
+						   TM_TC_PRIO, TM_TC_HANDLE, old > 0);
 		x->filter[d] = !err;
 	}
 	return err;
@@ -300,19 +301,20 @@ static int clsact_attach(struct tm_attacher *a, struct tm_ifattach *x, const str
 static void tc_detach(struct tm_attacher *a, struct tm_ifattach *x, struct tm_nl *nl,
 		      int ifindex, bool keep, bool gone)
 {
+	struct tm_nlsock *s = tm_nl_sock(nl);
 	char name[TM_PIN_NAME];
 
 	for (int d = 0; d < 2; d++) {
 		pin_name(x, tcx_pins[d], name);
 		drop_link(a, &x->tcx[d], name, keep);
 		if (x->filter[d] && !keep && !gone)
-			tm_nl_filter_del(nl, ifindex, d == 0, TM_TC_PRIO, TM_TC_HANDLE);
+			tm_clsact_filter_del(s, ifindex, d == 0, TM_TC_PRIO, TM_TC_HANDLE);
 		x->filter[d] = false;
 	}
 	/* the qdisc goes only if we made it and nobody else put filters on it */
-	if (x->clsact_created && !keep && !gone && tm_nl_filter_count(nl, ifindex, true) == 0 &&
-	    tm_nl_filter_count(nl, ifindex, false) == 0)
-		tm_nl_clsact_del(nl, ifindex);
+	if (x->clsact_created && !keep && !gone && tm_clsact_filter_count(s, ifindex, true) == 0 &&
+	    tm_clsact_filter_count(s, ifindex, false) == 0)
+		tm_clsact_del(s, ifindex);
 	x->clsact_created = false;
 }
 
@@ -375,7 +377,7 @@ static int load_xdp(struct tm_attacher *a)
 	a->xdp = taskmeter_xdp__open();
 	if (!a->xdp)
 		return -errno;
-	err = tm_bpf_reuse_maps(a->xdp->obj, a->bpf->skel->obj);
+	err = tm_bpfmaps_reuse(a->xdp->obj, a->bpf->skel->obj);
 	if (!err)
 		err = taskmeter_xdp__load(a->xdp);
 	if (err) {
@@ -443,7 +445,7 @@ static int xdp_dispatched(struct tm_attacher *a, struct tm_ifattach *x, const st
 
 	if (!skel)
 		return -errno;
-	err = tm_bpf_reuse_maps(skel->obj, a->bpf->skel->obj);
+	err = tm_bpfmaps_reuse(skel->obj, a->bpf->skel->obj);
 	opts.obj = skel->obj;
 	opts.prog_name = "tm_xdp";
 	x->xdp_prog = err ? NULL : xdp_program__create(&opts);
@@ -529,7 +531,7 @@ static int xdp_attach(struct tm_attacher *a, struct tm_ifattach *x, const struct
 
 /* ---- one interface ---- */
 
-void tm_attach(struct tm_attacher *a, struct tm_ifattach *x, const struct tm_link *l,
+void tm_attacher_attach(struct tm_attacher *a, struct tm_ifattach *x, const struct tm_link *l,
 	       uint64_t netns_ino, const char *kind, struct tm_nl *nl)
 {
 	int err;
@@ -548,7 +550,7 @@ void tm_attach(struct tm_attacher *a, struct tm_ifattach *x, const struct tm_lin
 			strerror(-err), x->xdp_mode ? "egress" : "egress and ingress");
 }
 
-void tm_detach(struct tm_attacher *a, struct tm_ifattach *x, struct tm_nl *nl, int ifindex,
+void tm_attacher_detach(struct tm_attacher *a, struct tm_ifattach *x, struct tm_nl *nl, int ifindex,
 	       bool keep, bool gone)
 {
 	xdp_detach(a, x, ifindex, keep, gone);
@@ -564,7 +566,7 @@ static int load_tc(struct tm_attacher *a)
 	a->tc = taskmeter_tc__open();
 	if (!a->tc)
 		return -errno;
-	err = tm_bpf_reuse_maps(a->tc->obj, a->bpf->skel->obj);
+	err = tm_bpfmaps_reuse(a->tc->obj, a->bpf->skel->obj);
 	if (!err)
 		err = taskmeter_tc__load(a->tc);
 	if (err)
@@ -598,22 +600,23 @@ static void note_others(struct tm_attacher *a)
 			a->others[a->n_others++] = ids[i];
 }
 
-struct tm_attacher *tm_attacher_new(const struct tm_config *c, struct tm_bpf *b, int *err)
+struct tm_attacher *tm_attacher_new(const struct tm_config *c, struct tm_bpf *b)
 {
 	struct tm_attacher *a = calloc(1, sizeof(*a));
+	int err;
 
-	*err = -ENOMEM;
 	if (!a)
 		return NULL;
 	a->cfg = c;
 	a->bpf = b;
 	a->own_map = map_id_of(bpf_map__fd(b->skel->maps.tm_classes));
 	note_others(a);
-	*err = tm_pin_each(&b->pin, note_stale, a);
-	if (!*err && c->n_ifaces && c->tc_attach != TM_TC_OFF)
-		*err = load_tc(a);
-	if (*err) {
+	err = tm_pin_each(&b->pin, note_stale, a);
+	if (!err && c->n_ifaces && c->tc_attach != TM_TC_OFF)
+		err = load_tc(a);
+	if (err) {
 		tm_attacher_free(a);
+		errno = -err;
 		return NULL;
 	}
 	return a;

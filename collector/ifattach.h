@@ -36,28 +36,29 @@ struct tm_ifattach {
 	char pin_prefix[48];            /* "if<netns inode>_<ifindex>" */
 };
 
-struct tm_attacher *tm_attacher_new(const struct tm_config *c, struct tm_bpf *b, int *err);
+/* Loads the TC programs if any interface is configured. NULL with errno set. */
+struct tm_attacher *tm_attacher_new(const struct tm_config *c, struct tm_bpf *b);
 void tm_attacher_free(struct tm_attacher *a);
 
 /* In the interface's network namespace (nl is bound to it): XDP as the
  * config says, then TC egress, and TC ingress where XDP does not count.
  * Failures are logged; what did attach stays. */
-void tm_attach(struct tm_attacher *a, struct tm_ifattach *x, const struct tm_link *l,
+void tm_attacher_attach(struct tm_attacher *a, struct tm_ifattach *x, const struct tm_link *l,
 	       uint64_t netns_ino, const char *kind, struct tm_nl *nl);
 
 /*
- * Undo tm_attach. keep: leave the pinned links (and filters) counting for
+ * Undo tm_attacher_attach. keep: leave the pinned links (and filters) counting for
  * the next collector. gone: the device left its namespace (deleted or
  * moved): links are detached wherever it is, filters went with it.
  */
-void tm_detach(struct tm_attacher *a, struct tm_ifattach *x, struct tm_nl *nl, int ifindex,
+void tm_attacher_detach(struct tm_attacher *a, struct tm_ifattach *x, struct tm_nl *nl, int ifindex,
 	       bool keep, bool gone);
 
 /* Once every watched interface is attached: pinned links of interfaces
  * that are no longer there (or no longer watched) are detached. */
 void tm_attacher_sweep(struct tm_attacher *a);
 
-const char *tm_xdp_mode_name(enum xdp_attach_mode m);
-const char *tm_tc_mode_name(const struct tm_ifattach *x);
+const char *tm_ifattach_xdp_mode(enum xdp_attach_mode m);
+const char *tm_ifattach_tc_mode(const struct tm_ifattach *x);
 
 #endif /* TM_IFATTACH_H */

@@ -15,6 +15,17 @@
 
 #define TM_BATCH 4096
 
+/*
+ * The BPF side bounds slot indexes with masks, not compares (for the
+ * verifier): dir & 1, l4 & 3, family & 1, layer & 3 (bpf/class.bpf.h,
+ * owner.bpf.h, cgroup_skb.bpf.c), idx & (TM_OVERFLOW_SLOTS - 1) for
+ * tm_meta_slot.cls. One more direction, protocol, family or layer would
+ * wrap silently there: it must fail here first.
+ */
+_Static_assert(TM_DIR_MAX == 2 && TM_L4_MAX == 4 && TM_FAMILY_MAX == 2 && TM_LAYER_MAX == 4 &&
+	       (TM_OVERFLOW_SLOTS & (TM_OVERFLOW_SLOTS - 1)) == 0,
+	       "the BPF programs' index masks cover every enum value");
+
 static int map_fd(struct bpf_map *m)
 {
 	return bpf_map__fd(m);
@@ -114,7 +125,7 @@ int tm_mapio_init(struct tm_mapio *m, struct tm_bpf *b, int ncpus, bool fresh)
 		return -ENOMEM;
 	}
 	reserved_classes(m);
-	err = fresh ? tm_bpf_fill_slots(b->skel->obj) : free_leftovers(m);
+	err = fresh ? tm_bpfmaps_fill_slots(b->skel->obj) : free_leftovers(m);
 	if (err)
 		tm_mapio_free(m);
 	return err;
@@ -212,7 +223,7 @@ static void fold(struct tm_mapio *m, struct tm_store *s, __u32 slot,
 {
 	struct tm_slotinfo *si = &m->slots[slot];
 	struct tm_counter_val d;
-	tm_val_sub(&d, cur, &si->last);
+	tm_store_val_sub(&d, cur, &si->last);
 	if (!d.packets && !d.bytes && !d.payload_bytes && !d.retrans_bytes)
 		return;
 	si->last = *cur;
@@ -240,7 +251,7 @@ static int read_counters(struct tm_mapio *m, struct tm_store *s)
 		if (keys[i] >= m->high || m->slots[keys[i]].state == TM_SLOT_FREE)
 			continue;
 		for (int c = 0; c < m->ncpus; c++)
-			tm_val_add(&sum, &v[c]);
+			tm_store_val_add(&sum, &v[c]);
 		fold(m, s, keys[i], &sum);
 	}
 	return 0;
@@ -250,7 +261,7 @@ static int read_counters(struct tm_mapio *m, struct tm_store *s)
  * across collector restarts. */
 static void retire_sums(struct tm_mapio *m, const struct tm_slotinfo *si)
 {
-	struct tm_retired_key rk = { .netns = si->k.netns, .ifindex = si->k.ifindex,
+	struct tm_retired_key rk = { .iface = { .netns = si->k.netns, .ifindex = si->k.ifindex },
 				     .dir = si->k.dir };
 	struct tm_counter_val sum = { 0 };
 
@@ -258,7 +269,7 @@ static void retire_sums(struct tm_mapio *m, const struct tm_slotinfo *si)
 	    si->k.layer == TM_LAYER_CGROUP_SKB)
 		return;
 	bpf_map_lookup_elem(m->retired_fd, &rk, &sum);
-	tm_val_add(&sum, &si->last);
+	tm_store_val_add(&sum, &si->last);
 	if (bpf_map_update_elem(m->retired_fd, &rk, &sum, BPF_ANY))
 		tm_dbg("retired sums: %s\n", strerror(errno));
 }
@@ -362,10 +373,10 @@ int tm_mapio_load_retired(struct tm_mapio *m, struct tm_store *s)
 		prev = &k;
 		if (bpf_map_lookup_elem(m->retired_fd, &k, &v) || k.dir >= TM_DIR_MAX)
 			continue;
-		t = tm_store_if_total(s, k.netns, k.ifindex);
+		t = tm_store_if_total(s, k.iface.netns, k.iface.ifindex);
 		if (!t)
 			return -ENOMEM;
-		tm_val_add(&t->dir[k.dir], &v);
+		tm_store_val_add(&t->dir[k.dir], &v);
 	}
 	return 0;
 }

@@ -56,8 +56,13 @@ struct tm_mapio {
 /* Key of the retired map: what retired interface-layer classes had counted
  * on an interface, so that its sums survive a collector restart. */
 struct tm_retired_key {
-	__u32 netns, ifindex, dir;
+	struct tm_iface_key iface;
+	__u32 dir;                      /* enum tm_dir */
 };
+
+/* The map is pinned, and TM_ABI_HASH covers only include/ and bpf/: a
+ * collector of another layout would misread the sums a previous one left. */
+_Static_assert(sizeof(struct tm_retired_key) == 12, "the pinned retired map's key layout");
 
 struct tm_bpf;
 

@@ -47,7 +47,7 @@ int tm_meta_set_argv(struct tm_meta *m, const char *buf, size_t len, bool trunca
 int tm_meta_set_env(struct tm_meta *m, const struct tm_config *c, const char *buf, size_t len)
 {
 	struct tm_env_pair pairs[TM_ENV_PAIRS_MAX];
-	size_t n = tm_env_filter(c, buf, len, pairs, TM_ENV_PAIRS_MAX), size = 0, off = 0;
+	size_t n = tm_proc_env_filter(c, buf, len, pairs, TM_ENV_PAIRS_MAX), size = 0, off = 0;
 	char *e;
 
 	for (size_t i = 0; i < n; i++)
@@ -84,7 +84,7 @@ int tm_resolver_init(struct tm_resolver *r, const struct tm_config *c, struct tm
 	memset(r, 0, sizeof(*r));
 	r->cfg = c;
 	r->store = s;
-	if (tm_cgroup2_mount(r->cgroup2_mount, sizeof(r->cgroup2_mount)))
+	if (tm_proc_cgroup2_mount(r->cgroup2_mount, sizeof(r->cgroup2_mount)))
 		r->cgroup2_mount[0] = '\0';
 	else
 		r->cgroups = tm_cgroups_new(r->cgroup2_mount);
@@ -169,7 +169,7 @@ static int read_procfs(struct tm_resolver *r, struct tm_record *rec)
 
 	m->procfs_tried = true;
 	err = tm_proc_stat(pid, &ps);
-	if (!err && !tm_start_matches(rec->key.owner.start_ns, ps.start_ns))
+	if (!err && !tm_proc_start_matches(rec->key.owner.start_ns, ps.start_ns))
 		err = -ESRCH; /* pid reused */
 	if (!err)
 		err = tm_proc_status(pid, &st);
@@ -302,16 +302,17 @@ static bool owner_gone(const struct tm_owner *o)
 
 	if (err == -ESRCH)
 		return true;
-	return !err && !tm_start_matches(o->start_ns, start);
+	return !err && !tm_proc_start_matches(o->start_ns, start);
 }
 
 void tm_resolver_reap(struct tm_resolver *r, size_t max, uint64_t now)
 {
 	struct tm_store *s = r->store;
-	size_t b = r->scan_cursor & (s->n_buckets - 1), checked = 0;
+	size_t mask = s->records.n_b - 1, b = r->scan_cursor & mask, checked = 0;
 
-	for (size_t n = 0; n < s->n_buckets && checked < max; n++, b = (b + 1) & (s->n_buckets - 1)) {
-		for (struct tm_record *rec = s->buckets[b]; rec; rec = rec->next) {
+	for (size_t n = 0; n <= mask && checked < max; n++, b = (b + 1) & mask) {
+		for (struct tm_record *rec = tm_store_rec(s->records.b[b]); rec;
+		     rec = tm_store_rec(rec->node.next)) {
 			if (rec->key.kind != TM_KIND_PROCESS || rec->exited)
 				continue;
 			checked++;

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * rtnetlink through libmnl, per network namespace: the links of a netns and
- * their add/remove events (to attach to new interfaces), their IFLA_STATS64
- * counters (the ground truth accounting is reconciled against), and the
- * legacy TC attach path (clsact qdisc + direct-action bpf filter) for kernels
- * without TCX.
+ * rtnetlink, per network namespace: the links of a netns and their
+ * add/remove events (to attach to new interfaces), their IFLA_STATS64
+ * counters (the ground truth accounting is reconciled against) and network
+ * namespace ids. The transport is nlsock.h's; the legacy TC attach path
+ * (clsact.h) uses the same socket.
  *
  * A struct tm_nl is not thread-safe: one thread uses it at a time.
  */
@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #include <net/if.h> /* IFNAMSIZ */
+
+#include "nlsock.h"
 
 struct tm_link {
 	int ifindex;
@@ -89,39 +91,13 @@ int tm_nl_link_stats(struct tm_nl *nl, int ifindex, struct tm_link_stats *st);
 /* Stats of every link in one dump (cheaper than one request per link): cb per link. */
 int tm_nl_dump_stats(struct tm_nl *nl, tm_stats_cb cb, void *ctx);
 
-/*
- * Legacy TC attach (kernels without TCX): a clsact qdisc and a direct-action
- * bpf filter on its ingress or egress hook.
- *
- * clsact_ensure: *created tells whether this call created it (tear down only
- * what you created); -EBUSY if another qdisc ("ingress") holds the hook.
- */
-int tm_nl_clsact_ensure(struct tm_nl *nl, int ifindex, bool *created);
-/* Removes the clsact qdisc and with it every filter on both hooks, anyone's. */
-int tm_nl_clsact_del(struct tm_nl *nl, int ifindex);
-/* -EEXIST if a filter with that prio and handle is there already, unless
- * replace: then it takes prog_fd in one step. */
-int tm_nl_filter_add(struct tm_nl *nl, int ifindex, bool ingress, int prog_fd, const char *name,
-		     uint16_t prio, uint32_t handle, bool replace);
-/* Id of the program of the bpf filter with that prio and handle; -ENOENT. */
-int tm_nl_filter_prog(struct tm_nl *nl, int ifindex, bool ingress, uint16_t prio,
-		      uint32_t handle);
-/* handle 0 deletes every filter of that prio on the hook. */
-int tm_nl_filter_del(struct tm_nl *nl, int ifindex, bool ingress, uint16_t prio, uint32_t handle);
-/* Filters on that clsact hook (any kind, any owner); 0 without clsact; -errno. */
-int tm_nl_filter_count(struct tm_nl *nl, int ifindex, bool ingress);
+/* The request socket, bound to this netns: for clsact.h. */
+struct tm_nlsock *tm_nl_sock(struct tm_nl *nl);
 
 /*
  * The id this netns gives to the netns of other_fd (RTM_GETNSID), as used
  * in IFLA_LINK_NETNSID; -ENOENT if it has none.
  */
 int tm_nl_nsid(struct tm_nl *nl, int other_fd);
-
-/*
- * Runs fn(arg) with the calling thread inside netns_fd (-1: where it is),
- * then brings it back. Returns what fn returned, -errno if the netns could
- * not be entered, -ENOTRECOVERABLE if the thread could not come back.
- */
-int tm_netns_run(int netns_fd, int (*fn)(void *arg), void *arg);
 
 #endif /* TM_NETLINK_H */

@@ -33,7 +33,7 @@ static bool on_bpffs(const char *path)
  * belongs (a host without it mounted is common). */
 static int system_bpffs(struct tm_pin *p)
 {
-	if (!tm_bpffs_mount(p->root, sizeof(p->root)))
+	if (!tm_proc_bpffs_mount(p->root, sizeof(p->root)))
 		return 0;
 	snprintf(p->root, sizeof(p->root), "%s", TM_BPFFS_DEFAULT);
 	if (mount("bpf", TM_BPFFS_DEFAULT, "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700"))

@@ -246,7 +246,7 @@ int tm_proc_stat_start_ticks(const char *text, uint64_t *ticks)
 	return tm_proc_stat_field(text, 22, ticks);
 }
 
-uint64_t tm_tick_ns(void)
+uint64_t tm_proc_tick_ns(void)
 {
 	static uint64_t tick_ns;
 
@@ -269,7 +269,7 @@ int tm_proc_stat(int pid, struct tm_proc_stat *st)
 		err = tm_proc_stat_start_ticks(buf, &ticks);
 	if (err)
 		return err;
-	st->start_ns = ticks * tm_tick_ns();
+	st->start_ns = ticks * tm_proc_tick_ns();
 	/* 0 when the reader may not ptrace the process (the kernel hides them) */
 	if (tm_proc_stat_field(buf, 48, &st->arg_start) || tm_proc_stat_field(buf, 49, &st->arg_end))
 		st->arg_start = st->arg_end = 0;
@@ -286,10 +286,10 @@ int tm_proc_start_ns(int pid, uint64_t *start_ns)
 	return err;
 }
 
-bool tm_start_matches(uint64_t boottime_ns, uint64_t proc_start_ns)
+bool tm_proc_start_matches(uint64_t boottime_ns, uint64_t proc_start_ns)
 {
 	/* /proc truncates start_boottime to ticks (nsec_to_clock_t). */
-	return boottime_ns / tm_tick_ns() == proc_start_ns / tm_tick_ns();
+	return boottime_ns / tm_proc_tick_ns() == proc_start_ns / tm_proc_tick_ns();
 }
 
 /* The path of the "0::<path>" line of a /proc/<pid>/cgroup file. */
@@ -364,7 +364,7 @@ static bool mountinfo_match(char *line, const char *fstype, char **mnt)
 	return false;
 }
 
-int tm_mountinfo_find(FILE *f, const char *fstype, char *buf, size_t len)
+int tm_proc_mountinfo_find(FILE *f, const char *fstype, char *buf, size_t len)
 {
 	char *line = NULL, *mnt;
 	size_t cap = 0;
@@ -386,17 +386,17 @@ static int self_mount(const char *fstype, char *buf, size_t len)
 
 	if (!f)
 		return -errno;
-	err = tm_mountinfo_find(f, fstype, buf, len);
+	err = tm_proc_mountinfo_find(f, fstype, buf, len);
 	fclose(f);
 	return err;
 }
 
-int tm_cgroup2_mount(char *buf, size_t len)
+int tm_proc_cgroup2_mount(char *buf, size_t len)
 {
 	return self_mount("cgroup2", buf, len);
 }
 
-int tm_bpffs_mount(char *buf, size_t len)
+int tm_proc_bpffs_mount(char *buf, size_t len)
 {
 	return self_mount("bpf", buf, len);
 }
@@ -409,7 +409,7 @@ static bool env_seen(const struct tm_env_pair *out, size_t n, const char *name, 
 	return false;
 }
 
-size_t tm_env_filter(const struct tm_config *c, const char *env, size_t len,
+size_t tm_proc_env_filter(const struct tm_config *c, const char *env, size_t len,
 		     struct tm_env_pair *out, size_t max_out)
 {
 	const char *p = env, *end = env + len;
@@ -422,7 +422,7 @@ size_t tm_env_filter(const struct tm_config *c, const char *env, size_t len,
 		if (!nul)
 			break;
 		eq = memchr(p, '=', nul - p);
-		if (eq && tm_env_allowed(c, p, eq - p) && !env_seen(out, n, p, eq - p)) {
+		if (eq && tm_config_env_allowed(c, p, eq - p) && !env_seen(out, n, p, eq - p)) {
 			out[n].name = p;
 			out[n].name_len = eq - p;
 			out[n].value = eq + 1;
@@ -434,7 +434,7 @@ size_t tm_env_filter(const struct tm_config *c, const char *env, size_t len,
 	return n;
 }
 
-size_t tm_argv_split(const char *buf, size_t len, const char **out, size_t *out_len,
+size_t tm_proc_argv_split(const char *buf, size_t len, const char **out, size_t *out_len,
 		     size_t max_out)
 {
 	const char *p = buf, *end = buf + len;

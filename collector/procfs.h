@@ -26,7 +26,7 @@ struct tm_proc_status {
 };
 
 struct tm_env_pair {
-	const char *name;       /* points into the buffer given to tm_env_filter */
+	const char *name;       /* points into the buffer given to tm_proc_env_filter */
 	size_t name_len;
 	const char *value;
 	size_t value_len;
@@ -48,7 +48,7 @@ int tm_proc_status_parse(const char *text, struct tm_proc_status *st);
 /*
  * Start time of pid in ns since boot, from field 22 of /proc/<pid>/stat. It
  * has clock-tick resolution: compare it with the kernel's start_boottime
- * through tm_start_matches(), never with ==.
+ * through tm_proc_start_matches(), never with ==.
  */
 int tm_proc_start_ns(int pid, uint64_t *start_ns);
 /* Field 22 (starttime, in ticks) of stat text, comm may hold ')' and ' '. */
@@ -65,9 +65,9 @@ struct tm_proc_stat {
 /* start time and argv region from one read of /proc/<pid>/stat. */
 int tm_proc_stat(int pid, struct tm_proc_stat *st);
 /* Do boottime_ns (exact, from BPF) and proc_start_ns fall in the same tick? */
-bool tm_start_matches(uint64_t boottime_ns, uint64_t proc_start_ns);
+bool tm_proc_start_matches(uint64_t boottime_ns, uint64_t proc_start_ns);
 /* Nanoseconds per clock tick (sysconf(_SC_CLK_TCK)). */
-uint64_t tm_tick_ns(void);
+uint64_t tm_proc_tick_ns(void);
 
 /* cgroup v2 id (inode of <cgroup2_mount>/<path>) of pid's "0::<path>". */
 int tm_proc_cgroup_id(int pid, const char *cgroup2_mount, uint64_t *id);
@@ -76,10 +76,10 @@ int tm_proc_cgroup_id(int pid, const char *cgroup2_mount, uint64_t *id);
  * Mount point of the first mount of type fstype in a mountinfo file,
  * unescaped (\040 etc.). -ENOENT if none, -ENAMETOOLONG if it does not fit.
  */
-int tm_mountinfo_find(FILE *f, const char *fstype, char *buf, size_t len);
+int tm_proc_mountinfo_find(FILE *f, const char *fstype, char *buf, size_t len);
 /* Where cgroup2 / a bpf filesystem is mounted, from /proc/self/mountinfo. */
-int tm_cgroup2_mount(char *buf, size_t len);
-int tm_bpffs_mount(char *buf, size_t len);
+int tm_proc_cgroup2_mount(char *buf, size_t len);
+int tm_proc_bpffs_mount(char *buf, size_t len);
 
 /*
  * The allowlisted NAME=value entries of env (NUL-separated, as in
@@ -89,7 +89,7 @@ int tm_bpffs_mount(char *buf, size_t len);
  * the first counts, as for getenv(). Nothing of env is copied: the values of
  * other names must not leave the collector.
  */
-size_t tm_env_filter(const struct tm_config *c, const char *env, size_t len,
+size_t tm_proc_env_filter(const struct tm_config *c, const char *env, size_t len,
 		     struct tm_env_pair *out, size_t max_out);
 
 /*
@@ -97,7 +97,7 @@ size_t tm_env_filter(const struct tm_config *c, const char *env, size_t len,
  * NUL-terminated when the last argument was cut). A trailing NUL does not
  * start another argument. Returns how many were stored (at most max_out).
  */
-size_t tm_argv_split(const char *buf, size_t len, const char **out, size_t *out_len,
+size_t tm_proc_argv_split(const char *buf, size_t len, const char **out, size_t *out_len,
 		     size_t max_out);
 
 #endif /* TM_PROCFS_H */

@@ -30,12 +30,14 @@
 #include <microhttpd.h>
 #include <systemd/sd-daemon.h>
 
+#include "client.h"
 #include "config.h"
 #include "frame.h"
 #include "log.h"
 #include "prom.h"
 #include "prom_adapt.h"
 #include "prom_text.h"
+#include "util.h"
 
 #define PROM_DEFAULT_CONFIG "/etc/taskmeter/taskmeter.conf"
 #define EXIT_CONFIG 2
@@ -103,14 +105,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -209,7 +203,7 @@ static void check_env_labels(const struct tm_config *cfg)
 		const char *name = cfg->prom_labels[i].name + 4;
 
 		if (cfg->prom_labels[i].src == TM_PROM_ENV &&
-		    !tm_env_allowed(cfg, name, strlen(name)))
+		    !tm_config_env_allowed(cfg, name, strlen(name)))
 			tm_warn("prom_labels: %s is not on env_allowlist: label %s stays empty "
 				"unless the daemon's own allowlist has it\n",
 				name, cfg->prom_labels[i].name);
@@ -229,7 +223,7 @@ static void drop_cache(struct prom *p)
 
 static void retry_later(struct prom *p)
 {
-	p->retry_at_ns = mono_ns() + (uint64_t)p->retry_ms * 1000000ull;
+	p->retry_at_ns = tm_now_ns(CLOCK_MONOTONIC) + (uint64_t)p->retry_ms * 1000000ull;
 	p->retry_ms = p->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : p->retry_ms * 2;
 }
 
@@ -246,36 +240,16 @@ static void disconnect(struct prom *p, const char *why)
 	retry_later(p);
 }
 
-/* Returns a connected non-blocking fd or -errno. */
-static int connect_stream(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, err;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* Blocking connect: on a UNIX socket it completes or fails at once. */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 static void try_connect(struct prom *p)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_STREAM };
-	int fd = connect_stream(p->cfg.socket_path);
+	int fd = tm_client_connect_once(p->cfg.socket_path, true);
 
 	if (fd >= 0 && epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		int err = -errno;
+
 		close(fd);
-		fd = -errno;
+		fd = err;
 	}
 	if (fd < 0) {
 		if (!p->warned)
@@ -311,7 +285,7 @@ static void stream_ready(struct prom *p)
 	int err;
 
 	while ((err = tm_frame_read(&p->reader, p->sock, &f)) == 1) {
-		int e = tm_pa_message(p->pa, f, mono_ns());
+		int e = tm_pa_message(p->pa, f, tm_now_ns(CLOCK_MONOTONIC));
 
 		if (e)
 			tm_warn("frame %llu: %s\n", (unsigned long long)f->seq, strerror(-e));
@@ -353,7 +327,7 @@ static struct MHD_Response *exposition(struct prom *p, enum tm_pt_format fmt)
 	struct tm_pt_buf buf = { 0 };
 	struct tm_pt_stats st;
 	struct MHD_Response *r;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = tm_now_ns(CLOCK_MONOTONIC);
 
 	if (p->cache[fmt])
 		return p->cache[fmt];
@@ -374,7 +348,7 @@ static struct MHD_Response *exposition(struct prom *p, enum tm_pt_format fmt)
 							 : TM_PT_CONTENT_TYPE_TEXT);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT);
 	p->cache[fmt] = r;
-	p->render_s = (mono_ns() - t0) / 1e9;
+	p->render_s = (tm_now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
 	return r;
 }
 
@@ -480,7 +454,7 @@ static int next_timeout_ms(struct prom *p)
 	if (MHD_get_timeout(p->mhd, &mhd_ms) == MHD_YES)
 		ms = mhd_ms > 60000 ? 60000 : (long long)mhd_ms;
 	if (p->sock < 0) {
-		uint64_t now = mono_ns();
+		uint64_t now = tm_now_ns(CLOCK_MONOTONIC);
 		long long retry = now >= p->retry_at_ns ? 0 : (p->retry_at_ns - now) / 1000000 + 1;
 
 		ms = ms < 0 || retry < ms ? retry : ms;
@@ -503,7 +477,7 @@ static int loop(struct prom *p)
 		for (int i = 0; i < n; i++)
 			if (evs[i].data.u32 == EV_STREAM && p->sock >= 0)
 				stream_ready(p);
-		if (p->sock < 0 && mono_ns() >= p->retry_at_ns)
+		if (p->sock < 0 && tm_now_ns(CLOCK_MONOTONIC) >= p->retry_at_ns)
 			try_connect(p);
 		MHD_run(p->mhd);
 	}

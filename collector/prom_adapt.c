@@ -14,6 +14,7 @@
 #include "log.h"
 #include "prom_adapt.h"
 #include "render.h"
+#include "util.h"
 
 /* Record ids of the kernel's interface counters: above every RecordKind. */
 #define ID_INTERFACE (0x100ull << 32)
@@ -45,7 +46,7 @@ struct tm_pa {
 	const char *labels[TM_PROM_LABELS_MAX];
 	struct tm_ps_entry *entries;
 	char (*ifnames)[IFNAME_BUF];
-	size_t cap_entries;
+	size_t cap_entries, cap_ifnames;
 	/* the frame being put together */
 	bool in_frame, complete, frame_done;
 	bool after_connect;       /* no whole frame seen since (re)connecting */
@@ -171,6 +172,13 @@ static const char *raw_value(struct tm_pa *pa, const struct tm_prom_label *l,
 	return "";
 }
 
+/* entry_of() maps L4Protocol to tm_ps_transport by subtracting one. */
+_Static_assert((int)TM_PS_TCP + 1 == (int)TASKMETER__L4_PROTOCOL__TCP &&
+	       (int)TM_PS_UDP + 1 == (int)TASKMETER__L4_PROTOCOL__UDP &&
+	       (int)TM_PS_ICMP + 1 == (int)TASKMETER__L4_PROTOCOL__ICMP &&
+	       (int)TM_PS_OTHER_L4 + 1 == (int)TASKMETER__L4_PROTOCOL__OTHER &&
+	       TM_PS_TRANSPORTS == TM_PS_OTHER_L4 + 1, "tm_ps_transport = L4Protocol - 1");
+
 static const char *const kind_values[] = {
 	[TASKMETER__RECORD_KIND__UNATTRIBUTED] = "unattributed",
 	[TASKMETER__RECORD_KIND__OVERFLOW] = "overflow",
@@ -205,24 +213,12 @@ static void record_labels(struct tm_pa *pa, const Taskmeter__ProcessRecord *r)
 
 /* ---- entries ----------------------------------------------------------------- */
 
+/* Room for n entries, and an interface name for each. */
 static int reserve_entries(struct tm_pa *pa, size_t n)
 {
-	struct tm_ps_entry *e;
-	char (*names)[IFNAME_BUF];
-	size_t cap = pa->cap_entries ? pa->cap_entries : 16;
-
-	if (n <= pa->cap_entries)
-		return 0;
-	while (cap < n)
-		cap *= 2;
-	e = realloc(pa->entries, cap * sizeof(*e));
-	if (e)
-		pa->entries = e;
-	names = e ? realloc(pa->ifnames, cap * sizeof(*names)) : NULL;
-	if (!names)
+	if (tm_array_reserve(&pa->entries, &pa->cap_entries, sizeof(*pa->entries), n, 16) ||
+	    tm_array_reserve(&pa->ifnames, &pa->cap_ifnames, sizeof(*pa->ifnames), n, 16))
 		return -ENOMEM;
-	pa->ifnames = names;
-	pa->cap_entries = cap;
 	return 0;
 }
 
@@ -271,7 +267,9 @@ static void entry_of(struct tm_pa *pa, size_t i, const Taskmeter__Traffic *t)
 	default: e->group = TM_PS_SOCKET; break;
 	}
 	e->dir = t->direction == TASKMETER__DIRECTION__EGRESS ? TM_PS_TRANSMIT : TM_PS_RECEIVE;
-	e->transport = t->protocol >= 1 && t->protocol <= 4 ? t->protocol - 1 : TM_PS_OTHER_L4;
+	e->transport = t->protocol >= TASKMETER__L4_PROTOCOL__TCP &&
+				t->protocol <= TASKMETER__L4_PROTOCOL__OTHER
+			       ? t->protocol - 1 : TM_PS_OTHER_L4;
 	e->type = t->family == TASKMETER__IP_FAMILY__IPV4 ? TM_PS_IPV4
 		  : t->family == TASKMETER__IP_FAMILY__IPV6 ? TM_PS_IPV6 : TM_PS_NOT_IP;
 	e->ifindex = t->ifindex;

@@ -14,12 +14,6 @@
 
 #define TABLE_MIN 64
 
-struct table {
-	struct tm_ps_node **b;
-	size_t n_b;   /* power of two */
-	size_t count;
-};
-
 /* What a record remembers of one of its entries. */
 struct rentry {
 	uint8_t group, dir, transport, type, layer;
@@ -30,7 +24,7 @@ struct rentry {
 };
 
 struct rstate {
-	struct tm_ps_node node;
+	struct tm_hnode node;
 	uint64_t id[3];
 	uint64_t gen;                /* frame it was last seen in */
 	bool outside;
@@ -38,7 +32,8 @@ struct rstate {
 	size_t lkey_len;
 	struct tm_ps_labelset *ls;   /* lkey's label set (maybe a folded one) */
 	struct rentry *e;
-	uint32_t n, cap;
+	uint32_t n;
+	size_t cap;
 };
 
 struct series_vec {
@@ -48,7 +43,7 @@ struct series_vec {
 
 struct tm_ps {
 	struct tm_ps_config cfg;
-	struct table records, labelsets, series;
+	struct tm_htab records, labelsets, series;
 	struct series_vec groups[TM_PS_GROUPS];
 	struct tm_ps_labelset *other;
 	uint64_t gen, now_ns, counters_id;
@@ -64,10 +59,7 @@ static uint64_t mix(uint64_t h, uint64_t v)
 {
 	/* splitmix64's finalizer over h ^ v: cheap, and every input bit
 	 * reaches the low bits the table indexes with */
-	h ^= v + 0x9e3779b97f4a7c15ull;
-	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
-	h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
-	return h ^ (h >> 31);
+	return tm_hash64(h ^ (v + 0x9e3779b97f4a7c15ull));
 }
 
 static uint64_t hash_bytes(uint64_t h, const char *s, size_t n)
@@ -78,62 +70,6 @@ static uint64_t hash_bytes(uint64_t h, const char *s, size_t n)
 	for (size_t i = 0; i < n; i++)
 		f = (f ^ (uint8_t)s[i]) * 0x100000001b3ull;
 	return mix(h, f);
-}
-
-static int table_init(struct table *t)
-{
-	t->b = calloc(TABLE_MIN, sizeof(*t->b));
-	t->n_b = TABLE_MIN;
-	t->count = 0;
-	return t->b ? 0 : -ENOMEM;
-}
-
-static int table_grow(struct table *t)
-{
-	size_t n = t->n_b * 2;
-	struct tm_ps_node **b = calloc(n, sizeof(*b));
-
-	if (!b)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->n_b; i++) {
-		struct tm_ps_node *x, *next;
-
-		for (x = t->b[i]; x; x = next) {
-			next = x->next;
-			x->next = b[x->hash & (n - 1)];
-			b[x->hash & (n - 1)] = x;
-		}
-	}
-	free(t->b);
-	t->b = b;
-	t->n_b = n;
-	return 0;
-}
-
-/* A full table still takes the node (chains just get longer): growing
- * is an optimisation, not a reason to lose a series. */
-static void table_insert(struct table *t, struct tm_ps_node *x)
-{
-	if (t->count >= t->n_b)
-		table_grow(t);
-	x->next = t->b[x->hash & (t->n_b - 1)];
-	t->b[x->hash & (t->n_b - 1)] = x;
-	t->count++;
-}
-
-static void table_remove(struct table *t, struct tm_ps_node *x)
-{
-	struct tm_ps_node **pp = &t->b[x->hash & (t->n_b - 1)];
-
-	while (*pp != x)
-		pp = &(*pp)->next;
-	*pp = x->next;
-	t->count--;
-}
-
-static struct tm_ps_node *table_first(const struct table *t, uint64_t hash)
-{
-	return t->b[hash & (t->n_b - 1)];
 }
 
 /* ---- label sets ----------------------------------------------------------- */
@@ -175,7 +111,7 @@ static void labelset_unref(struct tm_ps *ps, struct tm_ps_labelset *ls)
 {
 	if (!ls || --ls->refs || ls->reserved)
 		return;
-	table_remove(&ps->labelsets, &ls->node);
+	tm_htab_remove(&ps->labelsets, &ls->node);
 	if (!ls->fold)
 		ps->st.label_sets--;
 	labelset_free(ls);
@@ -184,7 +120,7 @@ static void labelset_unref(struct tm_ps *ps, struct tm_ps_labelset *ls)
 static struct tm_ps_labelset *labelset_find(struct tm_ps *ps, const char *key, size_t len,
 					    uint64_t hash)
 {
-	for (struct tm_ps_node *x = table_first(&ps->labelsets, hash); x; x = x->next) {
+	for (struct tm_hnode *x = tm_htab_chain(&ps->labelsets, hash); x; x = x->next) {
 		struct tm_ps_labelset *ls = (struct tm_ps_labelset *)x;
 
 		if (x->hash == hash && ls->key_len == len && !memcmp(ls->key, key, len))
@@ -211,7 +147,7 @@ static struct tm_ps_labelset *labelset_get(struct tm_ps *ps, const char *key, si
 	} else {
 		ps->st.label_sets++;
 	}
-	table_insert(&ps->labelsets, &ls->node);
+	tm_htab_insert(&ps->labelsets, &ls->node);
 	return ls;
 }
 
@@ -225,15 +161,8 @@ static ssize_t label_key(struct tm_ps *ps, const char *const *labels)
 		const char *v = labels && labels[i] ? labels[i] : "";
 		size_t n = strlen(v) + 1;
 
-		if (len + n > ps->scratch_cap) {
-			size_t cap = 2 * (len + n);
-			char *p = realloc(ps->scratch, cap);
-
-			if (!p)
-				return -ENOMEM;
-			ps->scratch = p;
-			ps->scratch_cap = cap;
-		}
+		if (tm_array_reserve(&ps->scratch, &ps->scratch_cap, 1, len + n, 256))
+			return -ENOMEM;
 		memcpy(ps->scratch + len, v, n);
 		len += n;
 	}
@@ -303,6 +232,11 @@ static void skey_of(struct skey *k, const struct tm_ps_entry *e, const struct tm
 	}
 }
 
+/* skey_hash() packs these into 8 bits each, rentry into uint8_t. */
+_Static_assert(TM_PS_GROUPS <= 256 && TM_PS_DIRS <= 256 && TM_PS_TRANSPORTS <= 256 &&
+	       TM_PS_TYPES <= 256 && TM_PS_LAYERS <= 256 && TM_PS_OWNERS <= 256,
+	       "series key fields fit 8 bits");
+
 static uint64_t skey_hash(const struct skey *k)
 {
 	uint64_t h = mix(k->group, (uintptr_t)k->ls);
@@ -323,15 +257,8 @@ static bool series_is(const struct tm_ps_series *s, const struct skey *k)
 
 static int vec_push(struct series_vec *v, struct tm_ps_series *s)
 {
-	if (v->n == v->cap) {
-		size_t cap = v->cap ? 2 * v->cap : 64;
-		struct tm_ps_series **p = realloc(v->v, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		v->v = p;
-		v->cap = cap;
-	}
+	if (tm_array_reserve(&v->v, &v->cap, sizeof(*v->v), v->n + 1, 64))
+		return -ENOMEM;
 	s->index = v->n;
 	v->v[v->n++] = s;
 	return 0;
@@ -361,7 +288,7 @@ static struct tm_ps_series *series_new(struct tm_ps *ps, const struct skey *k, u
 	s->grew_ns = ps->now_ns;
 	if (k->ls)
 		((struct tm_ps_labelset *)k->ls)->refs++;
-	table_insert(&ps->series, &s->node);
+	tm_htab_insert(&ps->series, &s->node);
 	return s;
 }
 
@@ -369,7 +296,7 @@ static struct tm_ps_series *series_get(struct tm_ps *ps, const struct skey *k)
 {
 	uint64_t hash = skey_hash(k);
 
-	for (struct tm_ps_node *x = table_first(&ps->series, hash); x; x = x->next)
+	for (struct tm_hnode *x = tm_htab_chain(&ps->series, hash); x; x = x->next)
 		if (x->hash == hash && series_is((struct tm_ps_series *)x, k))
 			return (struct tm_ps_series *)x;
 	return series_new(ps, k, hash);
@@ -381,7 +308,7 @@ static void series_remove(struct tm_ps *ps, struct tm_ps_series *s)
 
 	v->v[s->index] = v->v[--v->n];
 	v->v[s->index]->index = s->index;
-	table_remove(&ps->series, &s->node);
+	tm_htab_remove(&ps->series, &s->node);
 	labelset_unref(ps, (struct tm_ps_labelset *)s->ls);
 	free(s->ifname);
 	free(s);
@@ -399,7 +326,7 @@ static struct rstate *record_get(struct tm_ps *ps, const struct tm_ps_record *r)
 	uint64_t hash = id_hash(r->id);
 	struct rstate *rs;
 
-	for (struct tm_ps_node *x = table_first(&ps->records, hash); x; x = x->next) {
+	for (struct tm_hnode *x = tm_htab_chain(&ps->records, hash); x; x = x->next) {
 		rs = (struct rstate *)x;
 		if (x->hash == hash && !memcmp(rs->id, r->id, sizeof(rs->id)))
 			return rs;
@@ -410,14 +337,14 @@ static struct rstate *record_get(struct tm_ps *ps, const struct tm_ps_record *r)
 	memcpy(rs->id, r->id, sizeof(rs->id));
 	rs->node.hash = hash;
 	rs->outside = r->outside_counters_id;
-	table_insert(&ps->records, &rs->node);
+	tm_htab_insert(&ps->records, &rs->node);
 	ps->st.records++;
 	return rs;
 }
 
 static void record_drop(struct tm_ps *ps, struct rstate *rs)
 {
-	table_remove(&ps->records, &rs->node);
+	tm_htab_remove(&ps->records, &rs->node);
 	ps->st.records--;
 	for (uint32_t i = 0; i < rs->n; i++)
 		if (rs->e[i].s)
@@ -443,15 +370,8 @@ static struct rentry *rentry_get(struct rstate *rs, const struct tm_ps_entry *e)
 	for (uint32_t i = 0; i < rs->n; i++)
 		if (rentry_is(&rs->e[i], e))
 			return &rs->e[i];
-	if (rs->n == rs->cap) {
-		uint32_t cap = rs->cap ? 2 * rs->cap : 4;
-
-		x = realloc(rs->e, cap * sizeof(*x));
-		if (!x)
-			return NULL;
-		rs->e = x;
-		rs->cap = cap;
-	}
+	if (tm_array_reserve(&rs->e, &rs->cap, sizeof(*rs->e), rs->n + 1, 4))
+		return NULL;
 	x = &rs->e[rs->n++];
 	memset(x, 0, sizeof(*x));
 	x->group = e->group;
@@ -544,7 +464,7 @@ int tm_ps_add(struct tm_ps *ps, const struct tm_ps_record *r)
 static void records_sweep(struct tm_ps *ps, bool (*keep)(const struct tm_ps *, const struct rstate *))
 {
 	for (size_t i = 0; i < ps->records.n_b; i++) {
-		struct tm_ps_node *x = ps->records.b[i], *next;
+		struct tm_hnode *x = ps->records.b[i], *next;
 
 		for (; x; x = next) {
 			next = x->next;
@@ -628,7 +548,7 @@ static struct tm_ps_labelset *other_new(struct tm_ps *ps)
 	/* In the table: a record whose values all read "other" shares it
 	 * rather than making a second series of the same name. */
 	ls->reserved = true;
-	table_insert(&ps->labelsets, &ls->node);
+	tm_htab_insert(&ps->labelsets, &ls->node);
 	return ls;
 }
 
@@ -639,7 +559,8 @@ struct tm_ps *tm_ps_new(const struct tm_ps_config *c)
 	if (!ps)
 		return NULL;
 	ps->cfg = *c;
-	if (table_init(&ps->records) || table_init(&ps->labelsets) || table_init(&ps->series) ||
+	if (tm_htab_init(&ps->records, TABLE_MIN) || tm_htab_init(&ps->labelsets, TABLE_MIN) ||
+	    tm_htab_init(&ps->series, TABLE_MIN) ||
 	    !(ps->other = other_new(ps))) {
 		tm_ps_free(ps);
 		errno = ENOMEM;
@@ -661,9 +582,9 @@ void tm_ps_free(struct tm_ps *ps)
 	}
 	if (ps->other)
 		labelset_free(ps->other);
-	free(ps->records.b);
-	free(ps->labelsets.b);
-	free(ps->series.b);
+	tm_htab_free(&ps->records);
+	tm_htab_free(&ps->labelsets);
+	tm_htab_free(&ps->series);
 	free(ps->scratch);
 	free(ps);
 }

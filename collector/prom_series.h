@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 /* Which families a series feeds. */
 enum tm_ps_group {
 	TM_PS_SOCKET,  /* socket layer, per label set x dir x transport x type */
@@ -78,14 +80,8 @@ struct tm_ps_record {
 
 struct tm_ps_labelset;
 
-/* Hash chain link, first member of everything the tables hold. */
-struct tm_ps_node {
-	struct tm_ps_node *next;
-	uint64_t hash;
-};
-
 struct tm_ps_series {
-	struct tm_ps_node node;
+	struct tm_hnode node;         /* first: the tables hold these */
 	enum tm_ps_group group;
 	const struct tm_ps_labelset *ls; /* SOCKET, DROP */
 	uint8_t dir, transport, type, layer, owner;
@@ -99,7 +95,7 @@ struct tm_ps_series {
 
 /* A distinct combination of aggregation label values. */
 struct tm_ps_labelset {
-	struct tm_ps_node node;
+	struct tm_hnode node;            /* first, as in every table entry */
 	char *key;                       /* the values, each NUL-terminated */
 	size_t key_len;
 	const char **values;             /* into key */

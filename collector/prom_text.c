@@ -19,6 +19,7 @@
 
 #include "prom_text.h"
 #include "render.h"
+#include "util.h"
 
 struct family {
 	const char *name;  /* without _total */
@@ -103,14 +104,19 @@ static const struct family collector_gauges[TM_PT_COLLECTOR_GAUGES] = {
 					"Time the collector took to read its maps and build the last frame" },
 };
 
-static const char *const dir_names[TM_PS_DIRS] = { "receive", "transmit" };
-static const char *const transport_names[TM_PS_TRANSPORTS] = { "tcp", "udp", "icmp", "other" };
-static const char *const type_names[TM_PS_TYPES] = { "ipv4", "ipv6", "other" };
-static const char *const layer_names[TM_PS_LAYERS] = { "xdp", "tc" };
-static const char *const owner_names[TM_PS_OWNERS] = {
+static const char *const dir_names[] = { "receive", "transmit" };
+static const char *const transport_names[] = { "tcp", "udp", "icmp", "other" };
+static const char *const type_names[] = { "ipv4", "ipv6", "other" };
+static const char *const layer_names[] = { "xdp", "tc" };
+static const char *const owner_names[] = {
 	"process", "forwarded", "local_no_owner", "non_ip", "malformed", "overflow",
 	"unattributed",
 };
+/* A value of one of these enums without a name would print as NULL. */
+_Static_assert(TM_ARRAY_SIZE(dir_names) == TM_PS_DIRS &&
+	       TM_ARRAY_SIZE(transport_names) == TM_PS_TRANSPORTS &&
+	       TM_ARRAY_SIZE(type_names) == TM_PS_TYPES && TM_ARRAY_SIZE(layer_names) == TM_PS_LAYERS &&
+	       TM_ARRAY_SIZE(owner_names) == TM_PS_OWNERS, "a label value for every enum value");
 
 struct ctx {
 	struct tm_pt_buf *b;
@@ -123,23 +129,12 @@ struct ctx {
 
 static bool reserve(struct tm_pt_buf *b, size_t more)
 {
-	size_t cap;
-	char *p;
-
 	if (b->oom)
 		return false;
-	if (b->len + more + 1 <= b->cap)
-		return true;
-	cap = b->cap ? b->cap : 64 * 1024;
-	while (cap < b->len + more + 1)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (!p) {
+	if (tm_array_reserve(&b->p, &b->cap, 1, b->len + more + 1, 64 * 1024)) {
 		b->oom = true;
 		return false;
 	}
-	b->p = p;
-	b->cap = cap;
 	return true;
 }
 

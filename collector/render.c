@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Frames as JSON lines, human units and terminal-safe text (see render.h). */
 #define _GNU_SOURCE /* wcwidth */
 #include <inttypes.h>
 #include <math.h>
@@ -39,7 +40,7 @@ static size_t json_char(FILE *out, const uint8_t *p, size_t n)
 	return len;
 }
 
-void tm_json_string(FILE *out, const char *s)
+void tm_render_json_string(FILE *out, const char *s)
 {
 	const uint8_t *p = (const uint8_t *)s;
 	size_t n = strlen(s);
@@ -96,7 +97,7 @@ static void json_enum(FILE *out, const ProtobufCFieldDescriptor *fd, int v)
 
 	/* A value newer than this client's schema: the number is all we have. */
 	if (ev)
-		tm_json_string(out, ev->name);
+		tm_render_json_string(out, ev->name);
 	else
 		fprintf(out, "%d", v);
 }
@@ -139,7 +140,7 @@ static void json_value(FILE *out, const ProtobufCFieldDescriptor *fd, const void
 		json_enum(out, fd, *(const int *)p);
 		break;
 	case PROTOBUF_C_TYPE_STRING:
-		tm_json_string(out, *(char *const *)p);
+		tm_render_json_string(out, *(char *const *)p);
 		break;
 	case PROTOBUF_C_TYPE_BYTES:
 		json_base64(out, p);
@@ -195,7 +196,7 @@ static void json_field(FILE *out, const ProtobufCMessage *m, const ProtobufCFiel
 	size_t n, size;
 	const char *arr;
 
-	tm_json_string(out, fd->name);
+	tm_render_json_string(out, fd->name);
 	putc(':', out);
 	if (fd->label != PROTOBUF_C_LABEL_REPEATED) {
 		json_value(out, fd, base + fd->offset);
@@ -243,12 +244,12 @@ static void json_message_ex(FILE *out, const ProtobufCMessage *m,
 	putc('}', out);
 }
 
-void tm_json_message(FILE *out, const ProtobufCMessage *m)
+void tm_render_json_message(FILE *out, const ProtobufCMessage *m)
 {
 	json_message_ex(out, m, NULL);
 }
 
-void tm_json_frame(FILE *out, const Taskmeter__Frame *f)
+void tm_render_json_frame(FILE *out, const Taskmeter__Frame *f)
 {
 	/* Consumers index frame["records"] without checking for it. */
 	const ProtobufCFieldDescriptor *records =
@@ -257,7 +258,7 @@ void tm_json_frame(FILE *out, const Taskmeter__Frame *f)
 	json_message_ex(out, &f->base, records);
 }
 
-void tm_json_record_line(FILE *out, const Taskmeter__Frame *f, const Taskmeter__ProcessRecord *r)
+void tm_render_json_record_line(FILE *out, const Taskmeter__Frame *f, const Taskmeter__ProcessRecord *r)
 {
 	/* Frame fields that place the record; ProcessRecord has none of these
 	 * names, so the line stays one flat object. */
@@ -305,12 +306,12 @@ static char *human(double v, const char *suffix, char *buf, size_t len)
 	return buf;
 }
 
-char *tm_human_bytes(uint64_t bytes, char *buf, size_t len)
+char *tm_render_human_bytes(uint64_t bytes, char *buf, size_t len)
 {
 	return human((double)bytes, "", buf, len);
 }
 
-char *tm_human_rate(uint64_t bytes, uint64_t interval_ns, char *buf, size_t len)
+char *tm_render_human_rate(uint64_t bytes, uint64_t interval_ns, char *buf, size_t len)
 {
 	if (!interval_ns) {
 		snprintf(buf, len, "-");
@@ -327,7 +328,7 @@ static bool term_printable(uint32_t cp)
 	return cp >= 0x20 && cp != 0x7f && (cp < 0x80 || cp >= 0xa0);
 }
 
-size_t tm_term_text(char *dst, size_t size, const char *src, size_t max_cols)
+size_t tm_render_term_text(char *dst, size_t size, const char *src, size_t max_cols)
 {
 	const uint8_t *p = (const uint8_t *)src;
 	size_t n = strlen(src), at = 0, cols = 0;
@@ -372,7 +373,7 @@ static int char_cols(uint32_t cp, bool ascii)
 	return w > 0 ? w : -1;
 }
 
-/* Walks src as tm_term_fit writes it; dst may be NULL (measure only). */
+/* Walks src as tm_render_term_fit writes it; dst may be NULL (measure only). */
 static size_t term_fit(char *dst, size_t size, const char *src, size_t max_cols, bool ascii)
 {
 	const uint8_t *p = (const uint8_t *)src;
@@ -401,17 +402,17 @@ static size_t term_fit(char *dst, size_t size, const char *src, size_t max_cols,
 	return cols;
 }
 
-size_t tm_term_fit(char *dst, size_t size, const char *src, size_t max_cols, bool ascii)
+size_t tm_render_term_fit(char *dst, size_t size, const char *src, size_t max_cols, bool ascii)
 {
 	if (!size)
 		return 0;
 	return term_fit(dst, size, src, max_cols, ascii);
 }
 
-size_t tm_term_tail(char *dst, size_t size, const char *src, size_t max_cols, bool ascii)
+size_t tm_render_term_tail(char *dst, size_t size, const char *src, size_t max_cols, bool ascii)
 {
 	const uint8_t *p = (const uint8_t *)src;
-	size_t n = strlen(src), cols = tm_term_width(src, ascii);
+	size_t n = strlen(src), cols = tm_render_term_width(src, ascii);
 
 	while (n && cols > max_cols) {
 		uint32_t cp = 0;
@@ -423,15 +424,15 @@ size_t tm_term_tail(char *dst, size_t size, const char *src, size_t max_cols, bo
 		p += len;
 		n -= len;
 	}
-	return tm_term_fit(dst, size, (const char *)p, max_cols, ascii);
+	return tm_render_term_fit(dst, size, (const char *)p, max_cols, ascii);
 }
 
-size_t tm_term_width(const char *s, bool ascii)
+size_t tm_render_term_width(const char *s, bool ascii)
 {
 	return term_fit(NULL, 0, s, SIZE_MAX, ascii);
 }
 
-const char *tm_record_kind_label(int kind)
+const char *tm_render_kind_label(int kind)
 {
 	switch (kind) {
 	case TASKMETER__RECORD_KIND__UNATTRIBUTED: return "unattributed";
@@ -446,7 +447,7 @@ const char *tm_record_kind_label(int kind)
 
 /* ---- Sorting ------------------------------------------------------------- */
 
-uint64_t tm_counter_bytes(const Taskmeter__Counters *c)
+uint64_t tm_render_counter_bytes(const Taskmeter__Counters *c)
 {
 	return c && c->has_bytes ? c->bytes : 0;
 }
@@ -463,17 +464,17 @@ static int record_cmp(const void *pa, const void *pb)
 	int c;
 
 	/* One interval per frame, so delta bytes order the same as rates. */
-	c = cmp_u64_desc(tm_counter_bytes(a->rx_delta) + tm_counter_bytes(a->tx_delta),
-			 tm_counter_bytes(b->rx_delta) + tm_counter_bytes(b->tx_delta));
+	c = cmp_u64_desc(tm_render_counter_bytes(a->rx_delta) + tm_render_counter_bytes(a->tx_delta),
+			 tm_render_counter_bytes(b->rx_delta) + tm_render_counter_bytes(b->tx_delta));
 	if (!c)
-		c = cmp_u64_desc(tm_counter_bytes(a->rx_total) + tm_counter_bytes(a->tx_total),
-				 tm_counter_bytes(b->rx_total) + tm_counter_bytes(b->tx_total));
+		c = cmp_u64_desc(tm_render_counter_bytes(a->rx_total) + tm_render_counter_bytes(a->tx_total),
+				 tm_render_counter_bytes(b->rx_total) + tm_render_counter_bytes(b->tx_total));
 	if (!c)
 		c = a->pid < b->pid ? -1 : a->pid > b->pid;
 	return c;
 }
 
-void tm_sort_records(Taskmeter__ProcessRecord **recs, size_t n)
+void tm_render_sort_records(Taskmeter__ProcessRecord **recs, size_t n)
 {
 	if (n > 1)
 		qsort(recs, n, sizeof(*recs), record_cmp);

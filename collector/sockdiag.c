@@ -4,19 +4,16 @@
  * processes in one pass over /proc/<pid>/fd through a hash index, so that the
  * cost is O(sockets + fds) however many processes share the host.
  */
-#define _GNU_SOURCE /* setns */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
@@ -25,29 +22,20 @@
 #include <netinet/in.h>
 
 #include "log.h"
+#include "nlsock.h"
 #include "sockdiag.h"
+#include "util.h"
 
-/*
- * The kernel sizes dump skbs up to 32 KiB; a smaller buffer would make
- * recvmsg() truncate them (libmnl reports that as ENOSPC).
- */
-#define DUMP_BUF_SIZE 32768
-#define NO_INDEX UINT32_MAX
-
-/* Open addressing, linear probing; key 0 is "empty" (no inode or netns is 0). */
-struct u64_index {
-	uint64_t *keys;
-	uint32_t *vals;
-	size_t mask;
-	size_t used;
-};
+#define INDEX_BUCKETS 64
 
 struct seed_ent {
+	struct tm_hnode node; /* in sock_idx, by inode */
 	struct tm_sock_seed s;
 	uint32_t last_pid; /* counts a process once however many fds it has */
 };
 
 struct netns_ent {
+	struct tm_hnode node; /* in ns_idx, by inode */
 	uint64_t ino;
 	int fd;
 };
@@ -55,13 +43,11 @@ struct netns_ent {
 struct scan {
 	struct seed_ent *socks;
 	size_t n_socks, cap_socks;
-	struct netns_ent *ns;
+	struct netns_ent **ns;  /* each allocated: ns_idx points into them */
 	size_t n_ns, cap_ns;
-	struct u64_index ns_idx;
-	struct u64_index sock_idx;
+	struct tm_htab ns_idx;
+	struct tm_htab sock_idx;
 	uint64_t home_ino;
-	int home_fd;
-	char *buf;
 	uint64_t cur_netns;     /* netns of the dump in progress */
 	uint8_t cur_protocol;
 	struct tm_sockdiag_stats st;
@@ -77,7 +63,7 @@ static const struct {
 	{ AF_INET6, IPPROTO_UDP },
 };
 
-int tm_parse_socket_link(const char *link, uint64_t *inode)
+int tm_sockdiag_parse_link(const char *link, uint64_t *inode)
 {
 	static const char prefix[] = "socket:[";
 	const char *p = link + sizeof(prefix) - 1;
@@ -116,91 +102,28 @@ int tm_sockdiag_parse(const struct nlmsghdr *nlh, struct tm_sock_seed *out)
 	return 0;
 }
 
-static size_t idx_slot(const struct u64_index *ix, uint64_t key)
+static bool ns_is(const struct tm_hnode *x, const void *ino)
 {
-	/* Fibonacci hashing: inodes come in runs, the multiply spreads them. */
-	return (key * 0x9e3779b97f4a7c15ull >> 32) & ix->mask;
+	return TM_CONTAINER_OF(x, struct netns_ent, node)->ino == *(const uint64_t *)ino;
 }
 
-static uint32_t idx_get(const struct u64_index *ix, uint64_t key)
+static bool sock_is(const struct tm_hnode *x, const void *inode)
 {
-	if (!ix->keys)
-		return NO_INDEX;
-	for (size_t i = idx_slot(ix, key);; i = (i + 1) & ix->mask) {
-		if (ix->keys[i] == key)
-			return ix->vals[i];
-		if (!ix->keys[i])
-			return NO_INDEX;
-	}
+	return TM_CONTAINER_OF(x, struct seed_ent, node)->s.inode == *(const uint64_t *)inode;
 }
 
-static void idx_store(struct u64_index *ix, uint64_t key, uint32_t val)
+static struct netns_ent *ns_find(const struct scan *sc, uint64_t ino)
 {
-	size_t i = idx_slot(ix, key);
+	struct tm_hnode *x = tm_htab_find(&sc->ns_idx, tm_hash64(ino), ns_is, &ino);
 
-	while (ix->keys[i])
-		i = (i + 1) & ix->mask;
-	ix->keys[i] = key;
-	ix->vals[i] = val;
-	ix->used++;
+	return x ? TM_CONTAINER_OF(x, struct netns_ent, node) : NULL;
 }
 
-static int idx_grow(struct u64_index *ix)
+static struct seed_ent *sock_find(const struct scan *sc, uint64_t inode)
 {
-	struct u64_index old = *ix;
-	size_t size = old.keys ? (old.mask + 1) * 2 : 64;
+	struct tm_hnode *x = tm_htab_find(&sc->sock_idx, tm_hash64(inode), sock_is, &inode);
 
-	ix->keys = calloc(size, sizeof(*ix->keys));
-	ix->vals = malloc(size * sizeof(*ix->vals));
-	if (!ix->keys || !ix->vals) {
-		free(ix->keys);
-		free(ix->vals);
-		*ix = old;
-		return -ENOMEM;
-	}
-	ix->mask = size - 1;
-	ix->used = 0;
-	for (size_t i = 0; old.keys && i <= old.mask; i++)
-		if (old.keys[i])
-			idx_store(ix, old.keys[i], old.vals[i]);
-	free(old.keys);
-	free(old.vals);
-	return 0;
-}
-
-/* -EEXIST if key is there already: its value is kept. */
-static int idx_put(struct u64_index *ix, uint64_t key, uint32_t val)
-{
-	int err;
-
-	if (idx_get(ix, key) != NO_INDEX)
-		return -EEXIST;
-	if (!ix->keys || (ix->used + 1) * 2 > ix->mask + 1) {
-		err = idx_grow(ix);
-		if (err)
-			return err;
-	}
-	idx_store(ix, key, val);
-	return 0;
-}
-
-static void idx_free(struct u64_index *ix)
-{
-	free(ix->keys);
-	free(ix->vals);
-}
-
-/* v (n used of *cap elements of size sz) with room for one more, or NULL. */
-static void *vec_reserve(void *v, size_t n, size_t *cap, size_t sz)
-{
-	size_t ncap = *cap ? *cap * 2 : 256;
-
-	if (n < *cap)
-		return v;
-	v = reallocarray(v, ncap, sz);
-	if (v)
-		*cap = ncap;
-	return v;
+	return x ? TM_CONTAINER_OF(x, struct seed_ent, node) : NULL;
 }
 
 /* Numeric /proc entries are thread group ids: readdir never lists threads. */
@@ -217,23 +140,24 @@ static uint32_t proc_pid(const struct dirent *de)
 
 static int add_netns(struct scan *sc, int fd)
 {
-	struct stat st;
 	struct netns_ent *ns;
-	int err;
+	struct stat st;
 
 	if (fstat(fd, &st))
 		return -errno;
-	ns = vec_reserve(sc->ns, sc->n_ns, &sc->cap_ns, sizeof(*ns));
+	/* The pid may have been reused since the fstatat(): trust the fd. */
+	if (ns_find(sc, st.st_ino))
+		return -EEXIST;
+	if (tm_array_reserve(&sc->ns, &sc->cap_ns, sizeof(*sc->ns), sc->n_ns + 1, 16))
+		return -ENOMEM;
+	ns = calloc(1, sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
-	sc->ns = ns;
-	/* The pid may have been reused since the fstatat(): trust the fd. */
-	err = idx_put(&sc->ns_idx, st.st_ino, sc->n_ns);
-	if (err)
-		return err;
-	sc->ns[sc->n_ns].ino = st.st_ino;
-	sc->ns[sc->n_ns].fd = fd;
-	sc->n_ns++;
+	ns->ino = st.st_ino;
+	ns->fd = fd;
+	ns->node.hash = tm_hash64(ns->ino);
+	tm_htab_insert(&sc->ns_idx, &ns->node);
+	sc->ns[sc->n_ns++] = ns;
 	return 0;
 }
 
@@ -248,7 +172,7 @@ static int netns_of_pid(struct scan *sc, int procfd, uint32_t pid)
 	/* Gone, a zombie (no namespaces left) or not ours to see: not an error. */
 	if (fstatat(procfd, path, &st, 0))
 		return 0;
-	if (idx_get(&sc->ns_idx, st.st_ino) != NO_INDEX)
+	if (ns_find(sc, st.st_ino))
 		return 0;
 	fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -284,8 +208,6 @@ static int dump_msg_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct scan *sc = data;
 	struct tm_sock_seed s = { 0 };
-	struct seed_ent *v;
-
 	if (tm_sockdiag_parse(nlh, &s)) {
 		tm_dbg("sock_diag: skipping message type %u len %u\n", nlh->nlmsg_type,
 		       nlh->nlmsg_len);
@@ -294,69 +216,29 @@ static int dump_msg_cb(const struct nlmsghdr *nlh, void *data)
 	/* TIME_WAIT and request sockets: no inode, no fd, no process. */
 	if (!s.inode)
 		return MNL_CB_OK;
-	v = vec_reserve(sc->socks, sc->n_socks, &sc->cap_socks, sizeof(*v));
-	if (!v) {
+	if (tm_array_reserve(&sc->socks, &sc->cap_socks, sizeof(*sc->socks), sc->n_socks + 1, 256)) {
 		errno = ENOMEM;
 		return MNL_CB_ERROR;
 	}
-	sc->socks = v;
 	s.protocol = sc->cur_protocol;
 	s.netns_ino = sc->cur_netns;
 	sc->socks[sc->n_socks++] = (struct seed_ent){ .s = s };
 	return MNL_CB_OK;
 }
 
-static int send_dump_req(struct mnl_socket *nl, int family, int protocol, uint32_t seq)
+static int dump_one(struct scan *sc, struct tm_nlsock *nl, int i)
 {
+	struct nlmsghdr *nlh = tm_nlsock_msg(nl, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP);
 	struct inet_diag_req_v2 *req;
-	char buf[MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(*req))];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-
-	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = seq;
-	req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
-	req->sdiag_family = family;
-	req->sdiag_protocol = protocol;
-	req->idiag_states = ~0u;
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	return 0;
-}
-
-static int recv_dump(struct scan *sc, struct mnl_socket *nl, uint32_t seq)
-{
-	unsigned int portid = mnl_socket_get_portid(nl);
-
-	for (;;) {
-		ssize_t n = mnl_socket_recvfrom(nl, sc->buf, DUMP_BUF_SIZE);
-		int ret;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == ENOBUFS)
-			tm_warn("sock_diag: receive queue overflowed (ENOBUFS): "
-				"the dump lost replies, scan aborted\n");
-		if (n < 0)
-			return -errno;
-		ret = mnl_cb_run(sc->buf, n, seq, portid, dump_msg_cb, sc);
-		if (ret == MNL_CB_STOP)
-			return 0;
-		if (ret == MNL_CB_ERROR)
-			return errno ? -errno : -EPROTO;
-	}
-}
-
-static int dump_one(struct scan *sc, struct mnl_socket *nl, int i)
-{
-	uint32_t seq = time(NULL) + i;
 	size_t mark = sc->n_socks;
 	int err;
 
+	req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
+	req->sdiag_family = dumps[i].family;
+	req->sdiag_protocol = dumps[i].protocol;
+	req->idiag_states = ~0u;
 	sc->cur_protocol = dumps[i].protocol;
-	err = send_dump_req(nl, dumps[i].family, dumps[i].protocol, seq);
-	if (!err)
-		err = recv_dump(sc, nl, seq);
+	err = tm_nlsock_talk(nl, nlh, dump_msg_cb, sc);
 	if (!err)
 		return 0;
 	sc->n_socks = mark;
@@ -366,46 +248,21 @@ static int dump_one(struct scan *sc, struct mnl_socket *nl, int i)
 		       dumps[i].protocol);
 		return 0;
 	}
-	/* libmnl turns NLM_F_DUMP_INTR into EINTR: the dump is inconsistent. */
-	if (err == -EINTR)
-		err = -EAGAIN;
+	if (err == -ENOBUFS)
+		tm_warn("sock_diag: receive queue overflowed (ENOBUFS): "
+			"the dump lost replies, scan aborted\n");
 	tm_warn("sock_diag dump (family %d protocol %d) in netns %llu: %s\n", dumps[i].family,
 		dumps[i].protocol, (unsigned long long)sc->cur_netns, strerror(-err));
 	return err;
 }
 
-/*
- * A netlink socket belongs to the netns it was created in: enter the target
- * netns just for socket(), come back before doing anything else. -errno if
- * the socket could not be had there, -ENOTRECOVERABLE if the thread could not
- * come back: everything it did next would happen in the wrong netns.
- */
-static int open_diag_in(struct scan *sc, const struct netns_ent *ns, struct mnl_socket **nl)
-{
-	bool away = ns->ino != sc->home_ino;
-	int err = 0;
-
-	if (away && setns(ns->fd, CLONE_NEWNET))
-		return -errno;
-	*nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
-	if (!*nl)
-		err = -errno;
-	if (away && setns(sc->home_fd, CLONE_NEWNET)) {
-		tm_err("cannot return to netns %llu: %s\n", (unsigned long long)sc->home_ino,
-		       strerror(errno));
-		if (*nl)
-			mnl_socket_close(*nl);
-		return -ENOTRECOVERABLE;
-	}
-	return err;
-}
-
 static int dump_netns(struct scan *sc, const struct netns_ent *ns)
 {
-	struct mnl_socket *nl;
+	struct tm_nlsock nl;
 	int err;
 
-	err = open_diag_in(sc, ns, &nl);
+	/* The socket is made in the netns and dumps that netns's sockets. */
+	err = tm_nlsock_open(&nl, NETLINK_SOCK_DIAG, ns->ino == sc->home_ino ? -1 : ns->fd, 0);
 	if (err == -ENOTRECOVERABLE)
 		return err;
 	if (err) {
@@ -414,31 +271,36 @@ static int dump_netns(struct scan *sc, const struct netns_ent *ns)
 		sc->st.netns_skipped++;
 		return 0;
 	}
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
-		err = -errno;
 	sc->cur_netns = ns->ino;
 	for (size_t i = 0; !err && i < sizeof(dumps) / sizeof(dumps[0]); i++)
-		err = dump_one(sc, nl, i);
-	mnl_socket_close(nl);
+		err = dump_one(sc, &nl, i);
+	tm_nlsock_close(&nl);
 	if (!err)
 		sc->st.netns++;
 	return err;
 }
 
+/* After the dumps: the array does not move any more. */
 static int index_sockets(struct scan *sc)
 {
-	int err;
+	size_t n = INDEX_BUCKETS;
 
+	while (n < sc->n_socks)
+		n *= 2;
+	tm_htab_free(&sc->sock_idx);
+	if (tm_htab_init(&sc->sock_idx, n))
+		return -ENOMEM;
 	for (size_t i = 0; i < sc->n_socks; i++) {
-		err = idx_put(&sc->sock_idx, sc->socks[i].s.inode, i);
+		struct seed_ent *e = &sc->socks[i];
+
 		/*
 		 * sockfs inodes are unique host-wide; a socket rehashed while
 		 * the dump walked its table can be listed twice.
 		 */
-		if (err == -EEXIST)
+		if (sock_find(sc, e->s.inode))
 			continue;
-		if (err)
-			return err;
+		e->node.hash = tm_hash64(e->s.inode);
+		tm_htab_insert(&sc->sock_idx, &e->node);
 	}
 	return 0;
 }
@@ -447,14 +309,12 @@ static void count_holder(struct scan *sc, const char *link, uint32_t pid)
 {
 	struct seed_ent *e;
 	uint64_t inode;
-	uint32_t i;
 
-	if (tm_parse_socket_link(link, &inode))
+	if (tm_sockdiag_parse_link(link, &inode))
 		return;
-	i = idx_get(&sc->sock_idx, inode);
-	if (i == NO_INDEX)
+	e = sock_find(sc, inode);
+	if (!e)
 		return;
-	e = &sc->socks[i];
 	sc->st.socket_fds++;
 	if (e->last_pid == pid)
 		return;
@@ -536,29 +396,25 @@ static int scan_open(struct scan *sc)
 {
 	struct stat st;
 
-	sc->home_fd = -1;
-	sc->buf = malloc(DUMP_BUF_SIZE);
-	if (!sc->buf)
-		return -ENOMEM;
-	/* thread-self, not self: setns() moves only the calling thread. */
-	sc->home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (sc->home_fd < 0 || fstat(sc->home_fd, &st))
+	/* thread-self, not self: the netns of this thread is the one to compare. */
+	if (stat("/proc/thread-self/ns/net", &st))
 		return -errno;
 	sc->home_ino = st.st_ino;
+	if (tm_htab_init(&sc->ns_idx, INDEX_BUCKETS) || tm_htab_init(&sc->sock_idx, INDEX_BUCKETS))
+		return -ENOMEM;
 	return 0;
 }
 
 static void scan_close(struct scan *sc)
 {
-	for (size_t i = 0; i < sc->n_ns; i++)
-		close(sc->ns[i].fd);
-	if (sc->home_fd >= 0)
-		close(sc->home_fd);
-	idx_free(&sc->ns_idx);
-	idx_free(&sc->sock_idx);
+	for (size_t i = 0; i < sc->n_ns; i++) {
+		close(sc->ns[i]->fd);
+		free(sc->ns[i]);
+	}
+	tm_htab_free(&sc->ns_idx);
+	tm_htab_free(&sc->sock_idx);
 	free(sc->ns);
 	free(sc->socks);
-	free(sc->buf);
 }
 
 int tm_sockdiag_scan_stats(tm_sock_seed_cb cb, void *ctx, struct tm_sockdiag_stats *stats)
@@ -570,7 +426,7 @@ int tm_sockdiag_scan_stats(tm_sock_seed_cb cb, void *ctx, struct tm_sockdiag_sta
 	if (!err)
 		err = collect_netns(&sc);
 	for (size_t i = 0; !err && i < sc.n_ns; i++)
-		err = dump_netns(&sc, &sc.ns[i]);
+		err = dump_netns(&sc, sc.ns[i]);
 	sc.st.sockets = sc.n_socks;
 	if (!err)
 		err = map_holders(&sc);

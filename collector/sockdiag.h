@@ -62,6 +62,6 @@ int tm_sockdiag_scan_stats(tm_sock_seed_cb cb, void *ctx, struct tm_sockdiag_sta
 int tm_sockdiag_parse(const struct nlmsghdr *nlh, struct tm_sock_seed *out);
 
 /* Inode of a /proc/<pid>/fd link "socket:[<inode>]"; -EINVAL for anything else. */
-int tm_parse_socket_link(const char *link, uint64_t *inode);
+int tm_sockdiag_parse_link(const char *link, uint64_t *inode);
 
 #endif /* TM_SOCKDIAG_H */

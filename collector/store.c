@@ -20,7 +20,7 @@ _Static_assert(TM_KIND_FORWARDED == TM_BUCKET_FORWARDED + 3 &&
 	       TM_KIND_MALFORMED == TM_BUCKET_MALFORMED + 3 && TM_BUCKET_MAX == 5,
 	       "bucket records: kind = bucket + 3");
 
-void tm_val_add(struct tm_counter_val *a, const struct tm_counter_val *b)
+void tm_store_val_add(struct tm_counter_val *a, const struct tm_counter_val *b)
 {
 	__u64 *x = (__u64 *)a;
 	const __u64 *y = (const __u64 *)b;
@@ -29,7 +29,7 @@ void tm_val_add(struct tm_counter_val *a, const struct tm_counter_val *b)
 		x[i] += y[i];
 }
 
-void tm_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
+void tm_store_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
 		const struct tm_counter_val *b)
 {
 	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
@@ -42,12 +42,9 @@ void tm_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
 /* ---- the table ---- */
 
 /* Every exec generation of an owner hashes alike: exits find them all. */
-static size_t key_hash(const struct tm_store *s, const struct tm_rec_key *k)
+static uint64_t key_hash(const struct tm_rec_key *k)
 {
-	uint64_t h = tm_hash64(((uint64_t)k->owner.tgid << 8 | k->kind) ^
-			       tm_hash64(k->owner.start_ns));
-
-	return (size_t)h & (s->n_buckets - 1);
+	return tm_hash64(((uint64_t)k->owner.tgid << 8 | k->kind) ^ tm_hash64(k->owner.start_ns));
 }
 
 static bool key_eq(const struct tm_rec_key *a, const struct tm_rec_key *b)
@@ -59,9 +56,7 @@ static bool key_eq(const struct tm_rec_key *a, const struct tm_rec_key *b)
 int tm_store_init(struct tm_store *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->n_buckets = TM_STORE_INITIAL_BUCKETS;
-	s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
-	return s->buckets ? 0 : -ENOMEM;
+	return tm_htab_init(&s->records, TM_STORE_INITIAL_BUCKETS);
 }
 
 static void record_free(struct tm_store *s, struct tm_record *rec)
@@ -76,78 +71,49 @@ static void record_free(struct tm_store *s, struct tm_record *rec)
 
 void tm_store_free(struct tm_store *s)
 {
-	for (size_t i = 0; s->buckets && i < s->n_buckets; i++) {
-		struct tm_record *rec = s->buckets[i], *next;
+	for (size_t i = 0; s->records.b && i < s->records.n_b; i++) {
+		struct tm_hnode *x = s->records.b[i], *next;
 
-		for (; rec; rec = next) {
-			next = rec->next;
-			record_free(s, rec);
+		for (; x; x = next) {
+			next = x->next;
+			record_free(s, tm_store_rec(x));
 		}
 	}
-	free(s->buckets);
+	tm_htab_free(&s->records);
 	tm_vec_free(&s->if_totals);
 	tm_vec_free(&s->if_names);
 	memset(s, 0, sizeof(*s));
 }
 
-static int grow(struct tm_store *s)
+static bool rec_is(const struct tm_hnode *x, const void *k)
 {
-	struct tm_store bigger = *s;
-	struct tm_record **b = calloc(s->n_buckets * 2, sizeof(*b));
-
-	if (!b)
-		return -ENOMEM;
-	bigger.buckets = b;
-	bigger.n_buckets = s->n_buckets * 2;
-	for (size_t i = 0; i < s->n_buckets; i++) {
-		struct tm_record *rec = s->buckets[i], *next;
-
-		for (; rec; rec = next) {
-			size_t h = key_hash(&bigger, &rec->key);
-
-			next = rec->next;
-			rec->next = b[h];
-			b[h] = rec;
-		}
-	}
-	free(s->buckets);
-	s->buckets = b;
-	s->n_buckets = bigger.n_buckets;
-	return 0;
+	return key_eq(&tm_store_rec((struct tm_hnode *)x)->key, k);
 }
 
 struct tm_record *tm_store_find(struct tm_store *s, const struct tm_rec_key *k)
 {
-	for (struct tm_record *rec = s->buckets[key_hash(s, k)]; rec; rec = rec->next)
-		if (key_eq(&rec->key, k))
-			return rec;
-	return NULL;
+	return tm_store_rec(tm_htab_find(&s->records, key_hash(k), rec_is, k));
 }
 
 struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k)
 {
 	struct tm_record *rec = tm_store_find(s, k);
-	size_t h;
 
 	if (rec)
 		return rec;
-	if (s->count >= s->n_buckets && grow(s))
-		goto nomem;
 	rec = calloc(1, sizeof(*rec));
-	if (!rec)
-		goto nomem;
+	if (!rec) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	rec->key = *k;
 	rec->first_frame = s->frames;
 	rec->changed = true;
-	h = key_hash(s, k);
-	rec->next = s->buckets[h];
-	s->buckets[h] = rec;
+	rec->node.hash = key_hash(k);
+	tm_htab_insert(&s->records, &rec->node);
 	s->count++;
 	s->processes += k->kind == TM_KIND_PROCESS;
 	return rec;
-nomem:
-	errno = ENOMEM;
-	return NULL;
 }
 
 struct tm_record *tm_store_process(struct tm_store *s, const struct tm_owner *o, __u32 exec_seq)
@@ -190,15 +156,8 @@ static struct tm_ifslot *ifslot(struct tm_record *rec, const struct tm_class *k)
 	for (uint32_t i = 0; i < rec->n_ifs; i++)
 		if (class_eq(&rec->ifs[i].key, k))
 			return &rec->ifs[i];
-	if (rec->n_ifs == rec->cap_ifs) {
-		uint32_t cap = rec->cap_ifs ? 2 * rec->cap_ifs : 4;
-
-		x = realloc(rec->ifs, cap * sizeof(*x));
-		if (!x)
-			return NULL;
-		rec->ifs = x;
-		rec->cap_ifs = cap;
-	}
+	if (tm_array_reserve(&rec->ifs, &rec->cap_ifs, sizeof(*rec->ifs), rec->n_ifs + 1, 4))
+		return NULL;
 	x = &rec->ifs[rec->n_ifs++];
 	memset(x, 0, sizeof(*x));
 	x->key = *k;
@@ -222,20 +181,20 @@ void tm_store_add(struct tm_store *s, struct tm_record *rec, const struct tm_cla
 		if (k->l4 >= TM_L4_MAX || k->family >= TM_FAMILY_MAX)
 			return;
 		idx = TM_OVERFLOW_IDX(k->dir, k->l4, k->family);
-		tm_val_add(&rec->sock[idx].total, d);
+		tm_store_val_add(&rec->sock[idx].total, d);
 		rec->sock_used |= (uint16_t)(1u << idx);
 		return;
 	}
 	x = ifslot(rec, k);
 	if (!x)
 		return;
-	tm_val_add(&x->s.total, d);
+	tm_store_val_add(&x->s.total, d);
 	/* drops are not traffic the interface carried: left out of its sums */
 	if (k->layer == TM_LAYER_DROP)
 		return;
 	t = tm_store_if_total(s, k->netns, k->ifindex);
 	if (t)
-		tm_val_add(&t->dir[k->dir], d);
+		tm_store_val_add(&t->dir[k->dir], d);
 }
 
 /* ---- exits and expiry ---- */
@@ -250,13 +209,16 @@ void tm_store_exit(struct tm_store *s, const struct tm_owner *o, bool has_code, 
 {
 	struct tm_rec_key k = { .owner = { .tgid = o->tgid, .start_ns = o->start_ns },
 				.kind = TM_KIND_PROCESS };
+	uint64_t h = key_hash(&k);
 
 	/* An exit before any counter reading still gets its (final) record. */
 	if (!tm_store_owner_has_records(s, o) && !tm_store_get(s, &k))
 		return;
-	for (struct tm_record *rec = s->buckets[key_hash(s, &k)]; rec; rec = rec->next) {
-		if (rec->key.kind != TM_KIND_PROCESS || !same_owner(&rec->key.owner, o) ||
-		    rec->exited)
+	for (struct tm_hnode *x = tm_htab_chain(&s->records, h); x; x = x->next) {
+		struct tm_record *rec = tm_store_rec(x);
+
+		if (x->hash != h || rec->key.kind != TM_KIND_PROCESS ||
+		    !same_owner(&rec->key.owner, o) || rec->exited)
 			continue;
 		rec->exited = true;
 		rec->has_exit_code = has_code;
@@ -269,9 +231,11 @@ void tm_store_exit(struct tm_store *s, const struct tm_owner *o, bool has_code, 
 bool tm_store_owner_has_records(struct tm_store *s, const struct tm_owner *o)
 {
 	struct tm_rec_key k = { .owner = *o, .kind = TM_KIND_PROCESS };
+	uint64_t h = key_hash(&k);
 
-	for (struct tm_record *rec = s->buckets[key_hash(s, &k)]; rec; rec = rec->next)
-		if (rec->key.kind == TM_KIND_PROCESS && same_owner(&rec->key.owner, o))
+	for (struct tm_hnode *x = tm_htab_chain(&s->records, h); x; x = x->next)
+		if (x->hash == h && tm_store_rec(x)->key.kind == TM_KIND_PROCESS &&
+		    same_owner(&tm_store_rec(x)->key.owner, o))
 			return true;
 	return false;
 }
@@ -280,21 +244,19 @@ void tm_store_expire(struct tm_store *s, uint64_t now,
 		     bool (*drain)(void *ctx, struct tm_record *rec),
 		     void (*forget)(void *ctx, const struct tm_owner *o), void *ctx)
 {
-	for (size_t i = 0; i < s->n_buckets; i++) {
-		struct tm_record **pp = &s->buckets[i], *rec;
+	for (size_t i = 0; i < s->records.n_b; i++) {
+		struct tm_hnode *x = s->records.b[i], *next;
 
-		while ((rec = *pp)) {
+		for (; x; x = next) {
+			struct tm_record *rec = tm_store_rec(x);
 			struct tm_owner o = rec->key.owner;
 
-			if (!rec->expire_ns || now < rec->expire_ns) {
-				pp = &rec->next;
+			next = x->next;
+			if (!rec->expire_ns || now < rec->expire_ns)
 				continue;
-			}
-			if (drain(ctx, rec)) {
-				pp = &rec->next; /* not done yet: looked at again next frame */
-				continue;
-			}
-			*pp = rec->next;
+			if (drain(ctx, rec))
+				continue; /* not done yet: looked at again next frame */
+			tm_htab_remove(&s->records, x);
 			s->count--;
 			s->processes -= rec->key.kind == TM_KIND_PROCESS;
 			record_free(s, rec);
@@ -311,13 +273,11 @@ struct tm_if_total *tm_store_if_total(struct tm_store *s, __u32 netns, __u32 ifi
 	struct tm_if_total *t = s->if_totals.data;
 
 	for (size_t i = 0; i < s->if_totals.len; i++)
-		if (t[i].netns == netns && t[i].ifindex == ifindex)
+		if (t[i].iface.netns == netns && t[i].iface.ifindex == ifindex)
 			return &t[i];
 	t = tm_vec_push(&s->if_totals, sizeof(*t));
-	if (t) {
-		t->netns = netns;
-		t->ifindex = ifindex;
-	}
+	if (t)
+		t->iface = (struct tm_iface_key){ .netns = netns, .ifindex = ifindex };
 	return t;
 }
 

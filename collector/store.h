@@ -40,7 +40,6 @@ struct tm_rec_key {
 /* Socket-layer counters of a record: one slot per direction x L4 x family,
  * indexed by TM_OVERFLOW_IDX(). */
 #define TM_SOCK_SLOTS TM_OVERFLOW_SLOTS
-_Static_assert(TM_SOCK_SLOTS <= 16, "tm_record.sock_used is a 16-bit map");
 
 /* One counter as the store follows it. */
 struct tm_slot {
@@ -56,7 +55,7 @@ struct tm_ifslot {
 };
 
 struct tm_record {
-	struct tm_record *next;         /* hash chain */
+	struct tm_hnode node;           /* in tm_store.records */
 	struct tm_rec_key key;
 	struct tm_meta meta;
 	bool exited;
@@ -69,16 +68,21 @@ struct tm_record {
 	uint16_t sock_used;             /* bitmap of sock[] slots with counters */
 	struct tm_slot sock[TM_SOCK_SLOTS];
 	struct tm_ifslot *ifs;
-	uint32_t n_ifs, cap_ifs;
+	uint32_t n_ifs;
+	size_t cap_ifs;
 	void *enc;                      /* encode.c's cache of this record */
 	size_t enc_cap;
 	struct tm_vec bpf_slots;        /* __u32: mapio.c's slots counting for it */
 };
 
+/* One more direction, protocol or family would overflow the bitmap. */
+_Static_assert(TM_SOCK_SLOTS <= 8 * sizeof(((struct tm_record *)0)->sock_used),
+	       "tm_record.sock_used has a bit per socket-layer slot");
+
 /* Cumulative interface-layer sums of one interface, kept apart from the
  * records: freeing an exited process's record must not lower them. */
 struct tm_if_total {
-	__u32 netns, ifindex;
+	struct tm_iface_key iface;
 	struct tm_counter_val dir[TM_DIR_MAX];
 };
 
@@ -90,9 +94,14 @@ struct tm_if_name {
 	char name[16];
 };
 
+/* The record of a node of tm_store.records (NULL for NULL). */
+static inline struct tm_record *tm_store_rec(struct tm_hnode *x)
+{
+	return x ? TM_CONTAINER_OF(x, struct tm_record, node) : NULL;
+}
+
 struct tm_store {
-	struct tm_record **buckets;
-	size_t n_buckets;               /* power of two */
+	struct tm_htab records;         /* struct tm_record by key: owner, kind */
 	size_t count;                   /* every record */
 	size_t processes;               /* TM_KIND_PROCESS records */
 	uint64_t frames;                /* frames built so far (encode.c counts) */
@@ -140,9 +149,10 @@ void tm_store_expire(struct tm_store *s, uint64_t now,
 		     void (*forget)(void *ctx, const struct tm_owner *o), void *ctx);
 
 /* Iteration: every record, in no particular order. */
-#define tm_store_each(s, rec, i)                                     \
-	for (size_t i = 0; i < (s)->n_buckets; i++)                  \
-		for (struct tm_record *rec = (s)->buckets[i]; rec; rec = rec->next)
+#define tm_store_each(s, rec, i)                                                  \
+	for (size_t i = 0; i < (s)->records.n_b; i++)                             \
+		for (struct tm_record *rec = tm_store_rec((s)->records.b[i]); rec; \
+		     rec = tm_store_rec(rec->node.next))
 
 /* Interface sums and names. */
 struct tm_if_total *tm_store_if_total(struct tm_store *s, __u32 netns, __u32 ifindex);
@@ -150,8 +160,8 @@ void tm_store_if_name_set(struct tm_store *s, uint64_t netns, int ifindex, const
 const char *tm_store_if_name(const struct tm_store *s, uint64_t netns, int ifindex);
 
 /* a += b, d = a - b, over every counter field. */
-void tm_val_add(struct tm_counter_val *a, const struct tm_counter_val *b);
-void tm_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
+void tm_store_val_add(struct tm_counter_val *a, const struct tm_counter_val *b);
+void tm_store_val_sub(struct tm_counter_val *d, const struct tm_counter_val *a,
 		const struct tm_counter_val *b);
 
 #endif /* TM_STORE_H */

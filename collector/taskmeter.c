@@ -123,7 +123,7 @@ static void format_argv(const Taskmeter__ProcessRecord *r, char *buf, size_t len
 			buf[at++] = ' ';
 			cols++;
 		}
-		cols += tm_term_text(buf + at, len - at, r->argv[i], max_cols - cols);
+		cols += tm_render_term_text(buf + at, len - at, r->argv[i], max_cols - cols);
 		at += strlen(buf + at);
 	}
 	if (r->has_argv_truncated && r->argv_truncated && cols + 4 <= max_cols &&
@@ -141,11 +141,11 @@ static size_t format_comm(const Taskmeter__ProcessRecord *r, char *buf, size_t l
 	size_t cols;
 
 	if (r->has_kind && r->kind != TASKMETER__RECORD_KIND__PROCESS) {
-		name = tm_record_kind_label(r->kind);
+		name = tm_render_kind_label(r->kind);
 		snprintf(label, sizeof(label), "(%s)", name ? name : "?");
 		name = label;
 	}
-	cols = tm_term_text(comm, sizeof(comm), name, COMM_COLS);
+	cols = tm_render_term_text(comm, sizeof(comm), name, COMM_COLS);
 	snprintf(buf, len, "%s%s", comm, exited);
 	return cols + strlen(exited);
 }
@@ -171,7 +171,7 @@ static void iface_bytes(const Taskmeter__ProcessRecord *r, uint64_t *rx, uint64_
 		if (t->layer != TASKMETER__LAYER__XDP && t->layer != TASKMETER__LAYER__TC)
 			continue;
 		*(t->direction == TASKMETER__DIRECTION__EGRESS ? tx : rx) +=
-			tm_counter_bytes(t->total);
+			tm_render_counter_bytes(t->total);
 	}
 }
 
@@ -184,8 +184,8 @@ static void dump_text_record(const Taskmeter__ProcessRecord *r)
 	format_comm(r, comm, sizeof(comm));
 	format_argv(r, argv, sizeof(argv), ARGV_COLS);
 	iface_bytes(r, &irx, &itx);
-	printf("  %s %s rx %" PRIu64 " tx %" PRIu64, pid, comm, tm_counter_bytes(r->rx_total),
-	       tm_counter_bytes(r->tx_total));
+	printf("  %s %s rx %" PRIu64 " tx %" PRIu64, pid, comm, tm_render_counter_bytes(r->rx_total),
+	       tm_render_counter_bytes(r->tx_total));
 	if (irx || itx)
 		printf(" iface rx %" PRIu64 " tx %" PRIu64, irx, itx);
 	printf("%s%s\n", argv[0] ? " " : "", argv);
@@ -194,7 +194,7 @@ static void dump_text_record(const Taskmeter__ProcessRecord *r)
 static void dump_counters(const char *what, const Taskmeter__Counters *c)
 {
 	printf(" %s %" PRIu64 " pkts %" PRIu64 " B", what, c && c->has_packets ? c->packets : 0,
-	       tm_counter_bytes(c));
+	       tm_render_counter_bytes(c));
 }
 
 /* Records (cumulative since the collector started) next to the kernel's
@@ -203,7 +203,7 @@ static void dump_text_iface(const Taskmeter__Interface *i)
 {
 	char name[64];
 
-	tm_term_text(name, sizeof(name), i->name ? i->name : "?", 16);
+	tm_render_term_text(name, sizeof(name), i->name ? i->name : "?", 16);
 	printf("  interface %s netns %" PRIu64 " ifindex %" PRIu32 " xdp %s tc %s:", name,
 	       i->netns, i->ifindex, i->xdp_mode ? i->xdp_mode : "-",
 	       i->tc_mode ? i->tc_mode : "-");
@@ -234,11 +234,11 @@ static int dump_frame(Taskmeter__Frame *f, const struct opts *o)
 {
 	if (o->records) {
 		for (size_t i = 0; i < f->n_records; i++) {
-			tm_json_record_line(stdout, f, f->records[i]);
+			tm_render_json_record_line(stdout, f, f->records[i]);
 			putchar('\n');
 		}
 	} else if (o->json) {
-		tm_json_frame(stdout, f);
+		tm_render_json_frame(stdout, f);
 		putchar('\n');
 	} else {
 		dump_text(f);
@@ -283,33 +283,6 @@ static const char *command_usage(const char *name)
 	return own ? own->usage : cmd ? cmd->usage : NULL;
 }
 
-static int parse_number(const char *name, const char *arg, double *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtod(arg, &end);
-	if (errno || end == arg || *end || *out < 0) {
-		fprintf(stderr, "taskmeter: %s wants a non-negative number, not '%s'\n", name,
-			arg);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int parse_count(const char *arg, unsigned long long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoull(arg, &end, 10);
-	if (errno || end == arg || *end || *out == 0 || arg[0] == '-') {
-		fprintf(stderr, "taskmeter: --count wants a positive integer, not '%s'\n", arg);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* optopt is the option whose argument is missing, else 0 or unknown. */
 static int bad_option(const struct command *cmd, const char *arg, int optopt_)
 {
@@ -340,8 +313,8 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, struct o
 	while (!err && (c = getopt_long(argc, argv, "s:w:n:jrh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': o->socket = optarg; break;
-		case 'w': err = parse_number("--wait", optarg, &o->wait_s); break;
-		case 'n': err = parse_count(optarg, &o->count); break;
+		case 'w': err = tm_client_parse_wait(optarg, &o->wait_s); break;
+		case 'n': err = tm_client_parse_count(optarg, &o->count); break;
 		case 'j':
 			o->json = true;
 			err = cmd->has_json ? 0 : bad_option(cmd, argv[optind - 1], 0);

@@ -39,6 +39,7 @@
 #include "ifaces.h"
 #include "log.h"
 #include "mapio.h"
+#include "mapsize.h"
 #include "meta.h"
 #include "store.h"
 #include "taskmeter.skel.h"
@@ -136,15 +137,8 @@ static void add_view(void *ctx, const struct tm_iface_info *info)
 	struct tm_daemon *d = ctx;
 	struct tm_if_view *v;
 
-	if (d->n_views == d->cap_views) {
-		size_t cap = d->cap_views ? 2 * d->cap_views : 16;
-
-		v = realloc(d->views, cap * sizeof(*v));
-		if (!v)
-			return;
-		d->views = v;
-		d->cap_views = cap;
-	}
+	if (tm_array_reserve(&d->views, &d->cap_views, sizeof(*d->views), d->n_views + 1, 16))
+		return;
 	v = &d->views[d->n_views++];
 	memset(v, 0, sizeof(*v));
 	v->netns = info->netns;
@@ -186,9 +180,6 @@ static void forget_cb(void *ctx, const struct tm_owner *o)
 
 	tm_mapio_forget(&d->io, o);
 }
-
-/* Records checked against /proc per interval for a missed exit. */
-#define TM_REAP_PER_TICK 256
 
 static void frame_header(struct tm_daemon *d, Taskmeter__Frame *f, uint64_t t0)
 {
@@ -358,9 +349,10 @@ static int open_export(struct tm_daemon *d)
 		return err;
 	}
 	export_opts(&d->cfg, &o, gid);
-	d->exp = tm_export_open(&o, d->epfd, &err);
+	d->exp = tm_export_open(&o, d->epfd);
 	if (d->exp)
 		return 0;
+	err = -errno;
 	tm_err("%s: %s: %s%s\n", tm_config_where(&d->cfg, "socket_path", where, sizeof(where)),
 	       d->cfg.socket_path, strerror(-err), export_error(err));
 	/* a path that cannot be a socket is the configuration's fault */
@@ -467,9 +459,9 @@ static int setup_bpf(struct tm_daemon *d)
 		tm_err("ring buffer: %s\n", strerror(-err));
 	tm_info("ring buffer: %u KiB, room for %llu metadata events of %zu bytes (argv and "
 		"environment of 512), %llu at their largest (argv_max, env_max)\n",
-		d->cfg.ringbuf_kib, tm_bpf_ringbuf_events(&d->cfg, sizeof(struct tm_meta_event) + 512),
+		d->cfg.ringbuf_kib, tm_mapsize_ringbuf_events(&d->cfg, sizeof(struct tm_meta_event) + 512),
 		sizeof(struct tm_meta_event) + 512,
-		tm_bpf_ringbuf_events(&d->cfg, sizeof(struct tm_meta_event) + d->cfg.argv_max +
+		tm_mapsize_ringbuf_events(&d->cfg, sizeof(struct tm_meta_event) + d->cfg.argv_max +
 						 d->cfg.env_max));
 	return err;
 }
@@ -505,8 +497,9 @@ static int setup(struct tm_daemon *d)
 	err = tm_bpf_seed_sockets(&d->bpf);
 	if (err == -ENOTRECOVERABLE) /* stuck in another network namespace */
 		return err;
-	d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd, &err);
+	d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd);
 	if (!d->ifs) {
+		err = -errno;
 		d->config_error = err == -ENOENT || err == -ENOTDIR; /* a netns that is not there */
 		return err;
 	}
@@ -574,11 +567,19 @@ static void keep_fixed(struct tm_config *n, const struct tm_config *o, char *lis
 	FIXED(metadata_procfs, "metadata");
 	FIXED(argv_max, "argv_max");
 	FIXED(env_max, "env_max");
-	FIXED(max_owner_records, "counter_entries");
-	FIXED(meta_entries, "meta_entries");
-	FIXED(ringbuf_kib, "ringbuf_kib");
-	FIXED(flow_entries, "flow_entries");
 #undef FIXED
+	/* every key that sizes a map (several maps may share one) */
+	for (size_t i = 0; i < tm_mapsize_table_n; i++) {
+		const struct tm_map_size *ms = &tm_mapsize_table[i];
+		unsigned int *nv = (unsigned int *)((char *)n + ms->off);
+		const unsigned int *ov = (const unsigned int *)((const char *)o + ms->off);
+
+		if (*nv == *ov)
+			continue;
+		at += (size_t)snprintf(list + at, at < len ? len - at : 0, "%s%s", at ? ", " : "",
+				       ms->key);
+		*nv = *ov;
+	}
 }
 
 static bool ifaces_differ(const struct tm_config *a, const struct tm_config *b)
@@ -606,9 +607,9 @@ static void apply_live(struct tm_daemon *d, const struct tm_config *o)
 	if (ifaces_differ(a, b)) {
 		tm_info("reload: interfaces changed: re-attaching XDP and TC\n");
 		tm_ifaces_close(d->ifs, false);
-		d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd, &err);
+		d->ifs = tm_ifaces_open(&d->cfg, &d->bpf, d->epfd);
 		if (!d->ifs)
-			tm_err("reload: interfaces: %s: none attached\n", strerror(-err));
+			tm_err("reload: interfaces: %s: none attached\n", strerror(errno));
 		d->io.l2_less_ctx = d->ifs;
 	}
 }
@@ -776,12 +777,12 @@ int main(int argc, char **argv)
 		err = 0;
 	} else if (d.args.print_memory) {
 		printf("BPF maps: at most %llu bytes (%d CPUs)\n",
-		       tm_bpf_map_memory(&d.cfg, libbpf_num_possible_cpus(), stdout),
+		       tm_mapsize_print(&d.cfg, libbpf_num_possible_cpus(), stdout),
 		       libbpf_num_possible_cpus());
 		printf("ring buffer: room for %llu metadata events of 512 bytes of argv and "
 		       "environment, %llu at their largest\n",
-		       tm_bpf_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + 512),
-		       tm_bpf_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + d.cfg.argv_max +
+		       tm_mapsize_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + 512),
+		       tm_mapsize_ringbuf_events(&d.cfg, sizeof(struct tm_meta_event) + d.cfg.argv_max +
 						       d.cfg.env_max));
 		err = 0;
 	} else if (d.args.remove_state) {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* What taskmeter top shows, as lines of text for a width (see topview.h). */
 #define _GNU_SOURCE /* strcasestr */
 #include <errno.h>
 #include <inttypes.h>
@@ -9,6 +10,7 @@
 
 #include "render.h"
 #include "topview.h"
+#include "util.h"
 
 /* argv joined: enough bytes for TM_TOP_MAX_COLS columns of anything. */
 #define CMD_MAX (4 * TM_TOP_MAX_COLS + 1)
@@ -19,19 +21,24 @@
 #define NAME_MIN 10
 #define CMD_MIN 8
 
-static const int bucket_kinds[TM_TOP_BUCKETS] = {
+static const int bucket_kinds[] = {
 	TASKMETER__RECORD_KIND__FORWARDED, TASKMETER__RECORD_KIND__LOCAL_NO_OWNER,
 	TASKMETER__RECORD_KIND__NON_IP,    TASKMETER__RECORD_KIND__MALFORMED,
 	TASKMETER__RECORD_KIND__OVERFLOW,  TASKMETER__RECORD_KIND__UNATTRIBUTED,
 };
 
-static const char *const group_names[TM_GROUP_MAX] = {
+static const char *const group_names[] = {
 	"process", "service", "container", "cgroup", "user",
 };
 
-static const char *const group_labels[TM_GROUP_MAX] = {
+static const char *const group_labels[] = {
 	"COMM", "SERVICE", "CONTAINER", "CGROUP", "USER",
 };
+
+/* One more bucket or grouping without its entry here would read as 0 / NULL. */
+_Static_assert(TM_ARRAY_SIZE(bucket_kinds) == TM_TOP_BUCKETS, "a record kind per bucket");
+_Static_assert(TM_ARRAY_SIZE(group_names) == TM_GROUP_MAX &&
+	       TM_ARRAY_SIZE(group_labels) == TM_GROUP_MAX, "a name and label per grouping");
 
 void tm_top_init(struct tm_top *t)
 {
@@ -411,16 +418,10 @@ void tm_top_forget(struct tm_top *t)
 
 int tm_top_set_frame(struct tm_top *t, const Taskmeter__Frame *f)
 {
-	struct tm_top_row *rows;
 	int err;
 
-	if (f->n_records > t->cap_rows) {
-		rows = realloc(t->rows, f->n_records * sizeof(*rows));
-		if (!rows)
-			return -ENOMEM;
-		t->rows = rows;
-		t->cap_rows = f->n_records;
-	}
+	if (tm_array_reserve(&t->rows, &t->cap_rows, sizeof(*t->rows), f->n_records, 16))
+		return -ENOMEM;
 	/* Counting started over: so do the records-vs-kernel windows. */
 	if (f->has_counters_id && f->counters_id != t->counters_id && t->base_ts)
 		tm_top_forget(t);
@@ -523,11 +524,11 @@ static size_t line_text_ex(struct line *l, const char *txt, size_t width, bool t
 
 	if (width > room)
 		width = room;
-	if (tail && tm_term_width(txt, l->ascii) > width && width > 3) {
-		c = tm_term_fit(at, sizeof(l->s) - l->len, "...", 3, true);
-		c += tm_term_tail(at + 3, sizeof(l->s) - l->len - 3, txt, width - 3, l->ascii);
+	if (tail && tm_render_term_width(txt, l->ascii) > width && width > 3) {
+		c = tm_render_term_fit(at, sizeof(l->s) - l->len, "...", 3, true);
+		c += tm_render_term_tail(at + 3, sizeof(l->s) - l->len - 3, txt, width - 3, l->ascii);
 	} else {
-		c = tm_term_fit(at, sizeof(l->s) - l->len, txt, width, l->ascii);
+		c = tm_render_term_fit(at, sizeof(l->s) - l->len, txt, width, l->ascii);
 	}
 	l->len += strlen(at);
 	l->cols += c;
@@ -571,7 +572,7 @@ struct col {
 static struct col col_make(const char *label, unsigned flags, int prio, size_t min)
 {
 	struct col c = { .label = label, .flags = flags, .prio = prio, .min = min };
-	size_t w = tm_term_width(label, true);
+	size_t w = tm_render_term_width(label, true);
 
 	c.want = w;
 	if (w > c.min)
@@ -581,7 +582,7 @@ static struct col col_make(const char *label, unsigned flags, int prio, size_t m
 
 static void col_want(struct col *c, const char *txt, bool ascii)
 {
-	size_t w = tm_term_width(txt, ascii);
+	size_t w = tm_render_term_width(txt, ascii);
 
 	if (w > c->want)
 		c->want = w;
@@ -658,7 +659,7 @@ static void put_cell(struct line *l, const struct col *c, const char *txt, bool 
 	if (!*first)
 		line_spaces(l, 1);
 	*first = false;
-	w = tm_term_width(txt, l->ascii);
+	w = tm_render_term_width(txt, l->ascii);
 	if ((c->flags & COL_RIGHT) && w < c->width)
 		line_spaces(l, c->width - w);
 	w = line_text_ex(l, txt, c->width, c->flags & COL_TAIL);
@@ -697,7 +698,7 @@ static void fmt_bytes(const struct tm_top *t, uint64_t v, char *buf, size_t len)
 	if (t->view.exact)
 		snprintf(buf, len, "%" PRIu64, v);
 	else
-		tm_human_bytes(v, buf, len);
+		tm_render_human_bytes(v, buf, len);
 }
 
 static void fmt_rate(const struct tm_top *t, uint64_t delta, char *buf, size_t len)
@@ -1051,7 +1052,7 @@ static void for_each_bucket(const struct tm_top *t,
 	static const struct tm_top_bucket none;
 
 	for (int b = 0; b < TM_TOP_BUCKETS; b++) {
-		const char *name = tm_record_kind_label(bucket_kinds[b]);
+		const char *name = tm_render_kind_label(bucket_kinds[b]);
 		bool any = false;
 
 		for (int k = 0; k < TM_LAYER_MAX; k++) {

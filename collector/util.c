@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Clocks, a growable array and strict UTF-8 (see util.h). */
+/* Clocks, a growable array, a hash table and strict UTF-8 (see util.h). */
+#define _GNU_SOURCE /* reallocarray */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,20 +15,31 @@ uint64_t tm_now_ns(clockid_t clock)
 	return (uint64_t)ts.tv_sec * TM_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
+int tm_array_reserve(void *pdata, size_t *cap, size_t elem, size_t need, size_t first)
+{
+	size_t n = *cap ? *cap : (first ? first : 1);
+	void *data;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	memcpy(&data, pdata, sizeof(data));
+	data = reallocarray(data, n, elem);
+	if (!data)
+		return -ENOMEM;
+	memcpy(pdata, &data, sizeof(data));
+	*cap = n;
+	return 0;
+}
+
 void *tm_vec_push(struct tm_vec *v, size_t elem)
 {
 	char *p;
 
-	if (v->len == v->cap) {
-		size_t cap = v->cap ? 2 * v->cap : 8;
-
-		p = realloc(v->data, cap * elem);
-		if (!p) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		v->data = p;
-		v->cap = cap;
+	if (tm_array_reserve(&v->data, &v->cap, elem, v->len + 1, 8)) {
+		errno = ENOMEM;
+		return NULL;
 	}
 	p = (char *)v->data + v->len++ * elem;
 	memset(p, 0, elem);
@@ -39,6 +51,78 @@ void tm_vec_free(struct tm_vec *v)
 	free(v->data);
 	memset(v, 0, sizeof(*v));
 }
+
+/* ---- hash table ---- */
+
+int tm_htab_init(struct tm_htab *t, size_t n_buckets)
+{
+	t->b = calloc(n_buckets, sizeof(*t->b));
+	t->n_b = n_buckets;
+	t->count = 0;
+	return t->b ? 0 : -ENOMEM;
+}
+
+void tm_htab_free(struct tm_htab *t)
+{
+	free(t->b);
+	memset(t, 0, sizeof(*t));
+}
+
+static void htab_grow(struct tm_htab *t)
+{
+	size_t n = t->n_b * 2;
+	struct tm_hnode **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return;
+	for (size_t i = 0; i < t->n_b; i++) {
+		struct tm_hnode *x, *next;
+
+		for (x = t->b[i]; x; x = next) {
+			next = x->next;
+			x->next = b[x->hash & (n - 1)];
+			b[x->hash & (n - 1)] = x;
+		}
+	}
+	free(t->b);
+	t->b = b;
+	t->n_b = n;
+}
+
+void tm_htab_insert(struct tm_htab *t, struct tm_hnode *x)
+{
+	struct tm_hnode **head;
+
+	if (t->count >= t->n_b)
+		htab_grow(t);
+	head = &t->b[x->hash & (t->n_b - 1)];
+	x->next = *head;
+	*head = x;
+	t->count++;
+}
+
+struct tm_hnode *tm_htab_find(const struct tm_htab *t, uint64_t hash,
+			      bool (*is)(const struct tm_hnode *x, const void *key), const void *key)
+{
+	for (struct tm_hnode *x = tm_htab_chain(t, hash); x; x = x->next)
+		if (x->hash == hash && is(x, key))
+			return x;
+	return NULL;
+}
+
+void tm_htab_remove(struct tm_htab *t, struct tm_hnode *x)
+{
+	struct tm_hnode **pp = &t->b[x->hash & (t->n_b - 1)];
+
+	while (*pp && *pp != x)
+		pp = &(*pp)->next;
+	if (!*pp)
+		return;
+	*pp = x->next;
+	t->count--;
+}
+
+/* ---- UTF-8 ---- */
 
 /*
  * Sequence length announced by lead byte b, with the range its second byte

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Small helpers every collector module uses: clocks, a growable array, a
- * 64-bit hash mix, strict UTF-8. One copy each.
+ * chained hash table, a 64-bit hash mix, strict UTF-8. One copy each.
  */
 #ifndef TM_UTIL_H
 #define TM_UTIL_H
@@ -13,9 +13,19 @@
 
 #define TM_NSEC_PER_SEC 1000000000ull
 #define TM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* The struct of type whose member ptr points at. */
+#define TM_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 /* The clock in nanoseconds (CLOCK_MONOTONIC, CLOCK_REALTIME, ...). */
 uint64_t tm_now_ns(clockid_t clock);
+
+/*
+ * Makes the array *pdata (a T ** passed as void *, of *cap elements of
+ * size elem) hold at least need elements: its capacity doubles, starting
+ * at first, and what it holds is kept. 0, or -ENOMEM with the array as it
+ * was. Every growable array of the collector grows through this.
+ */
+int tm_array_reserve(void *pdata, size_t *cap, size_t elem, size_t need, size_t first);
 
 /* A growable array of elements of one size. Zero-initialise to start. */
 struct tm_vec {
@@ -27,6 +37,45 @@ struct tm_vec {
  * errno = ENOMEM. */
 void *tm_vec_push(struct tm_vec *v, size_t elem);
 void tm_vec_free(struct tm_vec *v);
+
+/*
+ * A chained hash table of nodes embedded in the caller's structs. The
+ * caller hashes (tm_hash64) and compares keys: a lookup walks
+ * tm_htab_chain(t, hash) comparing node->hash first. It grows as it
+ * fills; a grow that fails leaves longer chains, never a lost insert.
+ */
+struct tm_hnode {
+	struct tm_hnode *next;
+	uint64_t hash;
+};
+
+struct tm_htab {
+	struct tm_hnode **b;
+	size_t n_b;             /* buckets, a power of two */
+	size_t count;
+};
+
+/* n_buckets: a power of two. 0 or -ENOMEM. */
+int tm_htab_init(struct tm_htab *t, size_t n_buckets);
+/* The buckets; the nodes are the caller's. */
+void tm_htab_free(struct tm_htab *t);
+/* x->hash set by the caller. */
+void tm_htab_insert(struct tm_htab *t, struct tm_hnode *x);
+void tm_htab_remove(struct tm_htab *t, struct tm_hnode *x);
+
+static inline struct tm_hnode *tm_htab_chain(const struct tm_htab *t, uint64_t hash)
+{
+	return t->b[hash & (t->n_b - 1)];
+}
+
+/* The first node of that hash for which is(node, key) holds, or NULL. */
+struct tm_hnode *tm_htab_find(const struct tm_htab *t, uint64_t hash,
+			      bool (*is)(const struct tm_hnode *x, const void *key), const void *key);
+
+/* Every node, in no order. Removing x while at it: take x->next first. */
+#define tm_htab_each(t, x, i)                                \
+	for (size_t i = 0; i < (t)->n_b; i++)                \
+		for (struct tm_hnode *x = (t)->b[i]; x; x = x->next)
 
 /* A 64-bit mix (splitmix64's finaliser) for hash tables. */
 static inline uint64_t tm_hash64(uint64_t x)

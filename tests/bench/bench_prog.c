@@ -221,7 +221,7 @@ static int load_objs(void)
 			tm_err("cannot open %s: %s\n", obj_name(i), strerror(-err));
 			return err;
 		}
-		err = i == OBJ_XDP || i == OBJ_TC ? tm_bpf_reuse_maps(bench.obj[i], bench.obj[OBJ_MAIN])
+		err = i == OBJ_XDP || i == OBJ_TC ? tm_bpfmaps_reuse(bench.obj[i], bench.obj[OBJ_MAIN])
 						  : 0;
 		if (!err)
 			err = bpf_object__load(bench.obj[i]);

@@ -34,7 +34,7 @@ static inline bool fuzz_env_name_ok(const struct tm_config *c, unsigned int i)
 	for (unsigned int j = 0; j < i; j++)
 		if (!strcmp(c->env_allow[j], s))
 			return false; /* kept once */
-	return tm_env_allowed(c, s, len);
+	return tm_config_env_allowed(c, s, len);
 }
 
 static inline bool fuzz_items_ok(const char (*items)[TM_LIST_ITEM_MAX], unsigned int n,

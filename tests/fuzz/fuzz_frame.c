@@ -3,7 +3,7 @@
  * The client's frame decoder on an arbitrary byte stream: the input, but
  * for its first byte, is what the export socket delivers, read through
  * tm_frame_read() until it ends or fails, as `taskmeter dump` does; it also
- * goes to tm_varint_decode() on its own. The first byte is how many bytes
+ * goes to tm_frame_varint_decode() on its own. The first byte is how many bytes
  * one read(2) returns at most (0: all it can), as a socket splits a stream
  * where it likes: frame.o is linked with --wrap=read for this.
  *
@@ -54,7 +54,7 @@ static void check_varint(const uint8_t *data, size_t size)
 	uint8_t out[TM_VARINT_MAX];
 	uint64_t v, v2;
 	size_t used, used2, n;
-	int err = tm_varint_decode(data, size, &v, &used);
+	int err = tm_frame_varint_decode(data, size, &v, &used);
 
 	FUZZ_CHECK(!err || err == -EAGAIN || err == -EBADMSG);
 	if (err == -EAGAIN)
@@ -62,9 +62,9 @@ static void check_varint(const uint8_t *data, size_t size)
 	if (err)
 		return;
 	FUZZ_CHECK(used >= 1 && used <= TM_VARINT_MAX && used <= size);
-	n = tm_varint_encode(v, out);
+	n = tm_frame_varint_encode(v, out);
 	FUZZ_CHECK(n <= used);
-	FUZZ_CHECK(!tm_varint_decode(out, n, &v2, &used2) && v2 == v && used2 == n);
+	FUZZ_CHECK(!tm_frame_varint_decode(out, n, &v2, &used2) && v2 == v && used2 == n);
 }
 
 /* Does m, or a message in it, carry fields unknown to the schema? */
@@ -104,7 +104,7 @@ static void check_reencode(const Taskmeter__Frame *f)
 	uint64_t flen;
 
 	FUZZ_CHECK(buf);
-	FUZZ_CHECK(!tm_varint_decode(buf, len, &flen, &hdr) && flen == body && hdr + body == len);
+	FUZZ_CHECK(!tm_frame_varint_decode(buf, len, &flen, &hdr) && flen == body && hdr + body == len);
 	g = taskmeter__frame__unpack(NULL, body, buf + hdr);
 	if (!g && has_unknown(&f->base)) {
 		free(buf);

@@ -63,7 +63,7 @@ static int find_mount(const uint8_t *data, size_t size, const char *fstype, char
 	FUZZ_CHECK(f);
 	*buf = malloc(len);
 	FUZZ_CHECK(*buf);
-	err = tm_mountinfo_find(f, fstype, *buf, len);
+	err = tm_proc_mountinfo_find(f, fstype, *buf, len);
 	fclose(f);
 	return err;
 }
@@ -92,7 +92,7 @@ static void check_mountinfo(const uint8_t *data, size_t size)
 static void check_argv(const char *p, size_t size)
 {
 	const char *out[MAX_OUT];
-	size_t len[MAX_OUT], n = tm_argv_split(p, size, out, len, MAX_OUT), at = 0;
+	size_t len[MAX_OUT], n = tm_proc_argv_split(p, size, out, len, MAX_OUT), at = 0;
 
 	FUZZ_CHECK(n <= MAX_OUT && (size == 0) == (n == 0));
 	for (size_t i = 0; i < n; i++) {
@@ -109,7 +109,7 @@ static void check_argv(const char *p, size_t size)
 static void check_env(const char *p, size_t size)
 {
 	struct tm_env_pair out[MAX_OUT];
-	size_t n = tm_env_filter(&cfg, p, size, out, MAX_OUT);
+	size_t n = tm_proc_env_filter(&cfg, p, size, out, MAX_OUT);
 
 	FUZZ_CHECK(n <= MAX_OUT);
 	for (size_t i = 0; i < n; i++) {
@@ -117,7 +117,7 @@ static void check_env(const char *p, size_t size)
 
 		FUZZ_CHECK(e->name >= p && e->value == e->name + e->name_len + 1);
 		FUZZ_CHECK(e->value + e->value_len < p + size && e->value[e->value_len] == '\0');
-		FUZZ_CHECK(e->name[e->name_len] == '=' && tm_env_allowed(&cfg, e->name, e->name_len));
+		FUZZ_CHECK(e->name[e->name_len] == '=' && tm_config_env_allowed(&cfg, e->name, e->name_len));
 		FUZZ_CHECK(e->name == p || e->name[-1] == '\0');
 		for (size_t j = 0; j < i; j++)
 			FUZZ_CHECK(out[j].name_len != e->name_len ||

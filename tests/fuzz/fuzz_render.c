@@ -158,7 +158,7 @@ static void check_json(const char *s, size_t len)
 
 /* ---- terminal text and human units ---- */
 
-/* Characters of s as tm_term_text() counts them: code points or invalid bytes. */
+/* Characters of s as tm_render_term_text() counts them: code points or invalid bytes. */
 static size_t term_chars(const char *s)
 {
 	const uint8_t *p = (const uint8_t *)s;
@@ -182,7 +182,7 @@ static void check_term(const char *s, size_t size, size_t cols)
 	size_t got, len, want = term_chars(s);
 
 	FUZZ_CHECK(dst);
-	got = tm_term_text(dst, size, s, cols);
+	got = tm_render_term_text(dst, size, s, cols);
 	want = want < cols ? want : cols;
 	FUZZ_CHECK(got <= want);
 	if (size) {
@@ -209,7 +209,7 @@ static void check_string(const char *s)
 	struct json j;
 
 	FUZZ_CHECK(f);
-	tm_json_string(f, s);
+	tm_render_json_string(f, s);
 	FUZZ_CHECK(!fclose(f));
 	j = (struct json){ json, json + len };
 	FUZZ_CHECK(json_string(&j) && j.p == j.end);
@@ -226,9 +226,9 @@ static void check_human(uint64_t v, uint64_t interval_ns)
 	char buf[64];
 
 	/* With more room than TM_HUMAN_LEN: did the result need more? */
-	FUZZ_CHECK(strlen(tm_human_bytes(v, buf, sizeof(buf))) < TM_HUMAN_LEN);
-	FUZZ_CHECK(strlen(tm_human_rate(v, interval_ns, buf, sizeof(buf))) < TM_HUMAN_LEN);
-	FUZZ_CHECK(strlen(tm_human_rate(v, 1, buf, sizeof(buf))) < TM_HUMAN_LEN);
+	FUZZ_CHECK(strlen(tm_render_human_bytes(v, buf, sizeof(buf))) < TM_HUMAN_LEN);
+	FUZZ_CHECK(strlen(tm_render_human_rate(v, interval_ns, buf, sizeof(buf))) < TM_HUMAN_LEN);
+	FUZZ_CHECK(strlen(tm_render_human_rate(v, 1, buf, sizeof(buf))) < TM_HUMAN_LEN);
 }
 
 /* Every string and 64-bit number of m and the messages in it. */
@@ -263,13 +263,13 @@ static void walk(const ProtobufCMessage *m, uint64_t interval_ns, int depth)
 
 static void check_sorted(Taskmeter__Frame *f)
 {
-	tm_sort_records(f->records, f->n_records);
+	tm_render_sort_records(f->records, f->n_records);
 	for (size_t i = 1; i < f->n_records; i++) {
 		const Taskmeter__ProcessRecord *a = f->records[i - 1], *b = f->records[i];
-		uint64_t da = tm_counter_bytes(a->rx_delta) + tm_counter_bytes(a->tx_delta);
-		uint64_t db = tm_counter_bytes(b->rx_delta) + tm_counter_bytes(b->tx_delta);
-		uint64_t ta = tm_counter_bytes(a->rx_total) + tm_counter_bytes(a->tx_total);
-		uint64_t tb = tm_counter_bytes(b->rx_total) + tm_counter_bytes(b->tx_total);
+		uint64_t da = tm_render_counter_bytes(a->rx_delta) + tm_render_counter_bytes(a->tx_delta);
+		uint64_t db = tm_render_counter_bytes(b->rx_delta) + tm_render_counter_bytes(b->tx_delta);
+		uint64_t ta = tm_render_counter_bytes(a->rx_total) + tm_render_counter_bytes(a->tx_total);
+		uint64_t tb = tm_render_counter_bytes(b->rx_total) + tm_render_counter_bytes(b->tx_total);
 
 		FUZZ_CHECK(da > db || (da == db && (ta > tb || (ta == tb && a->pid <= b->pid))));
 	}
@@ -286,10 +286,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return -1; /* tm_frame_read() drops what does not unpack */
 	out = open_memstream(&json, &len);
 	FUZZ_CHECK(out);
-	tm_json_frame(out, f);
+	tm_render_json_frame(out, f);
 	for (size_t i = 0; i < f->n_records; i++) {
 		fputc('\n', out);
-		tm_json_message(out, &f->records[i]->base);
+		tm_render_json_message(out, &f->records[i]->base);
 	}
 	FUZZ_CHECK(!fclose(out));
 	/* Line by line: the frame, then each record alone. */

@@ -3,7 +3,7 @@
  * The socket-seeding parsers on arbitrary input: the input is a receive
  * buffer of NETLINK_SOCK_DIAG replies, each message given to
  * tm_sockdiag_parse() in a buffer of exactly its nlmsg_len bytes; and, as
- * a string, a /proc/<pid>/fd link for tm_parse_socket_link().
+ * a string, a /proc/<pid>/fd link for tm_sockdiag_parse_link().
  *
  * The walk over the buffer is the harness's, not libmnl's: the scan gets
  * its buffers from the kernel, and mnl_cb_run() (libmnl 1.0.4) trusts an
@@ -56,7 +56,7 @@ static void check_link(const char *link)
 	const char *digits = link + 8;
 	uint64_t ino = 0;
 
-	if (tm_parse_socket_link(link, &ino))
+	if (tm_sockdiag_parse_link(link, &ino))
 		return;
 	/* The kernel writes no leading zeros; taking them is harmless. */
 	while (digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9')

@@ -1,11 +1,19 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Table-driven packet tests of the interface layer: each row is a hand-built
- * frame run once through tm_xdp, tm_tc_ingress or tm_tc_egress with
- * BPF_PROG_TEST_RUN, with flow owners (and interface flags) seeded before,
- * and the change of tm_if_counters it must make: exactly one key, with the
- * exact layer, direction, L4, family, bucket or owner, +packets, +bytes and
- * +payload bytes. The programs never alter a frame: data_out == data_in.
+ * Table-driven packet tests: each row is a hand-built frame run once
+ * through tm_xdp, tm_tc_ingress, tm_tc_egress or the cgroup_skb programs
+ * with BPF_PROG_TEST_RUN, with flow owners (and interface flags) seeded
+ * before, and the change of tm_counters it must make: exactly one class (or
+ * reserved slot), with the exact layer, direction, L4, family, bucket or
+ * owner, +packets, +bytes and +payload bytes. The programs never alter a
+ * frame: data_out == data_in.
+ *
+ * cgroup_skb rows reach only the path of traffic without an owner: a test
+ * run gives the program a dummy socket the kernel makes for that run alone
+ * (net/bpf/test_run.c), which no cgroup/sock_create hook stamped, which has
+ * no socket storage that user space could set (that takes a socket fd), and
+ * whose cookie, the key of tm_seed, is only made when the program asks for
+ * it. Owned sockets are covered by the integration tests.
  *
  * The process runs in a network namespace of its own (unshare at the first
  * test), so bpf_fib_lookup sees only its loopback device: nothing of the
@@ -43,7 +51,7 @@
 
 #define TC_NEXT (-1) /* TC_ACT_UNSPEC */
 
-enum prog { XDP, TC_IN, TC_EG };
+enum prog { XDP, TC_IN, TC_EG, CG_IN, CG_EG };
 
 /* ---- the fixture: one load per test process ---- */
 
@@ -71,16 +79,16 @@ static int load_all(void)
 		return -errno;
 	err = taskmeter_bpf__load(fx.main);
 	if (!err)
-		err = tm_bpf_fill_slots(fx.main->obj); /* as the collector does */
+		err = tm_bpfmaps_fill_slots(fx.main->obj); /* as the collector does */
 	if (err)
 		return err;
 	fx.xdp = taskmeter_xdp__open();
 	fx.tc = taskmeter_tc__open();
 	if (!fx.xdp || !fx.tc)
 		return -errno;
-	err = tm_bpf_reuse_maps(fx.xdp->obj, fx.main->obj);
+	err = tm_bpfmaps_reuse(fx.xdp->obj, fx.main->obj);
 	if (!err)
-		err = tm_bpf_reuse_maps(fx.tc->obj, fx.main->obj);
+		err = tm_bpfmaps_reuse(fx.tc->obj, fx.main->obj);
 	if (!err)
 		err = taskmeter_xdp__load(fx.xdp);
 	if (!err)
@@ -493,6 +501,9 @@ static int prog_fd(enum prog prog)
 {
 	if (prog == XDP)
 		return bpf_program__fd(fx.xdp->progs.tm_xdp);
+	if (prog == CG_IN || prog == CG_EG)
+		return bpf_program__fd(prog == CG_IN ? fx.main->progs.tm_cgskb_ingress
+						     : fx.main->progs.tm_cgskb_egress);
 	return bpf_program__fd(prog == TC_IN ? fx.tc->progs.tm_tc_ingress
 					     : fx.tc->progs.tm_tc_egress);
 }
@@ -506,9 +517,13 @@ static void run_prog(const struct row *r, const struct pkt *p, struct result *re
 		    .data_out = out, .data_size_out = sizeof(out), .repeat = 1,
 		    .ctx_in = use_ctx ? &ctx : NULL, .ctx_size_in = use_ctx ? sizeof(ctx) : 0);
 
+	/* A cgroup_skb program sees the packet from its IP header on: the
+	 * Ethernet header comes back zeroed. */
+	size_t l2 = r->prog == CG_IN || r->prog == CG_EG ? p->l3 : 0;
+
 	res->err = bpf_prog_test_run_opts(prog_fd(r->prog), &o) ? -errno : 0;
 	res->verdict = (int)o.retval;
-	res->same = o.data_size_out == p->len && !memcmp(out, p->d, p->len);
+	res->same = o.data_size_out == p->len && !memcmp(out + l2, p->d + l2, p->len - l2);
 }
 
 static int row_run(const struct row *r, struct pkt *p, struct result *res)
@@ -557,16 +572,33 @@ static bool row_check_key(const struct row *r, const struct pkt *p, const struct
 	return true;
 }
 
+/* cgroup_skb: the socket-layer slot of unattributed traffic, by direction,
+ * L4 and family; IP bytes (the program's data starts at the IP header). */
+static bool row_check_cgskb(const struct row *r, const struct pkt *p, const struct result *res)
+{
+	const struct expect *x = &r->x;
+	__u8 dir = r->prog == CG_EG ? TM_DIR_EGRESS : TM_DIR_INGRESS;
+
+	ASSERT_EQ(res->c.n, 1);
+	ASSERT_EQ(res->c.key[0].ifindex, ~(__u32)TM_SLOT_UNATTRIBUTED(dir, x->l4, x->family));
+	ASSERT_EQ(res->c.d[0].packets, 1);
+	ASSERT_EQ(res->c.d[0].bytes, p->len - p->l3);
+	ASSERT_EQ(res->c.d[0].payload_bytes, x->payload);
+	return true;
+}
+
 static bool row_check(const struct row *r, const struct pkt *p, const struct result *res)
 {
+	bool cgskb = r->prog == CG_IN || r->prog == CG_EG;
+
 	ASSERT_EQ(res->err, r->x.err);
 	if (r->x.err || r->x.none) {
 		ASSERT_EQ(res->c.n, 0);
 		return true;
 	}
-	ASSERT_EQ(res->verdict, r->prog == XDP ? XDP_PASS : TC_NEXT);
+	ASSERT_EQ(res->verdict, r->prog == XDP ? XDP_PASS : cgskb ? 1 /* allow */ : TC_NEXT);
 	ASSERT_TRUE(res->same);
-	return row_check_key(r, p, res);
+	return cgskb ? row_check_cgskb(r, p, res) : row_check_key(r, p, res);
 }
 
 static bool run_table(const struct row *rows, size_t n)
@@ -970,3 +1002,38 @@ TM_TEST(packet_forwarded)
 	ASSERT_EQ(system("ip link del tmpkt0"), 0);
 	return ok;
 }
+
+/* The socket layer without an owner (see the top of this file for why a
+ * test run has no owned socket): every IP packet is counted, in the
+ * unattributed slot of its direction, L4 and family, with its IP bytes and
+ * L4 payload; what does not parse goes there as OTHER with all of it as
+ * payload (and TM_STAT_MALFORMED). */
+TM_TEST(packet_cgroup_skb_unowned)
+{
+	static const struct row rows[] = {
+		{ "ingress v4 UDP", CG_IN, { IN4(17), .sport = 53, .dport = 40000, .payload = 100 },
+		  .x = BUCKET(UDP, V4, B_OWNER, 100) },
+		{ "ingress v4 TCP", CG_IN, { IN4(6), .sport = 80, .dport = 40000, .payload = 1000 },
+		  .x = BUCKET(TCP, V4, B_OWNER, 1000) },
+		{ "ingress v6 TCP, options", CG_IN, { IN6(6), .sport = 80, .dport = 40000,
+		  .doff = 8, .payload = 7 }, .x = BUCKET(TCP, V6, B_OWNER, 7) },
+		{ "ingress v6 ICMPv6 echo", CG_IN, { IN6(58), .icmp_type = 128, .id = 9,
+		  .payload = 56 }, .x = BUCKET(ICMP, V6, B_OWNER, 56) },
+		{ "egress v4 ICMP echo", CG_EG, { OUT4(1), .icmp_type = 8, .id = 9, .payload = 56 },
+		  .x = BUCKET(ICMP, V4, B_OWNER, 56) },
+		{ "egress v6 UDP", CG_EG, { OUT6(17), .sport = 40000, .dport = 53, .payload = 33 },
+		  .x = BUCKET(UDP, V6, B_OWNER, 33) },
+		{ "egress v4 other protocol (GRE)", CG_EG, { OUT4(47), .payload = 20 },
+		  .x = BUCKET(OTHER, V4, B_OWNER, 20) },
+		{ "egress v4 TCP", CG_EG, { OUT4(6), .sport = 40000, .dport = 80, .payload = 1448 },
+		  .x = BUCKET(TCP, V4, B_OWNER, 1448) },
+		{ "ingress v4 with IHL 4: malformed, all of it payload", CG_IN, { IN4(17),
+		  .sport = 1, .dport = 2, .ihl = 4, .payload = 4 },
+		  .x = BUCKET(OTHER, V4, B_OWNER, 32) },
+		{ "egress v6 TCP header cut short: malformed", CG_EG, { OUT6(6), .sport = 1,
+		  .dport = 2, .cut_to = 14 + 40 + 10 }, .x = BUCKET(OTHER, V6, B_OWNER, 50) },
+	};
+
+	return RUN(rows);
+}
+

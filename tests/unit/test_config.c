@@ -329,7 +329,7 @@ TM_TEST(config_env_allowlist)
 	ASSERT_STREQ(c.env_allow[3], "D");
 	ASSERT_EQ(tm_config_parse(&c, "env_allowlist = \"\"", "t", err, sizeof(err)), 0);
 	ASSERT_EQ(c.n_env_allow, 0);
-	ASSERT_EQ(tm_env_allowed(&c, "A", 1), false);
+	ASSERT_EQ(tm_config_env_allowed(&c, "A", 1), false);
 	return true;
 }
 
@@ -355,7 +355,7 @@ TM_TEST(config_env_allowed)
 
 	tm_config_defaults(&c);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (tm_env_allowed(&c, cases[i].name, cases[i].len) != cases[i].allowed) {
+		if (tm_config_env_allowed(&c, cases[i].name, cases[i].len) != cases[i].allowed) {
 			fprintf(stderr, "  case %zu: %.*s\n", i, (int)cases[i].len, cases[i].name);
 			return false;
 		}

@@ -30,15 +30,15 @@ TM_TEST(varint_roundtrip)
 		uint64_t v;
 		size_t n, used;
 
-		n = tm_varint_encode(varints[i].v, out);
+		n = tm_frame_varint_encode(varints[i].v, out);
 		ASSERT_EQ(n, varints[i].n);
 		ASSERT_TRUE(!memcmp(out, varints[i].bytes, n));
-		ASSERT_EQ(tm_varint_decode(out, n, &v, &used), 0);
+		ASSERT_EQ(tm_frame_varint_decode(out, n, &v, &used), 0);
 		ASSERT_TRUE(v == varints[i].v);
 		ASSERT_EQ(used, n);
 		/* Every strict prefix asks for more bytes. */
 		for (size_t k = 0; k < n; k++)
-			ASSERT_EQ(tm_varint_decode(out, k, &v, &used), -EAGAIN);
+			ASSERT_EQ(tm_frame_varint_decode(out, k, &v, &used), -EAGAIN);
 	}
 	return true;
 }
@@ -52,11 +52,11 @@ TM_TEST(varint_too_long)
 
 	memset(eleven, 0x80, sizeof(eleven));
 	eleven[10] = 0x01;
-	ASSERT_EQ(tm_varint_decode(eleven, sizeof(eleven), &v, &used), -EBADMSG);
+	ASSERT_EQ(tm_frame_varint_decode(eleven, sizeof(eleven), &v, &used), -EBADMSG);
 	/* Ten bytes but the last carries bits above 63. */
 	memset(overflow, 0xff, sizeof(overflow));
 	overflow[9] = 0x02;
-	ASSERT_EQ(tm_varint_decode(overflow, sizeof(overflow), &v, &used), -EBADMSG);
+	ASSERT_EQ(tm_frame_varint_decode(overflow, sizeof(overflow), &v, &used), -EBADMSG);
 	return true;
 }
 
@@ -249,7 +249,7 @@ TM_TEST(frame_bad_prefix_and_body)
 	uint8_t pfx[TM_VARINT_MAX + 1];
 	size_t n;
 
-	n = tm_varint_encode(TM_FRAME_MAX + 1ull, pfx);
+	n = tm_frame_varint_encode(TM_FRAME_MAX + 1ull, pfx);
 	ASSERT_EQ(read_raw(pfx, n), -EBADMSG);
 	memset(pfx, 0xff, sizeof(pfx));
 	ASSERT_EQ(read_raw(pfx, sizeof(pfx)), -EBADMSG);

@@ -21,6 +21,7 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
+#include "clsact.h"
 #include "netlink.h"
 #include "tm_test.h"
 
@@ -120,10 +121,10 @@ static void fx_teardown(struct fx *f)
 	}                                                                            \
 	static bool body_##name(struct fx *f)
 
-#define MAX_LINKS 512
+#define LINKS_MAX 512
 
 struct links {
-	struct tm_link v[MAX_LINKS];
+	struct tm_link v[LINKS_MAX];
 	int n;
 	int overflow;
 };
@@ -132,7 +133,7 @@ static void collect(void *ctx, enum tm_link_event ev, const struct tm_link *l)
 {
 	struct links *ls = ctx;
 
-	if (ev != TM_LINK_NEW || ls->n == MAX_LINKS) {
+	if (ev != TM_LINK_NEW || ls->n == LINKS_MAX) {
 		ls->overflow++;
 		return;
 	}
@@ -405,7 +406,7 @@ NL_TEST(netlink_stats_lo, false)
 
 	ASSERT_EQ(sh("ip -n %s link set lo up", f->ns), 0);
 	ASSERT_EQ(tm_nl_link_stats(f->nl, 1, &a), 0);
-	ASSERT_EQ(tm_netns_run(f->nsfd, udp_to_self, NULL), 0);
+	ASSERT_EQ(tm_nlsock_netns_run(f->nsfd, udp_to_self, NULL), 0);
 	ASSERT_EQ(tm_nl_link_stats(f->nl, 1, &b), 0);
 	/* lo counts each packet once as sent and once as received. */
 	ASSERT_EQ(b.tx_packets - a.tx_packets, UDP_N);
@@ -448,25 +449,25 @@ NL_TEST(netlink_legacy_tc, false)
 	ASSERT_TRUE(ifindex > 0);
 	f->prog_fd = load_prog();
 	ASSERT_TRUE(f->prog_fd >= 0);
-	ASSERT_EQ(tm_nl_filter_count(f->nl, ifindex, true), 0);
-	ASSERT_EQ(tm_nl_clsact_ensure(f->nl, ifindex, &created), 0);
+	ASSERT_EQ(tm_clsact_filter_count(tm_nl_sock(f->nl), ifindex, true), 0);
+	ASSERT_EQ(tm_clsact_ensure(tm_nl_sock(f->nl), ifindex, &created), 0);
 	ASSERT_TRUE(created);
-	ASSERT_EQ(tm_nl_clsact_ensure(f->nl, ifindex, &created), 0);
+	ASSERT_EQ(tm_clsact_ensure(tm_nl_sock(f->nl), ifindex, &created), 0);
 	ASSERT_TRUE(!created);
-	ASSERT_EQ(tm_nl_filter_add(f->nl, ifindex, true, f->prog_fd, "tm_test", 1, 1, false), 0);
-	ASSERT_EQ(tm_nl_filter_add(f->nl, ifindex, true, f->prog_fd, "tm_test", 1, 1, false), -EEXIST);
-	ASSERT_EQ(tm_nl_filter_add(f->nl, ifindex, true, f->prog_fd, "tm_test", 1, 1, true), 0);
-	ASSERT_TRUE(tm_nl_filter_prog(f->nl, ifindex, true, 1, 1) > 0);
-	ASSERT_EQ(tm_nl_filter_prog(f->nl, ifindex, true, 1, 2), -ENOENT);
-	ASSERT_EQ(tm_nl_filter_count(f->nl, ifindex, true), 1);
-	ASSERT_EQ(tm_nl_filter_count(f->nl, ifindex, false), 0);
+	ASSERT_EQ(tm_clsact_filter_add(tm_nl_sock(f->nl), ifindex, true, f->prog_fd, "tm_test", 1, 1, false), 0);
+	ASSERT_EQ(tm_clsact_filter_add(tm_nl_sock(f->nl), ifindex, true, f->prog_fd, "tm_test", 1, 1, false), -EEXIST);
+	ASSERT_EQ(tm_clsact_filter_add(tm_nl_sock(f->nl), ifindex, true, f->prog_fd, "tm_test", 1, 1, true), 0);
+	ASSERT_TRUE(tm_clsact_filter_prog(tm_nl_sock(f->nl), ifindex, true, 1, 1) > 0);
+	ASSERT_EQ(tm_clsact_filter_prog(tm_nl_sock(f->nl), ifindex, true, 1, 2), -ENOENT);
+	ASSERT_EQ(tm_clsact_filter_count(tm_nl_sock(f->nl), ifindex, true), 1);
+	ASSERT_EQ(tm_clsact_filter_count(tm_nl_sock(f->nl), ifindex, false), 0);
 	ASSERT_TRUE(tc_shows(f, "filter show dev tmt0 ingress", "tm_test"));
 	ASSERT_TRUE(tc_shows(f, "filter show dev tmt0 ingress", "direct-action"));
-	ASSERT_EQ(tm_nl_filter_del(f->nl, ifindex, true, 1, 1), 0);
-	ASSERT_EQ(tm_nl_filter_count(f->nl, ifindex, true), 0);
-	ASSERT_EQ(tm_nl_clsact_del(f->nl, ifindex), 0);
+	ASSERT_EQ(tm_clsact_filter_del(tm_nl_sock(f->nl), ifindex, true, 1, 1), 0);
+	ASSERT_EQ(tm_clsact_filter_count(tm_nl_sock(f->nl), ifindex, true), 0);
+	ASSERT_EQ(tm_clsact_del(tm_nl_sock(f->nl), ifindex), 0);
 	ASSERT_TRUE(!tc_shows(f, "qdisc show dev tmt0", "clsact"));
-	ASSERT_EQ(tm_nl_filter_count(f->nl, ifindex, true), 0);
+	ASSERT_EQ(tm_clsact_filter_count(tm_nl_sock(f->nl), ifindex, true), 0);
 	return true;
 }
 
@@ -482,9 +483,9 @@ NL_TEST(netlink_legacy_tc_ingress_qdisc, false)
 		  0);
 	ifindex = ifindex_in(f, "tmt0");
 	ASSERT_TRUE(ifindex > 0);
-	ASSERT_EQ(tm_nl_clsact_ensure(f->nl, ifindex, &created), -EBUSY);
+	ASSERT_EQ(tm_clsact_ensure(tm_nl_sock(f->nl), ifindex, &created), -EBUSY);
 	ASSERT_TRUE(!created);
-	ASSERT_TRUE(tm_nl_clsact_del(f->nl, ifindex) < 0);
+	ASSERT_TRUE(tm_clsact_del(tm_nl_sock(f->nl), ifindex) < 0);
 	ASSERT_TRUE(tc_shows(f, "qdisc show dev tmt0", "ingress"));
 	return true;
 }
@@ -513,12 +514,12 @@ NL_TEST(netlink_netns_run, false)
 	target = st.st_ino;
 	ASSERT_EQ(ino_of("/proc/thread-self/ns/net", &before), 0);
 	ASSERT_TRUE(before != target);
-	ASSERT_EQ(tm_netns_run(f->nsfd, netns_ino, &inside), 0);
+	ASSERT_EQ(tm_nlsock_netns_run(f->nsfd, netns_ino, &inside), 0);
 	ASSERT_EQ(inside, target);
 	ASSERT_EQ(ino_of("/proc/thread-self/ns/net", &after), 0);
 	ASSERT_EQ(after, before);
-	ASSERT_EQ(tm_netns_run(-1, netns_ino, &inside), 0);
+	ASSERT_EQ(tm_nlsock_netns_run(-1, netns_ino, &inside), 0);
 	ASSERT_EQ(inside, before);
-	ASSERT_EQ(tm_netns_run(-2, netns_ino, &inside), -EBADF);
+	ASSERT_EQ(tm_nlsock_netns_run(-2, netns_ino, &inside), -EBADF);
 	return true;
 }

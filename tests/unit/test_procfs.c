@@ -125,7 +125,7 @@ static bool check_environ(pid_t pid)
 	tm_config_defaults(&c);
 	if (!ASSERT_EQ(tm_proc_read_file(pid, "environ", buf, sizeof(buf), &len, &trunc), 0))
 		return false;
-	n = tm_env_filter(&c, buf, len, env, 8);
+	n = tm_proc_env_filter(&c, buf, len, env, 8);
 	if (!ASSERT_EQ(n, 2))
 		return false;
 	ASSERT_EQ(env[0].name_len, 12);
@@ -156,7 +156,7 @@ static bool check_status(pid_t pid)
 /* start_boottime is taken inside fork(), between t0 and t1. */
 static bool check_start(pid_t pid, uint64_t t0, uint64_t t1)
 {
-	uint64_t start, self_start, tick = tm_tick_ns();
+	uint64_t start, self_start, tick = tm_proc_tick_ns();
 
 	if (!ASSERT_EQ(tm_proc_start_ns(pid, &start), 0))
 		return false;
@@ -165,9 +165,9 @@ static bool check_start(pid_t pid, uint64_t t0, uint64_t t1)
 	ASSERT_TRUE(start <= t1);
 	if (ASSERT_EQ(tm_proc_start_ns(getpid(), &self_start), 0))
 		ASSERT_TRUE(self_start <= start);
-	ASSERT_TRUE(tm_start_matches(start, start));
-	ASSERT_TRUE(tm_start_matches(start + tick - 1, start));
-	ASSERT_TRUE(!tm_start_matches(start + tick, start));
+	ASSERT_TRUE(tm_proc_start_matches(start, start));
+	ASSERT_TRUE(tm_proc_start_matches(start + tick - 1, start));
+	ASSERT_TRUE(!tm_proc_start_matches(start + tick, start));
 	return true;
 }
 
@@ -250,7 +250,7 @@ TM_TEST(procfs_env_filter)
 		const char *env = cases[i].env;
 		struct tm_env_pair out[8];
 		char got[256] = "";
-		size_t n = tm_env_filter(&c, env, cases[i].len, out, 8);
+		size_t n = tm_proc_env_filter(&c, env, cases[i].len, out, 8);
 
 		for (size_t j = 0; j < n; j++) {
 			ASSERT_TRUE(out[j].name >= env && out[j].value + out[j].value_len <=
@@ -275,12 +275,12 @@ TM_TEST(procfs_env_filter_limits)
 	struct tm_config c;
 
 	tm_config_defaults(&c);
-	ASSERT_EQ(tm_env_filter(&c, env, sizeof(env) - 1, out, 1), 1);
+	ASSERT_EQ(tm_proc_env_filter(&c, env, sizeof(env) - 1, out, 1), 1);
 	ASSERT_EQ(out[0].name_len, 8);
-	ASSERT_EQ(tm_env_filter(&c, env, sizeof(env) - 1, out, 0), 0);
+	ASSERT_EQ(tm_proc_env_filter(&c, env, sizeof(env) - 1, out, 0), 0);
 	/* An empty allowlist lets nothing through. */
 	c.n_env_allow = 0;
-	ASSERT_EQ(tm_env_filter(&c, env, sizeof(env) - 1, out, 2), 0);
+	ASSERT_EQ(tm_proc_env_filter(&c, env, sizeof(env) - 1, out, 2), 0);
 	return true;
 }
 
@@ -311,7 +311,7 @@ TM_TEST(procfs_argv_split)
 		size_t out_len[8], n;
 		char got[256] = "";
 
-		n = tm_argv_split(cases[i].buf, cases[i].len, out, out_len, cases[i].max_out);
+		n = tm_proc_argv_split(cases[i].buf, cases[i].len, out, out_len, cases[i].max_out);
 		ASSERT_EQ(n, cases[i].n);
 		for (size_t j = 0; j < n; j++)
 			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%.*s",
@@ -343,7 +343,7 @@ static int find_in_sample(const char *fstype, char *buf, size_t len)
 
 	if (!f)
 		return -errno;
-	err = tm_mountinfo_find(f, fstype, buf, len);
+	err = tm_proc_mountinfo_find(f, fstype, buf, len);
 	fclose(f);
 	return err;
 }
@@ -373,7 +373,7 @@ TM_TEST(procfs_mountinfo)
 
 /*
  * Unmounts (in our private namespace only) every mount of fstype that
- * tm_mountinfo_find() returns ahead of ours, until it returns ours.
+ * tm_proc_mountinfo_find() returns ahead of ours, until it returns ours.
  */
 static bool find_ours(int (*find)(char *, size_t), const char *ours)
 {
@@ -406,16 +406,16 @@ static bool mounts_child(void *ctx)
 	if (!tm_fx_private_mounts() || !tm_fx_mount("cgroup2", "cg 2\\x", cg, sizeof(cg)))
 		return true; /* failed or skipped: the verdict is set */
 	if (tm_fx_mount("bpf", "b\tpf", bpf, sizeof(bpf))) {
-		if (find_ours(tm_bpffs_mount, bpf))
+		if (find_ours(tm_proc_bpffs_mount, bpf))
 			check_magic(bpf, BPFFS_MAGIC);
 		tm_fx_unmount(bpf);
-		ASSERT_EQ(tm_bpffs_mount(buf, sizeof(buf)), -ENOENT);
+		ASSERT_EQ(tm_proc_bpffs_mount(buf, sizeof(buf)), -ENOENT);
 	}
-	if (find_ours(tm_cgroup2_mount, cg)) {
+	if (find_ours(tm_proc_cgroup2_mount, cg)) {
 		check_magic(cg, CGROUP2_MAGIC);
 		/* The unescaped path and its NUL fit exactly, or not at all. */
-		ASSERT_EQ(tm_cgroup2_mount(buf, strlen(cg) + 1), 0);
-		ASSERT_EQ(tm_cgroup2_mount(buf, strlen(cg)), -ENAMETOOLONG);
+		ASSERT_EQ(tm_proc_cgroup2_mount(buf, strlen(cg) + 1), 0);
+		ASSERT_EQ(tm_proc_cgroup2_mount(buf, strlen(cg)), -ENAMETOOLONG);
 	}
 	return tm_fx_unmount(cg);
 }
@@ -570,13 +570,13 @@ TM_TEST(procfs_stat_start)
 
 TM_TEST(procfs_start_matches)
 {
-	uint64_t tick = tm_tick_ns(), proc = 123456 * tick;
+	uint64_t tick = tm_proc_tick_ns(), proc = 123456 * tick;
 
 	ASSERT_EQ(tick, 1000000000ull / sysconf(_SC_CLK_TCK));
-	ASSERT_TRUE(tm_start_matches(proc, proc));
-	ASSERT_TRUE(tm_start_matches(proc + 1, proc));
-	ASSERT_TRUE(tm_start_matches(proc + tick - 1, proc));
-	ASSERT_TRUE(!tm_start_matches(proc + tick, proc));
-	ASSERT_TRUE(!tm_start_matches(proc - 1, proc));
+	ASSERT_TRUE(tm_proc_start_matches(proc, proc));
+	ASSERT_TRUE(tm_proc_start_matches(proc + 1, proc));
+	ASSERT_TRUE(tm_proc_start_matches(proc + tick - 1, proc));
+	ASSERT_TRUE(!tm_proc_start_matches(proc + tick, proc));
+	ASSERT_TRUE(!tm_proc_start_matches(proc - 1, proc));
 	return true;
 }

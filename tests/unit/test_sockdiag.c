@@ -169,13 +169,13 @@ TM_TEST(sockdiag_parse_link)
 	};
 	uint64_t ino = 0;
 
-	ASSERT_EQ(tm_parse_socket_link("socket:[12345]", &ino), 0);
+	ASSERT_EQ(tm_sockdiag_parse_link("socket:[12345]", &ino), 0);
 	ASSERT_EQ(ino, 12345);
-	ASSERT_EQ(tm_parse_socket_link("socket:[18446744073709551615]", &ino), 0);
+	ASSERT_EQ(tm_sockdiag_parse_link("socket:[18446744073709551615]", &ino), 0);
 	ASSERT_TRUE(ino == UINT64_MAX);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ino = 7;
-		if (tm_parse_socket_link(bad[i], &ino) != -EINVAL || ino != 7) {
+		if (tm_sockdiag_parse_link(bad[i], &ino) != -EINVAL || ino != 7) {
 			fprintf(stderr, "  accepted \"%s\"\n", bad[i]);
 			return false;
 		}
