@@ -66,6 +66,7 @@ struct tm_export {
 	uint64_t refused_logged;
 	uint64_t pause_until;   /* CLOCK_MONOTONIC ns: accepting paused after EMFILE */
 	bool listening;         /* the listener is in the epoll set */
+	bool started;           /* tm_export_start: clients are taken */
 	ino_t ino;              /* of our socket file: never unlink another's */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -222,8 +223,7 @@ static int listen_on(struct tm_export *e, const struct tm_export_opts *o)
 	if (fd < 0)
 		return -errno;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || stat(o->path, &st) ||
-	    chmod(o->path, o->mode) || (o->gid >= 0 && chown(o->path, (uid_t)-1, (gid_t)o->gid)) ||
-	    listen(fd, 64)) {
+	    chmod(o->path, o->mode) || (o->gid >= 0 && chown(o->path, (uid_t)-1, (gid_t)o->gid))) {
 		err = -errno;
 		close(fd);
 		return err;
@@ -257,7 +257,6 @@ static int mkdir_parent(const char *path)
 
 struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
 	struct tm_export *e = calloc(1, sizeof(*e));
 	int err;
 
@@ -275,20 +274,26 @@ struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd)
 		err = e->w.fd;
 		goto err_free;
 	}
-	ev.data.ptr = &e->w;
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, e->w.fd, &ev)) {
-		err = -errno;
-		goto err_close;
-	}
-	e->listening = true;
 	return e;
-err_close:
-	close(e->w.fd);
-	unlink_ours(e);
 err_free:
 	free(e);
 	errno = -err;
 	return NULL;
+}
+
+int tm_export_start(struct tm_export *e)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &e->w };
+	struct stat st;
+
+	/* bound but not listening looks stale to a probe: another collector
+	 * may have taken the path over meanwhile */
+	if (stat(e->path, &st) || st.st_ino != e->ino)
+		return -EADDRINUSE;
+	if (listen(e->w.fd, 64) || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->w.fd, &ev))
+		return -errno;
+	e->listening = e->started = true;
+	return 0;
 }
 
 static void sub_add(struct tm_export *e, int fd)
@@ -350,7 +355,7 @@ void tm_export_tick(struct tm_export *e)
 			(unsigned long long)(e->refused - e->refused_logged), e->max_subs);
 		e->refused_logged = e->refused;
 	}
-	if (!e->listening && tm_now_ns(CLOCK_MONOTONIC) >= e->pause_until &&
+	if (e->started && !e->listening && tm_now_ns(CLOCK_MONOTONIC) >= e->pause_until &&
 	    !epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->w.fd, &ev))
 		e->listening = true;
 }

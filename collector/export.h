@@ -44,6 +44,10 @@ struct tm_export_opts {
  * -EISDIR when it is not a socket at all. NULL with errno set on failure.
  */
 struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd);
+/* Take clients from now on (listen): once the programs count, so that a
+ * connection that succeeds means counting has started. -EADDRINUSE: the
+ * path is not ours any more. */
+int tm_export_start(struct tm_export *e);
 /* A reload: queue limits, mode and group of the socket (path stays). */
 int tm_export_configure(struct tm_export *e, const struct tm_export_opts *o);
 /* Once per interval: log refused connections, resume accepting. */

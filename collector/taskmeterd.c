@@ -512,6 +512,12 @@ static int setup(struct tm_daemon *d)
 		tm_err("timer and signals: %s\n", strerror(-err));
 		return err;
 	}
+	err = tm_export_start(d->exp);
+	if (err) {
+		tm_err("%s: %s\n", d->cfg.socket_path, err == -EADDRINUSE ?
+		       "taken over by another collector while this one started" : strerror(-err));
+		return err;
+	}
 	tm_info("streaming to %s every %u ms (metadata: %s)\n", d->cfg.socket_path,
 		d->cfg.interval_ms, d->bpf.task_work ? "task_work" : "procfs");
 	/* Type=notify: units ordered after us start once the programs count

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 from tmtest import (Env, TASKMETERD, TASKMETER, TRAFFIC, check, check_eq, clean_env,
-                    decode_stream, load_frame, load_frames, load_record, pb2, records_of_pid,
+                    decode_stream, load_frame, load_frames, load_record, payload, pb2, records_of_pid,
                     sh)
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -217,6 +217,30 @@ def test_independent_decoder():
         check_eq(sorted((e["name"], e["value"]) for e in rec["env"]),
                  [("POD_NAME", "pod-\u00e9"), ("SERVICE_NAME", odd)],
                  f"pid {pid}: env with odd characters")
+
+
+def test_connected_means_counting():
+    """The socket takes connections only once the programs count: datagrams
+    exchanged the moment a connection first succeeds are all in the records
+    (it used to listen a second or two before the programs were attached,
+    and such bytes were lost)."""
+    count, size = 20, 321
+    with Env(start=False) as env:
+        echo = env.spawn([TRAFFIC, "udp-recv", "127.0.0.1", "5004", str(count)],
+                         env=clean_env())
+        cli = {}
+        env.start_daemon(on_socket=lambda: cli.update(
+            env.run([TRAFFIC, "udp-send", "127.0.0.1", "5004", str(count), str(size)],
+                    env=clean_env())))
+        srv = env.finish(echo)
+        frames = env.stop()
+    check_eq((cli["sent"], cli["received"]), (count * size, count * size),
+             "ground truth: every datagram echoed")
+    for pid in (cli["pid"], srv["pid"]):
+        recs = records_of_pid(frames, pid)
+        check_eq(len(recs), 1, f"records of pid {pid}")
+        for d in ("EGRESS", "INGRESS"):
+            check_eq(payload(recs[0], d), count * size, f"pid {pid}: {d} payload")
 
 
 def bpftool_cgroup(cg):

@@ -168,7 +168,9 @@ class Env:
         self.cleanup()
         return False
 
-    def start_daemon(self, extra=(), dump_path=None):
+    def start_daemon(self, extra=(), dump_path=None, on_socket=None):
+        """on_socket: called the moment the socket takes a connection, before
+        the dump subscriber connects."""
         # interfaces: only those of the test's own namespaces, never the host's
         argv = [TASKMETERD, "--cgroup", self.cg_rel, "--socket", self.sock,
                 "--interval", self.interval, "--set", f"netns={self.ns}",
@@ -176,6 +178,8 @@ class Env:
             + self.daemon_args + list(extra)
         self.daemon = subprocess.Popen(argv, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
         self.wait_socket()
+        if on_socket:
+            on_socket()
         if dump_path:
             self.dump_path = dump_path
         self.dumps.append(self.dump_path)
