@@ -304,9 +304,9 @@ DEB_PKGS := clang llvm libbpf-dev libxdp-dev libmnl-dev libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler python3-protobuf bpftool iproute2 \
 	libelf-dev zlib1g-dev make gcc pkg-config nftables procps libmicrohttpd-dev prometheus \
 	libncurses-dev libsystemd-dev tmux libclang-rt-14-dev help2man man-db systemd python3-yaml yamllint
-# What `make bench` needs on top: the load generator and the peer it is
-# compared with.
-BENCH_PKGS := iperf3 nethogs
+# What `make bench` needs on top: the load generator, the peer it is
+# compared with, and the profiler.
+BENCH_PKGS := iperf3 nethogs linux-perf
 bench-deps:
 	$(Q)$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_PKGS)"
 
