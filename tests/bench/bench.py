@@ -319,10 +319,12 @@ def bench_arms():
                 for k in ARMS))
         log("[3/6] kernel time per program under the fixed-rate loads (bpf stats) ...")
         kernel = {k: kernel_pass(env, pair, meter, k) for k in ("taskmeter", "floor")}
-        log("[4/6] where the CPU goes at the fixed rates (perf) ...")
+        log("[4/6] where the CPU goes at 50 kpps (perf) ...")
+        # UDP only: at 2 Gbit/s TCP the BPF programs are ~1% of the samples,
+        # under the sampling noise of one run
         profile = {(k, load): perf_pass(env, pair, meter, k, load)
-                   for k in ("none", "taskmeter") for load in ("udp", "tcp")}
-        for load in ("udp", "tcp"):  # while the data files are there
+                   for k in ("none", "taskmeter") for load in ("udp",)}
+        for load in ("udp",):  # while the data files are there
             if profile[("taskmeter", load)]:
                 profile[("taskmeter", load)]["chains"] = perf_chains(
                     profile[("taskmeter", load)], profile[("none", load)])
@@ -664,7 +666,9 @@ def section_programs(progs, kernel):
          "", "Paths: *found (flow)*: the flow published by the socket hooks; *not found",
          "(cached)*: a flow without a local owner, classified at its first packet and",
          "cached in tm_flows; *stale cache*: the same after a bind() anywhere moved the",
-         "bind epoch (see below); *socket storage*: cgroup_skb with the owner in the",
+         "bind epoch: the cached classification is no answer any more and every packet is",
+         "classified again (tm_flow_remember's BPF_NOEXIST update fails on the stale",
+         "entry, so it is never refreshed); *socket storage*: cgroup_skb with the owner in the",
          "socket's storage (a test run's socket is a datagram socket, so TCP frames take",
          "the datagram path; the TCP path is in section 3); *socket without storage*: no",
          "owner. TC egress takes its owner-found class from cgroup_skb's per-skb hint,",
@@ -786,7 +790,7 @@ def section_kernel(kernel):
 
 
 def section_profile(profile):
-    L = ["## 4. Where the CPU goes at the fixed rates (perf, cpu-clock)", ""]
+    L = ["## 4. Where the CPU goes at 50 kpps (perf, cpu-clock)", ""]
     if not profile.get(("taskmeter", "udp")):
         return L + ["perf is not available here: no profile.", ""]
     L += ["Flat profiles of the data path's processes (the sender, the receiver and",
@@ -794,8 +798,10 @@ def section_profile(profile):
           "symbol's share of their samples times the CPU the run cost; beside it the same",
           "symbol in the no-agent arm's run. JIT-compiled programs are the bpf_prog_*",
           "symbols; time with interrupts off (e.g. under an irqsave lock) is sampled where",
-          "they come back on (`_raw_spin_unlock_irqrestore`). The collector's own CPU is",
-          "apart (section 2, agent column).", ""]
+          "they come back on (`_raw_spin_unlock_irqrestore`, `finish_task_switch`). One",
+          "4 s run each: differences under ~30 ns/dgram are within sampling noise; section",
+          "3 is the exact per-program figure. The collector's own CPU is apart (section 2,",
+          "agent column).", ""]
     for load, unit in (("udp", "ns/dgram"), ("tcp", "ms/GB")):
         tm = profile.get(("taskmeter", load))
         none = profile.get(("none", load)) or {"syms": [], "per_unit": 0}
@@ -880,7 +886,8 @@ def section_collector(collected, sim, simprof, memory):
         L += ["", f"Profile of those intervals at {SIM_SIZES[-1]} owners (all sending, then none;",
               "perf cpu-clock, symbols above 1.5%):", "", "| % | object | symbol |", "|---|---|---|"]
         L += [f"| {pct:.1f} | {dso} | `{sym}` |" for pct, dso, sym in simprof]
-    L += ["", "BPF map memory with the default config (`taskmeterd --print-memory`): " + memory, ""]
+    L += ["", "BPF map memory with the default config (`taskmeterd --print-memory`):", "",
+          "```"] + memory.splitlines() + ["```", ""]
     return L
 
 
