@@ -977,7 +977,7 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
     t0 = time.time()
-    memory = sh(TASKMETERD, "--print-memory").strip()
+    memory = sh(TASKMETERD, "--print-memory").rstrip()
     progs = bench_programs()
     arms = bench_arms()
     coll = bench_collector(SWARM)
