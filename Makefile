@@ -313,9 +313,9 @@ DEB_PKGS := clang llvm libbpf-dev libxdp-dev libmnl-dev libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler python3-protobuf bpftool iproute2 \
 	libelf-dev zlib1g-dev make gcc pkg-config nftables procps libmicrohttpd-dev prometheus \
 	libncurses-dev libsystemd-dev tmux libclang-rt-14-dev help2man man-db systemd python3-yaml yamllint
-# What `make bench` needs on top: the load generator and the peer it is
-# compared with.
-BENCH_PKGS := iperf3 nethogs
+# What `make bench` needs on top: the load generator, the peer it is
+# compared with, and the profiler.
+BENCH_PKGS := iperf3 nethogs linux-perf
 bench-deps:
 	$(Q)$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_PKGS)"
 
@@ -365,8 +365,38 @@ $(BUILD)/bench_prog: tests/bench/bench_prog.c tests/packet/pkt.h $(BUILD)/taskme
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/packet $< $(BUILD)/log.o $(BUILD)/bpfmaps.o $(LDLIBS) -o $@
 
+# The floor arm: empty programs at taskmeter's hooks, and their loader.
+$(BUILD)/bench/%.bpf.o: tests/bench/%.bpf.c $(BUILD)/vmlinux.h | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bench_floor: tests/bench/bench_floor.c | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(LDLIBS) -o $@
+
+# The collector's per-interval work at 100,000 synthetic owners: its own
+# modules on the real maps, attached nowhere.
+$(BUILD)/bench_collector: tests/bench/bench_collector.c $(BUILD)/taskmeter.skel.h \
+		$(BUILD)/mapio.o $(LIB_OBJS) | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(BUILD)/mapio.o $(LIB_OBJS) $(LDLIBS) -o $@
+
+# 10,000 live processes for the collector and the exporter.
+$(BUILD)/bench_swarm: tests/bench/bench_swarm.c | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
+
+# 64-byte UDP at a fixed rate: a lean sender and receiver.
+$(BUILD)/bench_pace: tests/bench/bench_pace.c | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
+
+BENCH_BINS := $(BUILD)/bench_prog $(BUILD)/tests/empty.bpf.o $(BUILD)/bench/floor.bpf.o \
+	$(BUILD)/bench_floor $(BUILD)/bench_collector $(BUILD)/bench_swarm $(BUILD)/bench_pace
+
 bench: deps bench-deps
-	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench_prog $(BUILD)/tests/empty.bpf.o
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
 	$(Q)/usr/bin/python3 tests/bench/bench.py
 
 clean:
