@@ -488,6 +488,8 @@ static int setup(struct tm_daemon *d)
 	}
 	raise_nofile();
 	err = tm_bpf_open_cgroup(&d->bpf, &d->cfg);
+	if (!err)
+		err = tm_ifaces_check(&d->cfg);
 	if (err) {
 		d->config_error = 1;
 		return err;
