@@ -495,6 +495,8 @@ static int setup(struct tm_daemon *d)
 		return err;
 	}
 	gethostname(d->hostname, sizeof(d->hostname) - 1);
+	/* any bytes but NUL may name a host; Frame.hostname is a string */
+	tm_utf8_sanitize(d->hostname, strlen(d->hostname));
 	err = setup_store(d);
 	if (!err)
 		err = open_export(d); /* first: a socket in use is found before loading */
