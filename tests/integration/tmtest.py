@@ -166,7 +166,7 @@ class Env:
             for path in (self.log, self.dump_path + ".err"):
                 if os.path.exists(path):
                     print(f"--- {os.path.basename(path)} (last 40 lines)")
-                    print("".join(open(path).readlines()[-40:]))
+                    print("".join(open(path, errors="replace").readlines()[-40:]))
         self.cleanup()
         self.check_strict(exc_type is None)
         return False
