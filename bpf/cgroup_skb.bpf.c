@@ -125,24 +125,6 @@ static __always_inline void tm_hint_undo(struct sk_buff *kskb, __u32 slot, __u32
 	u->a = *a;
 }
 
-/* A received TCP segment the stack had already: XDP or TC ingress counted
- * it as payload on its interface; it is retransmitted there too. */
-static __noinline void tm_if_retrans(struct __sk_buff *skb, const struct tm_pkt *p,
-					  struct sock *ksk, const struct tm_counter_val *a)
-{
-	struct tm_counter_val d = { .retrans_packets = a->retrans_packets,
-				    .retrans_bytes = a->retrans_bytes };
-	struct tm_flow_val *v;
-	struct tm_flow_key k;
-
-	tm_flow_of(p, TM_DIR_INGRESS, BPF_CORE_READ(ksk, __sk_common.skc_net.net, ns.inum), &k);
-	v = bpf_map_lookup_elem(&tm_flows, &k);
-	if (!v || v->c_ifindex != skb->ingress_ifindex || !tm_slot_valid(v->c_slot, v->c_gen))
-		return;
-	d.payload_bytes = -a->retrans_bytes; /* per CPU, summed modulo 2^64 */
-	tm_slot_add(v->c_slot, &d);
-}
-
 static __noinline void tm_unowned(struct __sk_buff *skb, __u32 dir, const struct tm_pkt *p,
 				       const struct tm_counter_val *a)
 {
@@ -187,7 +169,7 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 	if (tcp && dir == TM_DIR_EGRESS)
 		tm_tcp_tx(st, &p, &a);
 	else if (tcp)
-		tm_tcp_rx(st, ksk, &p, &a);
+		tm_tcp_rx(st, &p, &a);
 	undo = a;
 	undo.payload_bytes = tcp ? 0 : a.payload_bytes;
 	if (tcp && dir == TM_DIR_INGRESS)
@@ -197,8 +179,8 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 			tm_pend(st, dir, &p, &a);
 			return;
 		}
-		if (st->pend[0].packets | st->pend[1].packets)
-			tm_flush_pending(st); /* raced with a claim on another CPU */
+		if (st->pend[0].packets | st->pend[1].packets | st->pend[0].retrans_packets)
+			tm_flush_pending(st); /* raced with a claim, or duplicates held */
 	}
 	if (!listener && sk->type != TM_SOCK_STREAM && dir == TM_DIR_INGRESS) {
 		tm_dgram_in(st, &p, &a); /* the reader's once read */
@@ -215,8 +197,6 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 		tm_hint_egress(skb, st, &p, &a);
 	if (tcp && dir == TM_DIR_EGRESS)
 		tm_tcp_rx_flush(st, ksk); /* e.g. the ACK of what just came in */
-	else if (tcp && a.retrans_bytes)
-		tm_if_retrans(skb, &p, ksk, &a);
 }
 
 SEC("cgroup_skb/ingress")

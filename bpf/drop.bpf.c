@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Drops (the kfree_skb tracepoint, which fires for every freed skb with the
- * reason). The DROP layer: packets addressed to an owner that the stack
+ * reason), and TCP duplicates, known where the stack processes them. The DROP layer: packets addressed to an owner that the stack
  * discarded without delivering their data (a firewall rule, a full receive
  * buffer, a full backlog, ...), and packets an owner sent that the device
  * refused (peer down, too big): what the kernel counts in rx/tx_dropped or
  * nowhere. Which frees are drops of an owner's traffic:
  *   - not: skbs consumed, duplicates (TCP_OLD_DATA, TCP_OFOMERGE,
- *     TCP_OFO_DROP, TCP_OLD_SEQUENCE, DUP_FRAG: their data arrived before;
- *     they are retransmissions, counted as such), segments without payload
- *     freed for no stated reason (teardown: an ACK to a TIME_WAIT socket),
- *     and NO_SOCKET (nobody's: the interface layer has them in a bucket);
+ *     TCP_OFO_DROP, TCP_OLD_SEQUENCE, TCP_RFC7323_PAWS, DUP_FRAG: their
+ *     data arrived before; a TCP one counts here as its socket's
+ *     retransmitted bytes), segments without payload freed for no
+ *     stated reason (teardown: an ACK to a TIME_WAIT socket) or by TCP's
+ *     state machine (tm_tcp_control: a repeated SYN-ACK, an old ACK), and
+ *     NO_SOCKET (nobody's: the interface layer has them in a bucket);
  *   - yes: every other reason.
  * A drop right after the socket layer or TC egress counted the skb (same
  * CPU, same skb) takes those counts back: the socket layer holds what was
@@ -20,6 +22,7 @@
 #include "packet.bpf.h"
 #include "class.bpf.h"
 #include "flow.bpf.h"
+#include "pend.bpf.h"
 
 #define TM_REASON(name) \
 	(bpf_core_enum_value_exists(enum skb_drop_reason, name) ? \
@@ -27,17 +30,44 @@
 
 enum tm_drop_kind { TM_NOT_A_DROP, TM_DUPLICATE, TM_DROP };
 
-static __always_inline enum tm_drop_kind tm_drop_kind(int reason, __u64 payload)
+/* A TCP segment whose data the socket had already. */
+static __always_inline bool tm_tcp_duplicate(int reason)
+{
+	return reason == TM_REASON(SKB_DROP_REASON_TCP_OLD_DATA) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_OFOMERGE) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_OFO_DROP) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_OLD_SEQUENCE) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_RFC7323_PAWS);
+}
+
+/* What TCP's state machine discards of a segment that carries no data: a
+ * stale or repeated control segment (a duplicated SYN-ACK, an old ACK). */
+static __always_inline bool tm_tcp_control(int reason)
+{
+	return reason == TM_REASON(SKB_DROP_REASON_TCP_FLAGS) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_RFC7323_PAWS_ACK) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_RFC7323_TW_PAWS) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_RFC7323_TSECR) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_INVALID_SEQUENCE) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_INVALID_END_SEQUENCE) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_INVALID_ACK_SEQUENCE) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_INVALID_SYN) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_OLD_ACK) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_TOO_OLD_ACK) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_ACK_UNSENT_DATA) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_RESET) ||
+	       reason == TM_REASON(SKB_DROP_REASON_TCP_CLOSE);
+}
+
+static __always_inline enum tm_drop_kind tm_drop_kind(int reason, const struct tm_pkt *p,
+						      __u64 payload)
 {
 	if (reason <= TM_REASON(SKB_CONSUMED) || reason == TM_REASON(SKB_DROP_REASON_NO_SOCKET))
 		return TM_NOT_A_DROP;
-	if (reason == TM_REASON(SKB_DROP_REASON_NOT_SPECIFIED) && !payload)
+	if (!payload && (reason == TM_REASON(SKB_DROP_REASON_NOT_SPECIFIED) ||
+			 (p->l4 == TM_L4_TCP && tm_tcp_control(reason))))
 		return TM_NOT_A_DROP;
-	if (reason == TM_REASON(SKB_DROP_REASON_TCP_OLD_DATA) ||
-	    reason == TM_REASON(SKB_DROP_REASON_TCP_OFOMERGE) ||
-	    reason == TM_REASON(SKB_DROP_REASON_TCP_OFO_DROP) ||
-	    reason == TM_REASON(SKB_DROP_REASON_TCP_OLD_SEQUENCE) ||
-	    reason == TM_REASON(SKB_DROP_REASON_DUP_FRAG))
+	if (tm_tcp_duplicate(reason) || reason == TM_REASON(SKB_DROP_REASON_DUP_FRAG))
 		return TM_DUPLICATE;
 	return TM_DROP;
 }
@@ -118,15 +148,23 @@ static __always_inline bool tm_undo_egress(struct sk_buff *skb, int reason,
 	return true;
 }
 
-/* A received duplicate the socket layer took for new data (a copy of data
- * waiting out of order): retransmitted. */
-static __always_inline void tm_late_duplicate(struct tm_sk *st, const struct tm_counter_val *a)
+/* Received TCP data the socket had already: retransmitted bytes of its
+ * owner (d: retrans_* only), at the socket layer and on the interface it
+ * came in by, where XDP or TC ingress counted it as payload. */
+static __always_inline void tm_duplicate(struct sk_buff *skb, struct sock *sk, struct tm_sk *st,
+					 const struct tm_pkt *p, struct tm_counter_val *d)
 {
-	struct tm_counter_val d = { .retrans_packets = a->packets,
-				    .retrans_bytes = a->payload_bytes };
-
-	if (st && st->owner.tgid && tm_slot_valid(st->slot[TM_DIR_INGRESS], st->gen[TM_DIR_INGRESS]))
-		tm_slot_add(st->slot[TM_DIR_INGRESS], &d);
+	if (!st || !d->retrans_bytes)
+		return;
+	/* the socket's cached class, else held for the socket layer to flush
+	 * (an accepted socket before its first user, a class gone stale) */
+	if (!st->adopt && st->l4 == p->l4 && st->family == p->family &&
+	    tm_slot_valid(st->slot[TM_DIR_INGRESS], st->gen[TM_DIR_INGRESS]))
+		tm_slot_add(st->slot[TM_DIR_INGRESS], d);
+	else
+		tm_pend(st, TM_DIR_INGRESS, p, d);
+	/* TCP has let go of skb->dev by now: the socket's netns */
+	tm_flow_retrans(p, sk->__sk_common.skc_net.net->ns.inum, skb->skb_iif, d);
 }
 
 /* The owner the dropped packet was for: its socket's, else its flow's. */
@@ -167,7 +205,7 @@ int BPF_PROG(tm_drop, struct sk_buff *skb, void *location, enum skb_drop_reason 
 		return 0; /* not a drop: the common case, first */
 	if (tm_drop_amount(skb, &p, &a))
 		return 0;
-	kind = tm_drop_kind((int)reason, a.payload_bytes);
+	kind = tm_drop_kind((int)reason, &p, a.payload_bytes);
 	if (kind == TM_NOT_A_DROP)
 		return 0;
 	if (kind == TM_DROP && tm_undo_egress(skb, (int)reason, &a))
@@ -177,17 +215,54 @@ int BPF_PROG(tm_drop, struct sk_buff *skb, void *location, enum skb_drop_reason 
 	sk = rx_sk ? rx_sk : skb->sk;
 	st = sk ? bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0) : NULL;
 	if (kind == TM_DUPLICATE) {
-		if (reason == TM_REASON(SKB_DROP_REASON_TCP_OFOMERGE))
-			tm_late_duplicate(st, &a);
+		struct tm_counter_val d = { .retrans_packets = a.packets,
+					    .retrans_bytes = a.payload_bytes };
+
+		if (p.l4 == TM_L4_TCP && tm_tcp_duplicate((int)reason) && sk)
+			tm_duplicate(skb, sk, st, &p, &d);
 		return 0;
 	}
 	tm_undo_ingress(skb, rx_sk, (int)reason, st);
 	k.ifindex = skb->skb_iif; /* BTF loads, not probe reads: drops come in bursts */
-	k.netns = skb->dev ? skb->dev->nd_net.net->ns.inum : 0;
+	k.netns = skb->dev ? skb->dev->nd_net.net->ns.inum
+			   : sk ? sk->__sk_common.skc_net.net->ns.inum : 0;
 	if (!tm_drop_owner(st, &p, k.netns, &k))
 		return 0; /* nobody's: the interface layer has it in a bucket */
 	k.l4 = p.l4;
 	k.family = p.family;
 	tm_count_class(&k, &a);
+	return 0;
+}
+
+/* An established socket's segment where the stack processes it (tcp_probe
+ * fires as tcp_rcv_established starts, after the backlog), with rcv_nxt as
+ * the stack will judge it: one that starts below rcv_nxt and ends above it
+ * is queued, its old part dropped without a word: that part is
+ * retransmitted. Segments wholly old are freed with a reason (above). */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tm_tcp_probe, struct sock *sk, struct sk_buff *skb)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	struct tm_counter_val a, d = {};
+	struct tcp_skb_cb cb;
+	struct tm_pkt p = {};
+	__u32 nxt, len, old;
+	struct tm_sk *st;
+
+	if (!tp || bpf_probe_read_kernel(&cb, sizeof(cb), skb->cb))
+		return 0;
+	nxt = tp->rcv_nxt;
+	if ((__s32)(cb.seq - nxt) >= 0 || (__s32)(cb.end_seq - nxt) <= 0)
+		return 0; /* in order, or wholly old: not partly */
+	/* its data, from the sequence numbers: a backlog merge keeps the first
+	 * segment's headers */
+	len = cb.end_seq - cb.seq - !!(cb.tcp_flags & TM_TCP_FIN);
+	st = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0);
+	if (!st || !st->owner.tgid || !len || tm_drop_amount(skb, &p, &a))
+		return 0;
+	old = nxt - cb.seq < len ? nxt - cb.seq : len;
+	d.retrans_bytes = old;
+	d.retrans_packets = ((__u64)old * a.packets + len - 1) / len;
+	tm_duplicate(skb, sk, st, &p, &d);
 	return 0;
 }

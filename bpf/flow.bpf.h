@@ -181,4 +181,23 @@ static __always_inline __u32 tm_flow_slot(struct tm_flow_val *v, __u32 netns, __
 	return slot;
 }
 
+/* A received segment that XDP or TC ingress counted as payload of the
+ * flow's owner on its interface turned out to carry data the socket had
+ * (a->retrans_*): move that much from payload to retransmitted there. */
+static __always_inline void tm_flow_retrans(const struct tm_pkt *p, __u32 netns, __u32 ifindex,
+					    const struct tm_counter_val *a)
+{
+	struct tm_counter_val d = { .retrans_packets = a->retrans_packets,
+				    .retrans_bytes = a->retrans_bytes };
+	struct tm_flow_val *v;
+	struct tm_flow_key k;
+
+	tm_flow_of(p, TM_DIR_INGRESS, netns, &k);
+	v = bpf_map_lookup_elem(&tm_flows, &k);
+	if (!v || v->c_ifindex != ifindex || !tm_slot_valid(v->c_slot, v->c_gen))
+		return;
+	d.payload_bytes = -a->retrans_bytes; /* per CPU, summed modulo 2^64 */
+	tm_slot_add(v->c_slot, &d);
+}
+
 #endif /* TM_FLOW_BPF_H */

@@ -21,11 +21,11 @@
 #include "packet.bpf.h"
 #include "class.bpf.h"
 #include "metadata.bpf.h"
+#include "pend.bpf.h"
 
 #define TM_IPPROTO_TCP_SK 6
 #define TM_SOCK_STREAM 1
 #define TM_MSG_PEEK 2
-#define TM_TCP_FIN 0x01
 
 /* libbpf 1.1 has no bpf_core_cast(). */
 #define tm_core_cast(ptr, type) \
@@ -139,28 +139,23 @@ static __always_inline void tm_tcp_tx(struct tm_sk *st, const struct tm_pkt *p,
 	a->retrans_packets = old == len ? a->packets : (old * a->packets + len - 1) / len;
 }
 
-/* Received: the part of the segment the stack has already (below
- * rcv_nxt) is retransmitted; the payload comes from bytes_received. */
-static __always_inline void tm_tcp_rx(struct tm_sk *st, struct sock *sk, const struct tm_pkt *p,
+/* Received: the payload comes from bytes_received, later. Whether a
+ * segment repeats data is not known here: the socket may be owned by its
+ * reader, and then the segment waits in the backlog, where it can also be
+ * merged with the next one; rcv_nxt moves on meanwhile. The stack itself
+ * says so where it processes the segment (drop.bpf.c: a whole old segment
+ * is freed with a reason that says so, a partly old one reaches
+ * tcp_data_queue below rcv_nxt). Here: the peer's FIN, for the payload. */
+static __always_inline void tm_tcp_rx(struct tm_sk *st, const struct tm_pkt *p,
 				      struct tm_counter_val *a)
 {
-	struct tcp_sock *tp = tm_core_cast(sk, struct tcp_sock);
-	__u32 len = (__u32)a->payload_bytes, seq = p->seq + !!(p->tcp_flags & TM_TCP_SYN);
-	__u32 nxt = tp->rcv_nxt, dup = 0;
+	__u32 seq = p->seq + !!(p->tcp_flags & TM_TCP_SYN);
 
-	a->payload_bytes = 0;
 	if ((p->tcp_flags & TM_TCP_FIN) && !st->rx_fin) {
-		st->rx_fin_seq = seq + len; /* the FIN's own sequence number */
+		st->rx_fin_seq = seq + (__u32)a->payload_bytes; /* the FIN's own number */
 		st->rx_fin = 1;
 	}
-	if (!len || (p->tcp_flags & TM_TCP_SYN))
-		return;
-	if ((__s32)(seq + len - nxt) <= 0)
-		dup = len;
-	else if ((__s32)(seq - nxt) < 0)
-		dup = nxt - seq;
-	a->retrans_bytes = dup;
-	a->retrans_packets = dup == len ? a->packets : !!dup;
+	a->payload_bytes = 0;
 }
 
 /* ---- ownership ---- */
@@ -195,8 +190,8 @@ static __noinline __attribute__((unused)) void tm_flush_pending(struct tm_sk *st
 		a.payload_bytes = __sync_lock_test_and_set(&st->pend[dir].payload_bytes, 0);
 		a.retrans_packets = __sync_lock_test_and_set(&st->pend[dir].retrans_packets, 0);
 		a.retrans_bytes = __sync_lock_test_and_set(&st->pend[dir].retrans_bytes, 0);
-		if (!a.packets && !a.payload_bytes)
-			continue;
+		if (!a.packets && !a.payload_bytes && !a.retrans_packets)
+			continue; /* (a duplicate adds retransmitted alone) */
 		tm_slot_add(tm_sk_slot(st, dir, st->pend_l4, st->pend_family), &a);
 	}
 }
@@ -232,19 +227,6 @@ static __always_inline void tm_claim(struct tm_sk *st, struct task_struct *task,
 	if (!st->adopt && st->owner.tgid == task->tgid) /* the common case */
 		return;
 	tm_claim_now(st, task, ksk);
-}
-
-static __always_inline void tm_pend(struct tm_sk *st, __u8 dir, const struct tm_pkt *p,
-				    const struct tm_counter_val *a)
-{
-	st->pend_l4 = p->l4;
-	st->pend_family = p->family;
-	dir &= 1;
-	__sync_fetch_and_add(&st->pend[dir].packets, a->packets);
-	__sync_fetch_and_add(&st->pend[dir].bytes, a->bytes);
-	__sync_fetch_and_add(&st->pend[dir].payload_bytes, a->payload_bytes);
-	__sync_fetch_and_add(&st->pend[dir].retrans_packets, a->retrans_packets);
-	__sync_fetch_and_add(&st->pend[dir].retrans_bytes, a->retrans_bytes);
 }
 
 /* ---- datagram sockets: received when read ---- */

@@ -20,6 +20,7 @@
 #define TM_IPPROTO_ICMPV6 58
 #define TM_IPPROTO_DSTOPTS 60
 #define TM_IPV6_EXT_MAX 4
+#define TM_TCP_FIN 0x01
 #define TM_TCP_SYN 0x02
 
 enum tm_pkt_kind { TM_PKT_XDP, TM_PKT_SKB, TM_PKT_KERNEL };

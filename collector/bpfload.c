@@ -359,6 +359,7 @@ static const struct tm_hook hooks[] = {
 	{ "tm_post_bind4", "cgroup/post_bind4", TM_HOOK_CGROUP },
 	{ "tm_post_bind6", "cgroup/post_bind6", TM_HOOK_CGROUP },
 	{ "tm_drop", "tp_btf/kfree_skb", TM_HOOK_TRACE },
+	{ "tm_tcp_probe", "tp_btf/tcp_probe", TM_HOOK_TRACE },
 	{ "tm_sock_release", "cgroup/sock_release", TM_HOOK_CGROUP },
 	{ "tm_recv_length", "tp_btf/sock_recv_length", TM_HOOK_TRACE },
 };

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Traffic with known ground truth for the integration tests. Every mode
- * prints one line "pid=<pid> sent=<payload bytes> received=<payload bytes>"
- * so the test can compare taskmeter's records with what really went over
- * the sockets.
+ * prints one line "pid=<pid> sent=<payload bytes> received=<payload bytes>
+ * retrans=<bytes> retrans_pkts=<segments>" so the test can compare
+ * taskmeter's records with what really went over the sockets (retrans:
+ * what this process's TCP sockets sent again, from tcp_info once
+ * everything is acknowledged).
  *
  *   tm_traffic tcp-serve ADDR PORT REPLY_BYTES     accept one, read to EOF, reply
  *   tm_traffic tcp-send ADDR PORT BYTES            connect, send, read reply to EOF
@@ -36,6 +38,10 @@
  *   tm_traffic name-storm ADDR PORT N SIZE PREFIX  N children one after the other, each
  *                                                  named PREFIX<i> (prctl PR_SET_NAME, so
  *                                                  its comm) and sending one datagram
+ *   tm_traffic udp-reader ADDR PORT RCVBUF READS FORK  bind (SO_REUSEPORT), wait for a
+ *                                                  line on stdin, read at most READS
+ *                                                  datagrams (FORK=1: a child of the
+ *                                                  binder reads), close (see below)
  *   tm_traffic swarm ADDR PORT N INTERVAL_MS       N processes, each sending a 64-byte
  *                                                  datagram every INTERVAL_MS, until
  *                                                  stdin closes (benchmarks)
@@ -62,14 +68,17 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -165,26 +174,69 @@ static long long recv_all(int fd)
 	}
 }
 
-/* Payload this process's TCP sockets sent again (retransmissions): on the
- * wire, and so in taskmeter's counts, on top of what the application sent. */
-static long long retrans;
+/*
+ * What this process's TCP sockets sent again (retransmissions): payload
+ * bytes and segments, on the wire on top of what the application sent.
+ * Read only once the socket's send queue is empty (SIOCOUTQ 0: everything
+ * sent is acknowledged, so no retransmission is still to come), and only
+ * for this process's own period with the socket: tcp_info counts over the
+ * socket's life, so a period starts with retrans_mark() and
+ * note_retrans() adds what happened since.
+ */
+static long long retrans, retrans_pkts;
 
-static void note_retrans(int fd)
+struct retrans_mark {
+	long long bytes, pkts;
+};
+
+static struct retrans_mark retrans_now(int fd)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 
 	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0)
-		retrans += (long long)ti.tcpi_bytes_retrans;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		die("TCP_INFO");
+	return (struct retrans_mark){ (long long)ti.tcpi_bytes_retrans, ti.tcpi_total_retrans };
+}
+
+/* Wait (up to 30 s) until the peer has acknowledged all we sent. */
+static void wait_acked(int fd)
+{
+	int outq = 0;
+
+	for (int i = 0; i < 30000; i++) {
+		if (ioctl(fd, SIOCOUTQ, &outq))
+			die("SIOCOUTQ");
+		if (!outq)
+			return;
+		usleep(1000);
+	}
+	fprintf(stderr, "tm_traffic: %d bytes never acknowledged\n", outq);
+	exit(1);
+}
+
+static void note_retrans_since(int fd, struct retrans_mark since)
+{
+	struct retrans_mark now;
+
+	wait_acked(fd);
+	now = retrans_now(fd);
+	retrans += now.bytes - since.bytes;
+	retrans_pkts += now.pkts - since.pkts;
+}
+
+static void note_retrans(int fd)
+{
+	note_retrans_since(fd, (struct retrans_mark){ 0, 0 });
 }
 
 static void report(long long sent, long long received)
 {
 	const char *linger = getenv("TM_LINGER_MS");
 
-	printf("pid=%d sent=%lld received=%lld retrans=%lld\n", getpid(), sent, received,
-	       retrans);
+	printf("pid=%d sent=%lld received=%lld retrans=%lld retrans_pkts=%lld\n", getpid(), sent,
+	       received, retrans, retrans_pkts);
 	fflush(stdout);
 	if (linger)
 		usleep((useconds_t)atoi(linger) * 1000);
@@ -393,14 +445,16 @@ static int fd_finish(char **a)
 {
 	const char *fdvar = getenv("TM_KEEP_FD");
 	int fd = fdvar ? atoi(fdvar) : -1;
+	struct retrans_mark mark;
 	long long sent, got;
 
 	if (fd < 0)
 		die("TM_KEEP_FD");
+	mark = retrans_now(fd); /* this image's period: the one before exec is not ours */
 	sent = send_all(fd, atoll(a[0]));
 	shutdown(fd, SHUT_WR);
 	got = recv_all(fd);
-	note_retrans(fd);
+	note_retrans_since(fd, mark);
 	close(fd);
 	report(sent, got);
 	return 0;
@@ -481,10 +535,17 @@ static int fork_send(char **a)
 {
 	int fd = tcp_connect(a), status;
 	long long sent = send_all(fd, atoll(a[2])), got;
-	pid_t child = fork();
+	struct retrans_mark mark;
+	pid_t child;
 
+	note_retrans(fd); /* the parent's period: its data acknowledged */
+	mark = retrans_now(fd);
+	child = fork();
 	if (child == 0) {
-		report(send_all(fd, atoll(a[3])), 0);
+		retrans = retrans_pkts = 0;
+		sent = send_all(fd, atoll(a[3]));
+		note_retrans_since(fd, mark);
+		report(sent, 0);
 		_exit(0);
 	}
 	waitpid(child, &status, 0);
@@ -540,17 +601,22 @@ static int scm_send(char **a)
 	if (child == 0) {
 		long long sent, got;
 
+		struct retrans_mark mark;
+
 		close(sp[0]);
 		fd = recv_fd(sp[1]);
+		mark = retrans_now(fd);
 		sent = send_all(fd, atoll(a[3]));
 		shutdown(fd, SHUT_WR);
 		got = recv_all(fd);
+		note_retrans_since(fd, mark);
 		report(sent, got);
 		_exit(0);
 	}
 	close(sp[1]);
 	fd = tcp_connect(a);
 	long long sent = send_all(fd, atoll(a[2]));
+	note_retrans(fd); /* before the hand-off: the child's period starts there */
 	send_fd(sp[0], fd);
 	close(fd);
 	waitpid(child, &status, 0);
@@ -1026,6 +1092,59 @@ static int proctitle(char **a)
 	return udp_sink(args);
 }
 
+/*
+ * udp-reader ADDR PORT RCVBUF READS FORK: bind (SO_REUSEPORT, so that
+ * several can share the port; SO_RCVBUF = RCVBUF when > 0), print
+ * "listening", wait for a line on stdin, then read what is queued, at most
+ * READS datagrams, and close. FORK=1: the binder forks before the line
+ * and the child reads, the binder never does (it reports nothing read).
+ * Reports one line per process, the reader's first; received= is bytes.
+ */
+static int udp_reader(char **a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd = udp_socket(a, &ss, &len), one = 1, rcvbuf = atoi(a[2]), reads = atoi(a[3]);
+	bool fork_reader = atoi(a[4]) == 1;
+	static char buf[65536];
+	long long got = 0;
+	char line[16];
+	pid_t child = 0;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)))
+		die("SO_RCVBUF");
+	if (bind(fd, (struct sockaddr *)&ss, len))
+		die("bind");
+	printf("listening\n");
+	fflush(stdout);
+	if (fork_reader) {
+		child = fork();
+		if (child < 0)
+			die("fork");
+	}
+	if (child > 0) { /* the binder: waits, never reads */
+		waitpid(child, NULL, 0);
+		close(fd);
+		report(0, 0);
+		return 0;
+	}
+	if (!fgets(line, sizeof(line), stdin))
+		die("stdin");
+	for (int i = 0; i < reads; i++) {
+		ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (r < 0 && errno == EAGAIN)
+			break;
+		if (r < 0)
+			die("recv");
+		got += r;
+	}
+	close(fd);
+	report(0, got);
+	return 0;
+}
+
 int main(int argc, char **argv, char **envp)
 {
 	static const struct {
@@ -1043,7 +1162,7 @@ int main(int argc, char **argv, char **envp)
 		{ "fork-storm", 4, fork_storm }, { "udp-blast", 4, udp_blast },
 		{ "udp-bind", 3, udp_bind },   { "udp-drain", 2, udp_drain },
 		{ "swarm", 4, swarm },         { "fd-finish", 1, fd_finish },
-		{ "name-storm", 5, name_storm },
+		{ "name-storm", 5, name_storm }, { "udp-reader", 5, udp_reader },
 		{ "hold-send", 4, hold_send }, { "proctitle", 3, proctitle },
 	};
 
