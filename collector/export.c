@@ -24,7 +24,7 @@
 #include "taskmeter.fields.h"
 #include "util.h"
 
-/* How long accepting pauses after the fd limit was hit. */
+/* How long accepting pauses when a connection cannot even be refused. */
 #define TM_ACCEPT_PAUSE_NS (200 * 1000000ull)
 
 static void unlink_ours(struct tm_export *e);
@@ -62,9 +62,14 @@ struct tm_export {
 	struct tm_sub *subs;
 	unsigned int n_subs;
 	uint64_t dropped;
-	uint64_t refused;       /* connections refused: fd limit or max_subscribers */
-	uint64_t refused_logged;
-	uint64_t pause_until;   /* CLOCK_MONOTONIC ns: accepting paused after EMFILE */
+	uint64_t refused_fds;   /* connections refused: no file descriptor left */
+	uint64_t refused_max;   /* ... max_subscribers reached */
+	uint64_t logged_fds, logged_max; /* of those, already logged */
+	uint64_t pauses;        /* accepting paused: not even a refusal was possible */
+	uint64_t logged_pauses;
+	int pause_err;          /* errno of the last pause */
+	int spare_fd;           /* kept open to make room for a refusal */
+	uint64_t pause_until;   /* CLOCK_MONOTONIC ns: accepting paused until then */
 	bool listening;         /* the listener is in the epoll set */
 	bool started;           /* tm_export_start: clients are taken */
 	ino_t ino;              /* of our socket file: never unlink another's */
@@ -267,6 +272,7 @@ struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd)
 	e->queue_bytes_max = o->queue_bytes;
 	e->max_subs = o->max_subscribers;
 	e->w.kind = TM_WATCH_LISTENER;
+	e->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	snprintf(e->path, sizeof(e->path), "%s", o->path);
 	err = mkdir_parent(o->path);
 	e->w.fd = err ? err : listen_on(e, o);
@@ -276,6 +282,8 @@ struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd)
 	}
 	return e;
 err_free:
+	if (e->spare_fd >= 0)
+		close(e->spare_fd);
 	free(e);
 	errno = -err;
 	return NULL;
@@ -326,13 +334,43 @@ static void sub_add(struct tm_export *e, int fd)
 	tm_info("subscriber fd %d connected\n", fd);
 }
 
-/* Out of file descriptors: the listener stays readable, so stop polling it
- * for a while instead of spinning on accept(). tm_export_tick resumes. */
-static void pause_accepting(struct tm_export *e)
+/*
+ * Out of file descriptors: a connection left pending keeps the listener
+ * readable (a spin on accept()) and its client waiting for a stream that
+ * does not come. The spare descriptor makes room to accept it and close it
+ * at once: the client sees the stream end, the refusal is counted.
+ * 1: one refused; 0: none was pending; -1: no room even for that.
+ */
+static int refuse_one(struct tm_export *e)
+{
+	int fd, err;
+
+	if (e->spare_fd < 0)
+		return -1;
+	close(e->spare_fd);
+	fd = accept4(e->w.fd, NULL, NULL, SOCK_CLOEXEC);
+	err = errno;
+	if (fd >= 0)
+		close(fd);
+	e->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		e->refused_fds++;
+		return 1;
+	}
+	errno = err;
+	return err == EAGAIN || err == EWOULDBLOCK ? 0 : -1;
+}
+
+/* Not even a refusal is possible (no spare descriptor, no memory): stop
+ * polling the listener for a while instead of spinning on accept().
+ * tm_export_tick resumes. */
+static void pause_accepting(struct tm_export *e, int err)
 {
 	if (e->listening && !epoll_ctl(e->epfd, EPOLL_CTL_DEL, e->w.fd, NULL))
 		e->listening = false;
 	e->pause_until = tm_now_ns(CLOCK_MONOTONIC) + TM_ACCEPT_PAUSE_NS;
+	e->pauses++;
+	e->pause_err = err;
 }
 
 int tm_export_configure(struct tm_export *e, const struct tm_export_opts *o)
@@ -345,16 +383,36 @@ int tm_export_configure(struct tm_export *e, const struct tm_export_opts *o)
 	return 0;
 }
 
+/* One line per interval at most, with the counts since the last one. */
+static void log_refused(struct tm_export *e)
+{
+	unsigned long long fds = e->refused_fds - e->logged_fds, max = e->refused_max - e->logged_max;
+	char why[128];
+
+	if (fds && max)
+		snprintf(why, sizeof(why), "%llu: no file descriptor left, %llu: max_subscribers = %u",
+			 fds, max, e->max_subs);
+	else if (fds)
+		snprintf(why, sizeof(why), "no file descriptor left");
+	else
+		snprintf(why, sizeof(why), "max_subscribers = %u", e->max_subs);
+	if (fds || max)
+		tm_warn("%s: refused %llu connection(s) (%s)\n", e->path, fds + max, why);
+	if (e->pauses > e->logged_pauses)
+		tm_warn("%s: accepting paused %llu time(s): %s\n", e->path,
+			(unsigned long long)(e->pauses - e->logged_pauses), strerror(e->pause_err));
+	e->logged_fds = e->refused_fds;
+	e->logged_max = e->refused_max;
+	e->logged_pauses = e->pauses;
+}
+
 void tm_export_tick(struct tm_export *e)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &e->w };
 
-	if (e->refused > e->refused_logged) {
-		tm_warn("%s: refused %llu connection(s) (file descriptor limit or "
-			"max_subscribers = %u)\n", e->path,
-			(unsigned long long)(e->refused - e->refused_logged), e->max_subs);
-		e->refused_logged = e->refused;
-	}
+	log_refused(e);
+	if (e->spare_fd < 0)
+		e->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (e->started && !e->listening && tm_now_ns(CLOCK_MONOTONIC) >= e->pause_until &&
 	    !epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->w.fd, &ev))
 		e->listening = true;
@@ -366,20 +424,22 @@ void tm_export_accept(struct tm_export *e)
 		int fd = accept4(e->w.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
+			int r = errno == EMFILE || errno == ENFILE ? refuse_one(e) : -1;
+
+			if (errno == EINTR || errno == ECONNABORTED || r > 0)
 				continue;
+			if (r == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				e->refused++;
-				pause_accepting(e); /* logged once per interval, by tick */
-			} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			    errno == ENOMEM)
+				pause_accepting(e, errno); /* logged once per interval, by tick */
+			else
 				tm_warn("accept on %s: %s\n", e->path, strerror(errno));
-			}
 			return;
 		}
 		if (e->n_subs >= e->max_subs) {
 			close(fd);
-			e->refused++;
+			e->refused_max++;
 			continue;
 		}
 		sub_add(e, fd);
@@ -485,7 +545,7 @@ int tm_export_publish(struct tm_export *e, struct tm_buf *const *parts, size_t n
 
 uint64_t tm_export_refused(const struct tm_export *e)
 {
-	return e->refused;
+	return e->refused_fds + e->refused_max;
 }
 
 unsigned int tm_export_subscribers(const struct tm_export *e)
@@ -547,5 +607,7 @@ void tm_export_close(struct tm_export *e)
 		epoll_ctl(e->epfd, EPOLL_CTL_DEL, e->w.fd, NULL);
 	close(e->w.fd);
 	unlink_ours(e);
+	if (e->spare_fd >= 0)
+		close(e->spare_fd);
 	free(e);
 }

@@ -52,7 +52,9 @@ int tm_export_start(struct tm_export *e);
 int tm_export_configure(struct tm_export *e, const struct tm_export_opts *o);
 /* Once per interval: log refused connections, resume accepting. */
 void tm_export_tick(struct tm_export *e);
-/* Accept every pending connection. */
+/* Accept every pending connection. Over max_subscribers, or with no file
+ * descriptor left (a spare one kept for this makes room), a connection is
+ * accepted and closed at once: refused, counted, never left pending. */
 void tm_export_accept(struct tm_export *e);
 /* A subscriber's fd is ready (events from epoll). */
 void tm_export_ready(struct tm_export *e, struct tm_watch *w, uint32_t events);

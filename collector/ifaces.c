@@ -9,15 +9,18 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <net/if.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/nsfs.h>
 #include <linux/types.h>
 #include <xdp/libxdp.h>
 
@@ -278,6 +281,34 @@ static void netns_free(struct tm_netns *ns)
 	free(ns);
 }
 
+static void netns_path(const char *name, char *path, size_t len)
+{
+	snprintf(path, len, name[0] == '/' ? "%s" : "/run/netns/%s", name);
+}
+
+int tm_ifaces_check(const struct tm_config *c)
+{
+	char path[PATH_MAX], where[128];
+	int fd, err = 0;
+
+	for (unsigned int k = 0; !err && k < c->n_netns; k++) {
+		netns_path(c->netns[k], path, sizeof(path));
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		if (fd < 0) {
+			err = -errno;
+			tm_err("%s: %s: %s\n", tm_config_where(c, "netns", where, sizeof(where)),
+			       path, strerror(-err));
+		} else if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET) {
+			err = -EINVAL;
+			tm_err("%s: %s: not a network namespace\n",
+			       tm_config_where(c, "netns", where, sizeof(where)), path);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	return err;
+}
+
 static int netns_open(struct tm_ifaces *s, const char *name)
 {
 	struct tm_netns *ns = calloc(1, sizeof(*ns));
@@ -292,7 +323,7 @@ static int netns_open(struct tm_ifaces *s, const char *name)
 	ns->fd = ns->ref_fd = -1;
 	snprintf(ns->name, sizeof(ns->name), "%s", name ? name : "(own)");
 	if (name) {
-		snprintf(path, sizeof(path), name[0] == '/' ? "%s" : "/run/netns/%s", name);
+		netns_path(name, path, sizeof(path));
 		ns->fd = open(path, O_RDONLY | O_CLOEXEC);
 	}
 	if ((name && ns->fd < 0) ||

@@ -27,6 +27,12 @@ struct tm_iface_info {
 
 typedef void (*tm_iface_cb)(void *ctx, const struct tm_iface_info *info);
 
+/*
+ * Can every configured network namespace be opened, and is it one? Says
+ * which is not (with its config line) and returns -errno; called before
+ * anything is loaded, so that a missing netns is a config error.
+ */
+int tm_ifaces_check(const struct tm_config *c);
 /* Load the TC programs, open the namespaces (rtnetlink, watched on epfd),
  * attach to every selected interface there now. NULL with errno set on
  * failure (ENOENT, ENOTDIR: a configured netns is not there). */

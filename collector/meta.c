@@ -134,6 +134,10 @@ static uint64_t ns_inode(int pid, const char *ns)
  * argv and environment from /proc. cmdline is cut at the end of the argv
  * region: a process that overwrote its argv NULs (setproctitle) makes the
  * kernel run on into the environment, whose values must not leave here.
+ * Where that region is not known (stat hides it from a reader that may not
+ * ptrace the process: no CAP_SYS_PTRACE, another user's process), nothing
+ * of cmdline is taken, as nothing of it can be shown to be argv; environ
+ * is then unreadable too, and the rest of the metadata stands without it.
  */
 static int procfs_strings(struct tm_resolver *r, struct tm_meta *m, int pid,
 			  const struct tm_proc_stat *ps)
@@ -145,14 +149,19 @@ static int procfs_strings(struct tm_resolver *r, struct tm_meta *m, int pid,
 	int err;
 
 	err = tm_proc_read_file(pid, "cmdline", buf, r->cfg->argv_max, &len, &trunc);
-	if (!err && region && len > region) {
+	if (!err && len > region) {
+		trunc = !region; /* none taken: flagged as cut */
 		len = region;
-		trunc = false;
 	}
 	if (!err)
 		err = tm_meta_set_argv(m, buf, len, trunc);
-	if (!err && r->cfg->env_max)
+	if (!err && r->cfg->env_max) {
 		err = tm_proc_read_file(pid, "environ", buf, r->cfg->env_max, &len, &trunc);
+		if (err == -EACCES || err == -EPERM) {
+			err = 0;
+			len = 0;
+		}
+	}
 	if (!err && r->cfg->env_max)
 		err = tm_meta_set_env(m, r->cfg, buf, len);
 	return err;

@@ -294,8 +294,13 @@ static struct tm_if_name *if_name_find(const struct tm_store *s, uint64_t netns,
 void tm_store_if_name_set(struct tm_store *s, uint64_t netns, int ifindex, const char *name)
 {
 	struct tm_if_name *n = if_name_find(s, netns, ifindex);
+	char clean[sizeof(n->name)];
 
-	if (n && !strncmp(n->name, name, sizeof(n->name) - 1))
+	/* compared as exported: a name that is not UTF-8 is not new every frame
+	 * (a new name re-encodes every record) */
+	snprintf(clean, sizeof(clean), "%s", name);
+	tm_utf8_sanitize(clean, strlen(clean));
+	if (n && !strcmp(n->name, clean))
 		return;
 	if (!n)
 		n = tm_vec_push(&s->if_names, sizeof(*n));
@@ -303,8 +308,7 @@ void tm_store_if_name_set(struct tm_store *s, uint64_t netns, int ifindex, const
 		return;
 	n->netns = netns;
 	n->ifindex = ifindex;
-	snprintf(n->name, sizeof(n->name), "%s", name); /* a reused ifindex takes the new name */
-	tm_utf8_sanitize(n->name, strlen(n->name));
+	memcpy(n->name, clean, sizeof(n->name)); /* a reused ifindex takes the new name */
 	s->names_gen++;
 }
 

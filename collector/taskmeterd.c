@@ -480,11 +480,15 @@ static int setup(struct tm_daemon *d)
 	}
 	raise_nofile();
 	err = tm_bpf_open_cgroup(&d->bpf, &d->cfg);
+	if (!err)
+		err = tm_ifaces_check(&d->cfg);
 	if (err) {
 		d->config_error = 1;
 		return err;
 	}
 	gethostname(d->hostname, sizeof(d->hostname) - 1);
+	/* any bytes but NUL may name a host; Frame.hostname is a string */
+	tm_utf8_sanitize(d->hostname, strlen(d->hostname));
 	err = setup_store(d);
 	if (!err)
 		err = open_export(d); /* first: a socket in use is found before loading */

@@ -15,10 +15,16 @@ stderr if anything does not decode.
 from_json() turns such JSON back into Python ints, keyed by the schema's
 field types; the tests load every dump line through it.
 
+--strict FILE... checks captured streams with protobuf's pure-Python
+decoder, which rejects a string field that is not valid UTF-8 (as the
+protobuf spec requires of string fields; the C++ backend only logs it):
+one JSON summary line per file, exit 1 if any message is rejected.
+
 Run with /usr/bin/python3: that is the interpreter python3-protobuf serves.
 """
 
 import argparse
+import hashlib
 import importlib
 import json
 import os
@@ -39,6 +45,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROTO_DIR = os.path.join(REPO, "proto")
 FRAME_MAX = 64 << 20  # TM_FRAME_MAX: the collector never writes more
 VARINT_MAX = 10
+FIELD_RECORDS = 4  # Frame.records
+BACKEND_VAR = "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"
 
 
 class DecodeError(Exception):
@@ -207,14 +215,153 @@ def frame_to_json(pb2, body):
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+# ---- strict decoding of captured streams ----
+
+def read_varint(buf, i):
+    """(value, index after it) of the varint at buf[i]."""
+    value = 0
+    for n in range(VARINT_MAX):
+        if i >= len(buf):
+            raise DecodeError("varint cut at the end of its buffer")
+        byte = buf[i]
+        i += 1
+        value |= (byte & 0x7F) << (7 * n)
+        if not byte & 0x80:
+            return value, i
+    raise DecodeError("varint longer than %d bytes" % VARINT_MAX)
+
+
+def split_stream(data):
+    """The message bodies of a captured stream, and the size of an
+    incomplete last message (the collector was killed while writing it)."""
+    view, bodies, i = memoryview(data), [], 0
+    while i < len(data):
+        try:
+            length, start = read_varint(data, i)
+        except DecodeError:
+            break
+        if length > FRAME_MAX:
+            raise DecodeError("message %d: %d bytes, over the %d limit"
+                              % (len(bodies), length, FRAME_MAX))
+        if start + length > len(data):
+            break
+        bodies.append(view[start:start + length])
+        i = start + length
+    return bodies, len(data) - i
+
+
+def split_records(body):
+    """A Frame body as (its fields but records, [each record's bytes]),
+    walking the top-level fields the way the wire format defines them."""
+    rest, records, i = bytearray(), [], 0
+    while i < len(body):
+        start = i
+        tag, i = read_varint(body, i)
+        wire = tag & 7
+        if wire == 0:
+            _, i = read_varint(body, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        elif wire == 2:
+            length, i = read_varint(body, i)
+            if tag >> 3 == FIELD_RECORDS:
+                records.append(bytes(body[i:i + length]))
+            i += length
+        else:
+            raise DecodeError("wire type %d at byte %d" % (wire, start))
+        if i > len(body):
+            raise DecodeError("field at byte %d runs past the message" % start)
+        if tag >> 3 != FIELD_RECORDS or wire != 2:
+            rest += body[start:i]
+    return bytes(rest), records
+
+
+def strict_check(pb2, data, full=False):
+    """Every message of a captured stream through the decoder of this
+    process (strict only with the pure-Python backend, see python_backend()).
+    A message is decoded as its fields but records, then each record. A
+    record's bytes seen before are not decoded again (unchanged records go
+    out as the same cached bytes frame after frame; same bytes, same
+    verdict) unless full, which parses each message whole. Returns a summary
+    with the rejected messages, their seq and the decoder's error."""
+    bodies, cut = split_stream(data)
+    out = {"bytes": len(data), "messages": len(bodies), "frames": 0, "records": 0,
+           "records_decoded": 0, "largest": max((len(b) for b in bodies), default=0),
+           "cut": cut, "rejected": []}
+    seen = set()
+    for n, body in enumerate(bodies):
+        frame = pb2.Frame()
+        try:
+            if full:
+                frame.ParseFromString(bytes(body))
+                out["records"] += len(frame.records)
+                out["records_decoded"] += len(frame.records)
+            else:
+                rest, records = split_records(body)
+                frame.ParseFromString(rest)
+                for rec in records:
+                    out["records"] += 1
+                    key = hashlib.blake2b(rec, digest_size=16).digest()
+                    if key not in seen:
+                        pb2.ProcessRecord().ParseFromString(rec)
+                        seen.add(key)
+                        out["records_decoded"] += 1
+            out["frames"] += not frame.more_parts
+        except Exception as e:  # noqa: BLE001 (UnicodeDecodeError, DecodeError, ...)
+            out["rejected"].append({"message": n, "seq": frame.seq if frame.HasField("seq")
+                                    else None, "error": "%s: %s" % (type(e).__name__, e)})
+    return out
+
+
+def python_backend():
+    """Is this process's protobuf the pure-Python one (set by BACKEND_VAR
+    before google.protobuf is imported)?"""
+    from google.protobuf.internal import api_implementation
+    return api_implementation.Type() == "python"
+
+
+def strict_backend():
+    """Makes this process strict: run again with the pure-Python backend
+    if it has another (the C++ one accepts invalid UTF-8 in proto2)."""
+    if python_backend():
+        return
+    if os.environ.get(BACKEND_VAR) == "python":
+        sys.exit("decode_stream: the pure-Python protobuf backend is not available")
+    os.execve(sys.executable, [sys.executable] + sys.argv,
+              dict(os.environ, **{BACKEND_VAR: "python"}))
+
+
+def strict_main(paths, pb2, full=False):
+    """--strict: one JSON summary line per captured stream; 1 if any
+    message was rejected."""
+    bad = 0
+    for path in paths:
+        with open(path, "rb") as f:
+            out = strict_check(pb2, f.read(), full)
+        out["file"] = path
+        bad += len(out["rejected"])
+        print(json.dumps(out), flush=True)
+    return 1 if bad else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--socket", default="/run/taskmeter/taskmeter.sock")
-    ap.add_argument("--count", type=int, required=True, help="frames to read, then exit 0")
+    ap.add_argument("--count", type=int, help="frames to read, then exit 0")
     ap.add_argument("--proto-out", help="where protoc writes taskmeter_pb2 (default: temp dir)")
     ap.add_argument("--timeout", type=float, default=30.0,
                     help="seconds for connecting and reading all frames (default 30)")
+    ap.add_argument("--strict", nargs="+", metavar="FILE",
+                    help="check captured streams with the pure-Python decoder instead")
+    ap.add_argument("--full", action="store_true",
+                    help="with --strict: parse each message whole, records seen before too")
     args = ap.parse_args()
+    if args.count is None and not args.strict:
+        ap.error("--count or --strict is required")
+    if args.strict:
+        strict_backend()
 
     tmp = None
     out_dir = args.proto_out
@@ -223,6 +370,8 @@ def main():
         out_dir = tmp.name
     try:
         pb2 = load_schema(out_dir)
+        if args.strict:
+            return strict_main(args.strict, pb2, args.full)
         deadline = time.monotonic() + args.timeout
         sock = connect(args.socket, deadline)
         stream = FrameStream(sock, deadline)

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -144,6 +145,7 @@ class Env:
         self.bpffs = os.path.join(self.dir, "bpf")
         self.instance = f"test-{self.id}"
         self.state_dir = os.path.join(self.bpffs, "taskmeter", self.instance)
+        self.raw_recorders = []  # one per collector started: see RawRecorder
 
     # ---- lifecycle ----
     def __enter__(self):
@@ -164,8 +166,9 @@ class Env:
             for path in (self.log, self.dump_path + ".err"):
                 if os.path.exists(path):
                     print(f"--- {os.path.basename(path)} (last 40 lines)")
-                    print("".join(open(path).readlines()[-40:]))
+                    print("".join(open(path, errors="replace").readlines()[-40:]))
         self.cleanup()
+        self.check_strict(exc_type is None)
         return False
 
     def start_daemon(self, extra=(), dump_path=None, on_socket=None):
@@ -180,6 +183,7 @@ class Env:
         self.wait_socket()
         if on_socket:
             on_socket()
+        self.raw_recorders.append(RawRecorder(self.sock))
         if dump_path:
             self.dump_path = dump_path
         self.dumps.append(self.dump_path)
@@ -359,6 +363,79 @@ class Env:
         if p.returncode:
             raise TestFailure(f"server exit {p.returncode}: {err}")
         return parse_reports(out) if all_reports else parse_report(out)
+
+    def check_strict(self, check_it=True):
+        """Once the collectors are gone: every message each RawRecorder
+        received must pass the strict decoder (a last one cut by a kill is
+        left out). The captures are removed either way."""
+        recs, self.raw_recorders = self.raw_recorders, []
+        for r in recs:
+            r.finish()
+        try:
+            if not check_it or not recs:
+                return
+            bad = [f"{r.path}: {r.error}" for r in recs if r.error]
+            check(not bad, f"raw subscriber: {bad}")
+            p = subprocess.run(["/usr/bin/python3", DECODE_STREAM, "--strict"]
+                               + [r.path for r in recs], capture_output=True, text=True,
+                               env=dict(os.environ, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python"))
+            sums = [json.loads(line) for line in p.stdout.splitlines()]
+            for out in sums:
+                print(f"strict decoder: {out['frames']} frames ({out['messages']} messages, "
+                      f"{out['bytes']} bytes, largest {out['largest']}), {out['records']} "
+                      f"records, {len(out['rejected'])} rejected")
+            check(p.returncode == 0 and len(sums) == len(recs),
+                  f"the strict decoder rejected frames (exit {p.returncode}): "
+                  f"{[o['rejected'][:3] for o in sums]} {p.stderr.strip()}")
+        finally:
+            for r in recs:
+                os.unlink(r.path)
+
+
+DECODE_STREAM = os.path.join(ROOT, "tests", "decode_stream.py")
+
+
+class RawRecorder:
+    """A subscriber of every collector an Env starts, connected before the
+    test's own: it writes the stream's bytes to a file (outside the Env's
+    directory, which cleanup removes) until the collector closes it, and
+    never falls behind. Env.check_strict decodes them all with protobuf's
+    pure-Python decoder, which rejects invalid UTF-8 in string fields."""
+
+    def __init__(self, sock_path):
+        fd, self.path = tempfile.mkstemp(prefix="taskmeter-raw-", suffix=".bin")
+        self.file = os.fdopen(fd, "wb")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.connect(sock_path)
+        except OSError as e:
+            self.file.close()
+            os.unlink(self.path)
+            raise TestFailure(f"raw subscriber: connect {sock_path}: {e}")
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            while True:
+                chunk = self.sock.recv(1 << 20)
+                if not chunk:
+                    return
+                self.file.write(chunk)
+        except OSError as e:
+            self.error = e
+        finally:
+            self.file.close()
+
+    def finish(self, timeout=20):
+        """Waits for the end of the stream (its collector has exited)."""
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            self.sock.shutdown(socket.SHUT_RDWR)  # ends the recv
+            self.thread.join(5)
+            self.error = self.error or "no end of stream after its collector exited"
+        self.sock.close()
 
 
 def bpftool_json(*args, must=True):

@@ -47,6 +47,18 @@
  *   tm_traffic swarm ADDR PORT N INTERVAL_MS       N processes, each sending a 64-byte
  *                                                  datagram every INTERVAL_MS, until
  *                                                  stdin closes (benchmarks)
+ *   tm_traffic hold-send ADDR PORT N SIZE          N children at once, each sending one
+ *                                                  datagram; prints "ready", then a report
+ *                                                  line per child; they exit when stdin
+ *                                                  closes. TM_ARGV_BYTES=K makes the
+ *                                                  argument region K bytes, TM_REGION_BYTES=K
+ *                                                  argument and environment regions K
+ *                                                  together (one re-exec with a padding
+ *                                                  argument)
+ *   tm_traffic proctitle ADDR PORT COUNT           setproctitle style: the argument NULs
+ *                                                  become blanks (so /proc/PID/cmdline runs
+ *                                                  on into the environment; TM_ENV_FIRST=NAME
+ *                                                  puts NAME first there), then udp-sink
  *
  * ADDR is numeric IPv4 or IPv6. Extra arguments after the mode's own are
  * ignored, so tests can tag processes with distinctive argv. TM_LINGER_MS in
@@ -911,6 +923,177 @@ static int name_storm(char **a)
 	return 0;
 }
 
+extern char **environ;
+
+/* The path of this program, for a re-exec that keeps its comm. */
+static const char *self_exe(void)
+{
+	static char path[4096];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+
+	if (n < 0)
+		die("readlink /proc/self/exe");
+	path[n] = '\0';
+	return path;
+}
+
+/* Fields 48..51 of /proc/self/stat: arg_start, arg_end, env_start, env_end. */
+static void regions(unsigned long long v[4])
+{
+	char buf[4096], *p;
+	FILE *f = fopen("/proc/self/stat", "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	for (int field = 2; p && field < 48; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p, " %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3]) != 4)
+		die("/proc/self/stat");
+}
+
+/* TM_ARGV_BYTES / TM_REGION_BYTES: re-exec once with a padding argument. */
+static void pad_regions(char **argv)
+{
+	const char *want_argv = getenv("TM_ARGV_BYTES"), *want_both = getenv("TM_REGION_BYTES");
+	unsigned long long v[4];
+	long long have, target;
+	char **nargv, *pad;
+	int argc = 0;
+
+	if (!want_argv && !want_both)
+		return;
+	regions(v);
+	have = (long long)(v[1] - v[0]);
+	target = want_argv ? atoll(want_argv) : atoll(want_both) - (long long)(v[3] - v[2]);
+	if (have == target)
+		return;
+	if (target < have + 2) {
+		fprintf(stderr, "cannot pad the argument region from %lld to %lld bytes\n", have,
+			target);
+		exit(2);
+	}
+	while (argv[argc])
+		argc++;
+	nargv = calloc((size_t)argc + 2, sizeof(*nargv));
+	pad = malloc((size_t)(target - have));
+	if (!nargv || !pad)
+		die("malloc");
+	memcpy(nargv, argv, (size_t)argc * sizeof(*nargv));
+	memset(pad, 'p', (size_t)(target - have - 1));
+	pad[target - have - 1] = '\0';
+	nargv[argc] = pad;
+	execve(self_exe(), nargv, environ);
+	die("execve");
+}
+
+static void hold_child(char **a, size_t size, int sent_fd, int hold_fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	static char buf[65536];
+	char c;
+	int fd;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	fd = udp_socket(a, &ss, &len);
+	c = sendto(fd, buf, size, 0, (struct sockaddr *)&ss, len) == (ssize_t)size ? 'y' : 'n';
+	if (write(sent_fd, &c, 1) != 1)
+		_exit(1);
+	while (read(hold_fd, &c, 1) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
+static int hold_send(char **a)
+{
+	int n = atoi(a[2]), sent[2], hold[2], status;
+	size_t size = (size_t)atol(a[3]);
+	pid_t *kids = calloc((size_t)(n > 0 ? n : 1), sizeof(*kids));
+	char c, line[64];
+
+	pad_regions(a - 2);
+	if (!kids || pipe(sent) || pipe(hold))
+		die("pipe");
+	for (int i = 0; i < n; i++) {
+		kids[i] = fork();
+		if (kids[i] < 0)
+			die("fork");
+		if (kids[i] == 0) {
+			close(sent[0]);
+			close(hold[1]);
+			hold_child(a, size, sent[1], hold[0]);
+		}
+	}
+	close(sent[1]);
+	close(hold[0]);
+	for (int i = 0; i < n; i++)
+		if (read(sent[0], &c, 1) != 1 || c != 'y')
+			die("hold-send child");
+	printf("ready\n");
+	for (int i = 0; i < n; i++)
+		printf("pid=%d sent=%zu received=0 retrans=0\n", kids[i], size);
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin))
+		;
+	close(hold[1]); /* the children's read returns 0: they exit */
+	for (int i = 0; i < n; i++)
+		if (waitpid(kids[i], &status, 0) < 0 || status)
+			die("hold-send child exit");
+	report(0, 0);
+	return 0;
+}
+
+/* TM_ENV_FIRST=NAME: re-exec once with NAME first in the environment. */
+static void env_first(char **argv)
+{
+	const char *name = getenv("TM_ENV_FIRST");
+	size_t n = 0, k = 1, len;
+	char **nenv;
+
+	if (!name)
+		return;
+	len = strlen(name);
+	if (!strncmp(environ[0], name, len) && environ[0][len] == '=')
+		return;
+	while (environ[n])
+		n++;
+	nenv = calloc(n + 1, sizeof(*nenv));
+	if (!nenv)
+		die("calloc");
+	for (size_t i = 0; i < n; i++) {
+		if (!strncmp(environ[i], name, len) && environ[i][len] == '=')
+			nenv[0] = environ[i];
+		else if (k < n)
+			nenv[k++] = environ[i];
+	}
+	if (!nenv[0])
+		return; /* not set: nothing to move */
+	execve(self_exe(), argv, nenv);
+	die("execve");
+}
+
+static int proctitle(char **a)
+{
+	char **argv = a - 2, addr[256], port[32], count[32], *end;
+	char *args[] = { addr, port, count };
+	int argc = 0;
+
+	env_first(argv);
+	snprintf(addr, sizeof(addr), "%s", a[0]);
+	snprintf(port, sizeof(port), "%s", a[1]);
+	snprintf(count, sizeof(count), "%s", a[2]);
+	while (argv[argc])
+		argc++;
+	end = argv[argc - 1] + strlen(argv[argc - 1]); /* the region's last NUL */
+	for (char *p = argv[0]; p <= end; p++)
+		if (!*p)
+			*p = ' ';
+	return udp_sink(args);
+}
+
 /*
  * udp-reader ADDR PORT RCVBUF READS FORK: bind (SO_REUSEPORT, so that
  * several can share the port; SO_RCVBUF = RCVBUF when > 0), print
@@ -1011,6 +1194,7 @@ int main(int argc, char **argv, char **envp)
 		{ "swarm", 4, swarm },         { "fd-finish", 1, fd_finish },
 		{ "name-storm", 5, name_storm }, { "udp-reader", 5, udp_reader },
 		{ "udp-send-wait", 4, udp_send_wait },
+		{ "hold-send", 4, hold_send }, { "proctitle", 3, proctitle },
 	};
 
 	if (argc >= 6 && strcmp(argv[1], "exec-send") == 0)
