@@ -9,7 +9,8 @@ import shutil
 import subprocess
 import tempfile
 
-from tmtest import ROOT, TASKMETERD, cgroup2_mount, check, check_eq, sh
+from tmtest import (ROOT, TASKMETERD, cgroup2_mount, check, check_eq, make_test_cgroup,
+                    remove_test_cgroup, sh)
 
 CONFIG_EXAMPLE = os.path.join(ROOT, "configs", "taskmeter.conf")
 DAEMON_SOURCE = os.path.join(ROOT, "collector", "args.c")  # its getopt_long table
@@ -19,14 +20,12 @@ DAEMON_SOURCE = os.path.join(ROOT, "collector", "args.c")  # its getopt_long tab
 def scratch():
     """A cgroup of our own (no daemon is meant to attach to it, but if one
     does, it is not the host's) and a temp dir for config files and sockets."""
-    name = f"taskmeter-test-cfg-{os.getpid()}-{random.randrange(1 << 30):x}"
-    cg = os.path.join(cgroup2_mount(), name)
+    rel, cg = make_test_cgroup(f"cfg-{os.getpid()}-{random.randrange(1 << 30):x}")
     tmp = tempfile.mkdtemp(prefix="taskmeter-test-")
-    os.mkdir(cg)
     try:
-        yield name, cg, tmp
+        yield rel, cg, tmp
     finally:
-        os.rmdir(cg)
+        remove_test_cgroup(cg)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -226,7 +226,7 @@ def test_containers_and_namespaces():
         env.finish(sink_b)
         frames = env.stop()
         netns = {n: os.stat(f"/run/netns/{n}").st_ino for n in (env.ns, other_ns)}
-        base = "/" + os.path.relpath(env.cg, os.path.dirname(env.cg))
+        base = "/" + env.cg_rel
         c = check_exact(frames, in_container, "process in a docker scope", "UDP")
         check_eq(c.get("cgroup_path"), f"{base}/system.slice/docker-{cid}.scope", "cgroup path")
         check_eq((c.get("container_id"), c.get("container_runtime")), (cid, "docker"),

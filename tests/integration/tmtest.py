@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 """Integration-test environment for taskmeter.
 
-Each Env gets its own network namespace, cgroup v2 directory and run
+Each Env gets its own network namespace, cgroup v2 directory (below
+<cgroup2>/taskmeter-tests, never at the host's cgroup2 root) and run
 directory, all named with a unique id so that two copies of the suite can run
 at once. taskmeterd is attached to that cgroup only; processes started with
 Env.run()/Env.spawn() are placed in the cgroup and the namespace. On exit the
@@ -10,6 +11,7 @@ Env checks that the collector left nothing behind and removes what it made.
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -83,13 +85,52 @@ def check_eq(got, want, what):
 
 
 def cgroup2_mount():
+    """Where cgroup v2 is mounted, found as the collector finds it (the first
+    cgroup2 line of /proc/self/mountinfo): /sys/fs/cgroup/unified on a hybrid
+    host, /sys/fs/cgroup on a pure one."""
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
             sep = fields.index("-")
             if fields[sep + 1] == "cgroup2":
-                return fields[4].replace("\\040", " ")
+                # mountinfo escapes blank, tab, newline and backslash as \ooo
+                return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
     raise TestFailure("no cgroup2 mount")
+
+
+# Every cgroup the tests make is below this one, never at the cgroup2 root
+# itself: <cgroup2>/taskmeter-tests/<name>. Made when a test needs it and
+# removed by the last test that leaves it empty, so copies of the suite
+# running at once share it.
+CGROUP_PARENT = "taskmeter-tests"
+
+
+def make_test_cgroup(name):
+    """<cgroup2>/taskmeter-tests/<name>, created (with the parent if need
+    be); returns (path relative to the cgroup2 mount, absolute path)."""
+    parent = os.path.join(cgroup2_mount(), CGROUP_PARENT)
+    path = os.path.join(parent, name)
+    for _ in range(100):
+        try:
+            os.mkdir(parent)
+        except FileExistsError:
+            pass
+        try:
+            os.mkdir(path)
+            return f"{CGROUP_PARENT}/{name}", path
+        except FileNotFoundError:
+            continue  # another suite removed the parent in between: again
+    raise TestFailure(f"could not create {path}")
+
+
+def remove_test_cgroup(path):
+    """Remove a cgroup of make_test_cgroup(), and the parent if it is empty
+    now (if another suite's cgroup is in it, that suite removes it)."""
+    remove_cgroup(path)
+    try:
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass
 
 
 def sh(*argv, check_rc=True):
@@ -122,7 +163,7 @@ class Env:
     def __init__(self, daemon_args=(), interval="200ms", start=True):
         self.id = f"{os.getpid()}-{random.randrange(1 << 30):x}"
         self.ns = f"taskmeter-{self.id}"
-        self.cg_rel = f"taskmeter-test-{self.id}"
+        self.cg_rel = f"{CGROUP_PARENT}/{self.id}"  # as --cgroup takes it
         self.cg = os.path.join(cgroup2_mount(), self.cg_rel)
         self.dir = tempfile.mkdtemp(prefix="taskmeter-test-")
         self.sock = os.path.join(self.dir, "tm.sock")
@@ -151,7 +192,7 @@ class Env:
             new_netns(self.ns)
             os.mkdir(self.bpffs)
             sh("mount", "-t", "bpf", "bpf", self.bpffs)
-            os.mkdir(self.cg)
+            self.cg_rel, self.cg = make_test_cgroup(self.id)
             if self.start:
                 self.start_daemon()
         except BaseException:
@@ -291,8 +332,9 @@ class Env:
             if proc and proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        for cg in list(reversed(self.sub_cgroups)) + [self.cg]:
+        for cg in reversed(self.sub_cgroups):
             remove_cgroup(cg)
+        remove_test_cgroup(self.cg)
         for ns in [self.ns] + self.extra_ns:
             sh("ip", "netns", "del", ns, check_rc=False)
         if os.path.ismount(self.bpffs):
