@@ -121,7 +121,7 @@ TM_TEST(container_parse_invalid)
 /* ---- cache against a live cgroup2 tree ---------------------------------- */
 
 /*
- * A cgroup of the test's own, T = <private cgroup2 mount>/taskmeter-test-<pid>,
+ * A cgroup of the test's own, T = <private cgroup2 mount>/taskmeter-tests/unit-<pid>,
  * bind-mounted on a directory of its own: the cache's root. So the walks see
  * T's subtree only, whatever the host's cgroup tree holds or where it is
  * mounted: T (the root, "/"), T/system.slice, T/system.slice/docker-<id>.scope
@@ -232,17 +232,23 @@ static void live_cleanup(const struct live *l)
 static bool live_child(void *ctx)
 {
 	struct live *l = ctx;
+	char name[32];
 
 	if (!tm_fx_private_mounts() || !tm_fx_mount("cgroup2", "cgroup2", l->top, sizeof(l->top)))
 		return true; /* failed or skipped: the verdict is set */
 	snprintf(l->root, sizeof(l->root), "%s-root", l->top);
-	snprintf(l->t, sizeof(l->t), "%s/taskmeter-test-%d", l->top, (int)getppid());
+	snprintf(name, sizeof(name), "unit-%d", (int)getppid());
+	if (!tm_fx_cgroup(l->top, name, l->t, sizeof(l->t))) {
+		tm_fx_unmount(l->top);
+		return false;
+	}
 	snprintf(l->outer, sizeof(l->outer), "%s" LIVE_OUTER, l->t);
 	snprintf(l->inner, sizeof(l->inner), "%s" LIVE_INNER, l->t);
 	snprintf(l->late, sizeof(l->late), "%s/late", l->t);
-	if (ASSERT_EQ(mkdir(l->t, 0755), 0) && ASSERT_EQ(mkdir(l->root, 0700), 0))
+	if (ASSERT_EQ(mkdir(l->root, 0700), 0))
 		live_run(l);
 	live_cleanup(l);
+	tm_fx_cgroup_parent_remove(l->t);
 	return tm_fx_unmount(l->top);
 }
 
