@@ -4,8 +4,8 @@ UDP, IPv4 and IPv6; each record must show exactly the payload bytes each
 process sent and received, in both directions. Every case runs in both
 metadata modes: task_work (in-task reads) and procfs (the fallback for
 kernels without the kfunc, forced here)."""
-from tmtest import (Env, TRAFFIC, check, check_eq, clean_env, payload, records_of_pid,
-                    traffic_entries)
+from tmtest import (Env, TRAFFIC, check, check_eq, clean_env, need_ipv6, payload,
+                    records_of_pid, traffic_entries)
 
 IP_HDR = {"IPV4": 20, "IPV6": 40}
 
@@ -79,6 +79,7 @@ def test_tcp_ipv4():
 
 
 def test_tcp_ipv6():
+    need_ipv6()
     run_tcp("task_work", "::1", "IPV6", 777_777, 4_321)
 
 
@@ -87,6 +88,7 @@ def test_udp_ipv4():
 
 
 def test_udp_ipv6():
+    need_ipv6()
     run_udp("task_work", "::1", "IPV6", 40, 999)
 
 
@@ -95,6 +97,7 @@ def test_procfs_tcp_ipv4():
 
 
 def test_procfs_tcp_ipv6():
+    need_ipv6()
     run_tcp("procfs", "::1", "IPV6", 777_777, 4_321)
 
 
@@ -103,4 +106,5 @@ def test_procfs_udp_ipv4():
 
 
 def test_procfs_udp_ipv6():
+    need_ipv6()
     run_udp("procfs", "::1", "IPV6", 40, 999)

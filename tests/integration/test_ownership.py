@@ -7,8 +7,8 @@ Every test compares exact payload bytes with what the processes report."""
 import os
 import subprocess
 
-from tmtest import (Env, Skip, TRAFFIC, check, check_eq, clean_env, parse_report, payload,
-                    records_of_pid)
+from tmtest import (Env, Skip, TRAFFIC, check, check_eq, clean_env, need_ipv6, parse_report,
+                    payload, records_of_pid)
 
 
 def only_record(frames, pid, what):
@@ -154,21 +154,33 @@ def test_threads_aggregate():
         check_exact(frames, rep, "threaded process", "UDP", "IPV4")
 
 
-def test_udp_unconnected_many_peers():
+def udp_unconnected(addr, family):
+    """One unconnected socket, sendto/recvfrom with three echo peers: every
+    byte of it is its own, and each peer's its own."""
     with Env() as env:
-        peers = [env.spawn([TRAFFIC, "udp-recv", "::1", str(5020 + i), "30"], env=clean_env())
+        peers = [env.spawn([TRAFFIC, "udp-recv", addr, str(5020 + i), "30"], env=clean_env())
                  for i in range(3)]
-        rep = env.run([TRAFFIC, "udp-multi", "::1", "5020", "3", "30", "700"], env=clean_env())
+        rep = env.run([TRAFFIC, "udp-multi", addr, "5020", "3", "30", "700"], env=clean_env())
         peer_reps = [env.finish(p) for p in peers]
         frames = env.stop()
-        check_exact(frames, rep, "sendto/recvfrom client", "UDP", "IPV6")
+        check_exact(frames, rep, "sendto/recvfrom client", "UDP", family)
         for p in peer_reps:
-            check_exact(frames, p, f"peer {p['pid']}", "UDP", "IPV6")
+            check_exact(frames, p, f"peer {p['pid']}", "UDP", family)
+
+
+def test_udp_unconnected_many_peers():
+    udp_unconnected("127.0.0.1", "IPV4")
+
+
+def test_udp_unconnected_many_peers_v6():
+    need_ipv6()
+    udp_unconnected("::1", "IPV6")
 
 
 def test_v4_mapped_is_ipv4():
     """An AF_INET6 socket talking to ::ffff:127.0.0.1 carries IPv4 packets
     and is reported as IPv4."""
+    need_ipv6()  # an AF_INET6 socket
     with Env() as env:
         srv = env.spawn([TRAFFIC, "tcp-serve", "127.0.0.1", "5018", "1234"], env=clean_env())
         cli = env.run([TRAFFIC, "tcp-send", "::ffff:127.0.0.1", "5018", "4321"], env=clean_env())
@@ -178,15 +190,23 @@ def test_v4_mapped_is_ipv4():
         check_eq(payload(rec, "EGRESS", family="IPV6"), 0, "IPv6 payload of a v4-mapped flow")
 
 
-def test_icmp_ping_sockets():
+def ping_socket(addr, count, size, family):
     with Env() as env:
+        # ping sockets are IPv4's setting for both families
         env.netns_exec("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
-        v4 = env.run([TRAFFIC, "ping", "127.0.0.1", "20", "56"], env=clean_env())
-        v6 = env.run([TRAFFIC, "ping", "::1", "10", "100"], env=clean_env())
+        rep = env.run([TRAFFIC, "ping", addr, str(count), str(size)], env=clean_env())
         frames = env.stop()
-        check_eq((v4["sent"], v4["received"]), (20 * 56, 20 * 56), "ground truth v4")
-        check_exact(frames, v4, "ping socket v4", "ICMP", "IPV4")
-        check_exact(frames, v6, "ping socket v6", "ICMP", "IPV6")
+        check_eq((rep["sent"], rep["received"]), (count * size, count * size), "ground truth")
+        check_exact(frames, rep, f"ping socket {family}", "ICMP", family)
+
+
+def test_icmp_ping_sockets():
+    ping_socket("127.0.0.1", 20, 56, "IPV4")
+
+
+def test_icmp_ping_sockets_v6():
+    need_ipv6()
+    ping_socket("::1", 10, 100, "IPV6")
 
 
 def test_icmp_raw_socket():

@@ -150,12 +150,37 @@ NETNS_SYSCTLS = ("net.ipv4.ip_forward=0", "net.ipv4.conf.all.forwarding=0",
                  "net.ipv4.ping_group_range=1 0", "net.ipv6.conf.all.forwarding=0")
 
 
+def have_ipv6():
+    """Whether the tests may use IPv6: the kernel has it (not booted with
+    ipv6.disable=1), and TM_TEST_NO_IPV6 does not ask the suite to run as
+    on a host without it (then every namespace it makes has IPv6 off)."""
+    return os.path.isdir("/proc/sys/net/ipv6") and not os.environ.get("TM_TEST_NO_IPV6")
+
+
+def need_ipv6():
+    """A test that needs IPv6 calls this first: SKIP (with why) without it."""
+    if not os.path.isdir("/proc/sys/net/ipv6"):
+        raise Skip("the kernel has no IPv6 (/proc/sys/net/ipv6 is missing)")
+    if os.environ.get("TM_TEST_NO_IPV6"):
+        raise Skip("TM_TEST_NO_IPV6 is set: running as on a host without IPv6")
+
+
+# IPv6 on or off in a new namespace as have_ipv6() says, whatever the host's
+# default (ipv6.disable_ipv6=1 on the kernel command line turns it off in
+# every new namespace). Before lo goes up, so that lo gets ::1 as it does.
+def netns_ipv6_sysctls():
+    if not os.path.isdir("/proc/sys/net/ipv6"):
+        return []
+    off = "0" if have_ipv6() else "1"
+    return [f"net.ipv6.conf.{dev}.disable_ipv6={off}" for dev in ("all", "default", "lo")]
+
+
 def new_netns(ns):
     """`ip netns add` with lo up and NETNS_SYSCTLS set inside."""
     sh("ip", "netns", "add", ns)
     known = [kv for kv in NETNS_SYSCTLS  # IPv6 may be absent from the kernel
              if os.path.exists("/proc/sys/" + kv.split("=")[0].replace(".", "/"))]
-    sh("ip", "netns", "exec", ns, "sysctl", "-qw", *known)
+    sh("ip", "netns", "exec", ns, "sysctl", "-qw", *known, *netns_ipv6_sysctls())
     sh("ip", "-n", ns, "link", "set", "lo", "up")
 
 

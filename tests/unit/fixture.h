@@ -46,7 +46,8 @@ void tm_fx_cgroup_parent_remove(const char *dir);
 /*
  * After unshare(CLONE_NEWNET): lo up and IPv6 enabled in this namespace
  * (whatever the host's defaults are). With ipv6 false only lo. False with
- * a skip if the kernel has no IPv6.
+ * a skip if the kernel has no IPv6, or if TM_TEST_NO_IPV6 is set (the suite
+ * runs as on a host without IPv6).
  */
 bool tm_fx_netns_up(bool ipv6);
 
