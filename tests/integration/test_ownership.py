@@ -7,7 +7,7 @@ Every test compares exact payload bytes with what the processes report."""
 import os
 import subprocess
 
-from tmtest import (Env, Skip, TRAFFIC, check, check_eq, clean_env, need_ipv6, parse_report,
+from tmtest import (Env, TRAFFIC, check, check_eq, clean_env, need_ipv6, parse_report,
                     payload, records_of_pid)
 
 
@@ -113,33 +113,27 @@ def test_softirq_sends():
         check_exact(frames, srv_rep, "server", "TCP")
 
 
-def set_last_pid(pid):
-    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-        f.write(str(pid - 1))
-
-
 def test_pid_reuse():
-    """A process exits and a new one gets its pid: two records, never merged."""
+    """A process exits and a new one gets its pid: two records, never merged,
+    each with its own bytes. The second process is given the first one's
+    pid by clone3's set_tid (tm_traffic pid-reuse), so the reuse is certain
+    and nothing host-wide (kernel.ns_last_pid) is written."""
     with Env() as env:
         sink = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", "5015", "2"], env=clean_env())
-        first = env.run([TRAFFIC, "udp-once", "127.0.0.1", "5015", "111"], env=clean_env())
-        second = None
-        for _ in range(50):  # another process may take the pid first: retry
-            set_last_pid(first["pid"])
-            rep = env.run([TRAFFIC, "udp-once", "127.0.0.1", "5015", "222"], env=clean_env())
-            if rep["pid"] == first["pid"]:
-                second = rep
-                break
-            env.run([TRAFFIC, "udp-once", "127.0.0.1", "5016", "1"], env=clean_env())
-        if second is None:
-            raise Skip("could not get the pid reused")
+        first, second = env.run([TRAFFIC, "pid-reuse", "127.0.0.1", "5015", "111", "222"],
+                                env=clean_env(), all_reports=True)
+        check_eq(second["pid"], first["pid"], "pid of the second process (set_tid)")
+        check_eq((first["sent"], second["sent"]), (111, 222), "ground truth")
         env.finish(sink)
         frames = env.stop()
-        recs = records_of_pid(frames, first["pid"])
+        recs = records_of_pid(frames, first["pid"])  # in start time order
         check_eq(len(recs), 2, "records for the reused pid")
-        check(recs[0]["start_time_ns"] != recs[1]["start_time_ns"], "same start time")
-        check_eq(sorted(payload(r, "EGRESS", "UDP") for r in recs), [111, 222],
-                 "payload per process")
+        check(recs[0]["start_time_ns"] < recs[1]["start_time_ns"],
+              f"start times {[r['start_time_ns'] for r in recs]}")
+        check_eq([payload(r, "EGRESS", "UDP") for r in recs], [111, 222],
+                 "payload of the first and the second process")
+        check_eq([payload(r, "INGRESS") for r in recs], [0, 0], "received")
+        check_eq([bool(r.get("exited")) for r in recs], [True, True], "both exited")
 
 
 def test_threads_aggregate():

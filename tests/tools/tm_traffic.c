@@ -39,6 +39,9 @@
  *   tm_traffic swarm ADDR PORT N INTERVAL_MS       N processes, each sending a 64-byte
  *                                                  datagram every INTERVAL_MS, until
  *                                                  stdin closes (benchmarks)
+ *   tm_traffic pid-reuse ADDR PORT SIZE1 SIZE2     a child sends SIZE1 (udp-once) and is
+ *                                                  reaped; a second child, given the same
+ *                                                  pid (clone3 set_tid), sends SIZE2
  *
  * ADDR is numeric IPv4 or IPv6. Extra arguments after the mode's own are
  * ignored, so tests can tag processes with distinctive argv. TM_LINGER_MS in
@@ -50,6 +53,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/sched.h> /* struct clone_args */
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -59,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/uio.h>
@@ -843,6 +848,39 @@ static int name_storm(char **a)
 	return 0;
 }
 
+/* A child with the given pid, if it is free: clone3's set_tid, which needs
+ * CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE) and writes no sysctl, unlike
+ * kernel.ns_last_pid, which would steer every fork on the host. */
+static pid_t fork_as(pid_t pid)
+{
+	struct clone_args ca = { .exit_signal = SIGCHLD, .set_tid = (uintptr_t)&pid,
+				 .set_tid_size = 1 };
+
+	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+static int pid_reuse(char **a)
+{
+	char *second_args[] = { a[0], a[1], a[3], NULL };
+	pid_t first, second;
+	int status;
+
+	first = fork();
+	if (first == 0)
+		_exit(udp_once(a));
+	if (first < 0 || waitpid(first, &status, 0) != first || status)
+		die("first child");
+	/* reaped: its pid is free again, and the host's pid cursor is past it */
+	second = fork_as(first);
+	if (second == 0)
+		_exit(udp_once(second_args));
+	if (second < 0)
+		die("clone3 with set_tid (the first child's pid)");
+	if (waitpid(second, &status, 0) != second || status)
+		die("second child");
+	return 0;
+}
+
 int main(int argc, char **argv, char **envp)
 {
 	static const struct {
@@ -861,6 +899,7 @@ int main(int argc, char **argv, char **envp)
 		{ "udp-bind", 3, udp_bind },   { "udp-drain", 2, udp_drain },
 		{ "swarm", 4, swarm },         { "fd-finish", 1, fd_finish },
 		{ "name-storm", 5, name_storm },
+		{ "pid-reuse", 4, pid_reuse },
 	};
 
 	if (argc >= 6 && strcmp(argv[1], "exec-send") == 0)
