@@ -4,10 +4,15 @@ belongs to the process that last sent or received on it in process context;
 a packet counts for the owner at the moment it crosses the hook; a socket
 accepted from a listener belongs to the first process that uses it.
 Every test compares exact payload bytes with what the processes report."""
+import json
 import os
+import re
+import signal
+import struct
 import subprocess
+import time
 
-from tmtest import (Env, TRAFFIC, check, check_eq, clean_env, need_ipv6, parse_report,
+from tmtest import (BUILD, Env, TRAFFIC, bpftool_json, check, check_eq, clean_env, need_ipv6, parse_report,
                     payload, records_of_pid)
 
 
@@ -103,18 +108,75 @@ def test_preexisting_connection():
         check_exact(frames, srv_rep, "server (pre-existing listener)", "TCP", "IPV4")
 
 
+def xmit_by_task(env, dev):
+    """{(tgid of current, sport, dport): (packets, payload)} that the
+    observer on dev's TC egress (tests/bpf/xmit_task.bpf.c) counted."""
+    filters = json.loads(env.netns_exec("tc", "-j", "filter", "show", "dev", dev, "egress"))
+    progs = [f["options"]["prog"]["id"] for f in filters
+             if f.get("options", {}).get("prog", {}).get("name") == "xmit_task_count"]
+    check_eq(len(progs), 1, f"observer programs on {dev}")
+    info = bpftool_json("prog", "show", "id", str(progs[0]))
+    out = {}
+    for e in bpftool_json("map", "dump", "id", str(info["map_ids"][0])):
+        if "formatted" in e:
+            k, v = e["formatted"]["key"], e["formatted"]["value"]
+            out[(k["tgid"], k["sport"], k["dport"])] = (v["packets"], v["payload"])
+        else:  # raw little-endian bytes
+            kb, vb = (bytes(int(b, 16) for b in e[x]) for x in ("key", "value"))
+            tgid, sport, dport = struct.unpack("<IHH", kb)
+            out[(tgid, sport, dport)] = struct.unpack("<QQ", vb)
+    return out
+
+
+def socket_info(env, port):
+    """`ss -ti` of the established TCP sockets with local or peer port
+    `port`: [(local, peer, Recv-Q, {"notsent": "N", ...})]."""
+    out = []
+    for line in env.netns_exec("ss", "-Htni", "state", "established").splitlines():
+        if not line[:1].isspace():  # Recv-Q Send-Q Local Peer
+            f = line.split()
+            head = (f[2], f[3], int(f[0])) if len(f) >= 4 else None
+        elif head and (head[0].endswith(f":{port}") or head[1].endswith(f":{port}")):
+            out.append(head + (dict(m.groups() for m in re.finditer(r"(\w+):(\d+)", line)),))
+    return out
+
+
 def test_softirq_sends():
-    """The server waits before reading, so most of the client's 8 MB leave
-    from softirq, on whatever task the window update interrupted (often the
-    server): bytes follow the socket, never current."""
+    """The server is stopped before it accepts, so its receive window
+    closes and the client's 8 MB wait in its send queue; when the server
+    goes on and reads, the ACKs that reopen the window carry the client's
+    data out from softirq, on whatever task they interrupted (the server,
+    mostly). An observer on lo's TC egress records which task was current
+    for each of the client's packets: some of the client's bytes must have
+    left with another task current, and they are the client's all the
+    same: bytes follow the socket, never current."""
     with Env() as env:
-        srv = env.spawn([TRAFFIC, "tcp-serve", "127.0.0.1", "5014", "1000"],
-                        env=clean_env(TM_SERVE_DELAY_MS="500"))
-        cli = env.run([TRAFFIC, "tcp-send", "127.0.0.1", "5014", str(8 << 20)], env=clean_env())
+        env.netns_exec("tc", "qdisc", "add", "dev", "lo", "clsact")
+        env.netns_exec("tc", "filter", "add", "dev", "lo", "egress", "bpf", "da", "obj",
+                       os.path.join(BUILD, "tests", "xmit_task.bpf.o"), "sec", "tc")
+        srv = env.spawn([TRAFFIC, "tcp-serve", "127.0.0.1", "5014", "1000"], env=clean_env())
+        os.kill(srv.pid, signal.SIGSTOP)  # sh exec'd ip, which exec'd tm_traffic
+        cli = env.spawn([TRAFFIC, "tcp-send", "127.0.0.1", "5014", str(8 << 20)],
+                        env=clean_env(), ready=None)
+        deadline = time.time() + 30
+        while not any(p.endswith(":5014") and int(kv.get("notsent", 0)) > 0
+                      for _, p, _, kv in socket_info(env, 5014)):
+            check(time.time() < deadline, f"the client's data never queued behind a closed "
+                  f"window: {socket_info(env, 5014)}")
+            time.sleep(0.01)
+        os.kill(srv.pid, signal.SIGCONT)
+        cli_rep = env.finish(cli)
         srv_rep = env.finish(srv)
+        seen = xmit_by_task(env, "lo")
         frames = env.stop()
-        print(f"client retransmitted {cli['retrans']} bytes")
-        check_exact(frames, cli, "client", "TCP")
+        data = {k[0]: v for k, v in seen.items() if k[2] == 5014 and v[1]}
+        total = sum(v[1] for v in data.values())
+        others = sum(v[1] for t, v in data.items() if t != cli_rep["pid"])
+        print(f"client {cli_rep['pid']}: {total} payload bytes left lo, {others} of them with "
+              f"another task current: {sorted(data.items())}; retransmitted {cli_rep['retrans']}")
+        check_eq(total, cli_rep["sent"] + cli_rep["retrans"], "the client's payload on lo")
+        check(others > 0, "none of the client's bytes left with another task current")
+        check_exact(frames, cli_rep, "client", "TCP")
         check_exact(frames, srv_rep, "server", "TCP")
 
 
