@@ -294,6 +294,11 @@ void tm_resolver_run(struct tm_resolver *r)
 	}
 }
 
+void tm_resolver_last_frame(struct tm_resolver *r)
+{
+	tm_cgroups_unthrottle(r->cgroups);
+}
+
 /* Is the owner's process still there? Only a definite "no" counts. */
 static bool owner_gone(const struct tm_owner *o)
 {

@@ -701,6 +701,7 @@ static int loop(struct tm_daemon *d)
 			dispatch(d, &evs[i]);
 	}
 	/* one last frame: what happened since the previous one is not lost */
+	tm_resolver_last_frame(&d->res);
 	return tick(d);
 }
 
