@@ -279,24 +279,100 @@ def test_icmp_raw_socket():
         check_exact(frames, rep, "raw ICMP socket", "ICMP", "IPV4")
 
 
-def test_containers_and_namespaces():
-    """Records carry cgroup path, container id, service and namespaces:
-    processes in nested cgroups named as container runtimes and systemd
-    name them, and in a network namespace of their own."""
-    cid = "0123456789abcdef" * 4
+# Container cgroups as the runtimes make them (below the test's own cgroup),
+# with what the records must say: (what, cgroup, container id, runtime, pod UID).
+POD_UID = "1b2c3d4e-5f60-4a1b-9c2d-3e4f5a6b7c8d"
+POD_UID2 = "9f8e7d6c-5b4a-4392-8170-a1b2c3d4e5f6"
+CONTAINERS = [
+    ("containerd, Kubernetes pod, systemd driver",
+     "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+     f"{POD_UID.replace('-', '_')}.slice/cri-containerd-{'a1' * 32}.scope",
+     "a1" * 32, "containerd", POD_UID),
+    ("cri-o, Kubernetes pod, systemd driver",
+     f"kubepods.slice/kubepods-pod{POD_UID2.replace('-', '_')}.slice/crio-{'b2' * 32}.scope",
+     "b2" * 32, "cri-o", POD_UID2),
+    ("Kubernetes pod, cgroupfs driver", f"kubepods/besteffort/pod{POD_UID}/{'c3' * 32}",
+     "c3" * 32, "containerd", POD_UID),
+    ("cri-o", f"machine.slice/crio-{'d4' * 32}.scope", "d4" * 32, "cri-o", ""),
+    ("podman", f"machine.slice/libpod-{'e5' * 32}.scope", "e5" * 32, "podman", ""),
+    ("docker", f"system.slice/docker-{'f6' * 32}.scope", "f6" * 32, "docker", ""),
+]
+
+
+def ns_inode(pid, ns):
+    return os.stat(f"/proc/{pid}/ns/{ns}").st_ino
+
+
+def container_process(env, cg, port):
+    """In cgroup cg and a pid namespace of its own (unshare --pid --fork
+    --mount-proc, as a runtime starts a container's first process), a TCP
+    client that connects and waits. Returns the Popen (of unshare), its
+    pid in the initial pid namespace, what the host knows of it (parent's
+    pid, namespaces) read while it lives, and the port of its server."""
+    srv = env.spawn([TRAFFIC, "tcp-serve", "127.0.0.1", str(port), "777"], env=clean_env())
+    cli = env.spawn(["unshare", "--pid", "--fork", "--mount-proc", TRAFFIC, "tcp-send-wait",
+                     "127.0.0.1", str(port), str(4000 + port)], env=clean_env(),
+                    ready="connected", stdin=subprocess.PIPE, cgroup=cg)
+    # in cgroup.procs: unshare, and its child, pid 1 of the new namespace
+    inner = []
+    for pid in open(os.path.join(cg, "cgroup.procs")).read().split():
+        nspid = re.search(r"^NSpid:\s+(.*)$", open(f"/proc/{pid}/status").read(), re.M)
+        if nspid and len(nspid.group(1).split()) == 2:
+            inner.append((int(pid), nspid.group(1).split()))
+    check_eq(len(inner), 1, f"processes of {cg} in a pid namespace below the host's")
+    pid, nspids = inner[0]
+    check_eq(nspids, [str(pid), "1"], f"pid {pid}: NSpid")
+    known = {"ppid": int(re.search(r"^PPid:\s+(\d+)", open(f"/proc/{pid}/status").read(),
+                                   re.M).group(1)),
+             "pidns": ns_inode(pid, "pid"), "mntns": ns_inode(pid, "mnt"),
+             "netns": ns_inode(pid, "net")}
+    check(known["pidns"] != ns_inode("self", "pid"), f"pid {pid} is in the host's pid namespace")
+    check_eq(known["ppid"], cli.pid, f"parent of pid {pid} (unshare)")
+    return srv, cli, pid, known
+
+
+def test_containers():
+    """Processes in container cgroups laid out as containerd, cri-o, podman,
+    docker and the kubelet (both cgroup drivers) make them, each in a pid
+    namespace of its own: every record carries the container id, runtime
+    and pod UID the cgroup path says, its cgroup path and id, the pid in the
+    initial pid namespace (the proto's pid, never the 1 the process sees),
+    the host's pid of its parent, and its own pid and mount namespaces, not
+    the host's; its bytes exact."""
     with Env() as env:
-        docker_cg = env.add_cgroup(f"system.slice/docker-{cid}.scope")
+        procs = []
+        for i, (what, rel, *_) in enumerate(CONTAINERS):
+            cg = env.add_cgroup(rel)
+            srv, cli, pid, known = container_process(env, cg, 5030 + i)
+            cli_rep = env.finish(cli, stdin="go\n")
+            srv_rep = env.finish(srv)
+            check_eq(cli_rep["pid"], 1, f"{what}: the pid the process sees")
+            procs.append((cg, pid, known, dict(cli_rep, pid=pid), srv_rep))
+        frames = env.stop()
+        check_eq(records_of_pid(frames, 1), [], "records of pid 1 (a pid of another namespace)")
+        for (what, rel, cid, runtime, pod), (cg, pid, known, cli_rep, srv_rep) in \
+                zip(CONTAINERS, procs):
+            c = check_exact(frames, cli_rep, f"{what} (pid {pid})", "TCP", "IPV4")
+            check_exact(frames, srv_rep, f"server of the {what} process", "TCP", "IPV4")
+            got = {k: c.get(k, "") for k in ("container_id", "container_runtime", "pod_uid",
+                                            "cgroup_path")}
+            check_eq(got, {"container_id": cid, "container_runtime": runtime, "pod_uid": pod,
+                           "cgroup_path": f"/{env.cg_rel}/{rel}"}, f"{what}: container")
+            check_eq(c.get("cgroup_id"), os.stat(cg).st_ino, f"{what}: cgroup id")
+            check_eq({k: c.get(k) for k in known}, known,
+                     f"{what}: parent's pid and namespaces")
+            print(f"{what}: pid {pid} (1 inside), {got}, {known}")
+
+
+def test_services_and_namespaces():
+    """A process in a systemd service's cgroup has that service and no
+    container; one in a network namespace of its own has that netns; both
+    are in the host's pid namespace."""
+    with Env() as env:
         svc_cg = env.add_cgroup("system.slice/billing.service")
         other_ns = env.add_netns("b")
-        sink = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", "5030", "2"], env=clean_env(),
+        sink = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", "5030", "1"], env=clean_env(),
                          cgroup=svc_cg)
-        # linger, to read its mount namespace while it lives (nsfs inode
-        # numbers are reused once a namespace is gone)
-        lingering = env.spawn([TRAFFIC, "udp-once", "127.0.0.1", "5030", "300"],
-                              env=clean_env(TM_LINGER_MS="2000"), cgroup=docker_cg, ready=None)
-        in_container = parse_report(lingering.stdout.readline())
-        mntns = os.stat(f"/proc/{in_container['pid']}/ns/mnt").st_ino
-        lingering.wait(timeout=10)
         in_service = env.run([TRAFFIC, "udp-once", "127.0.0.1", "5030", "400"],
                              env=clean_env(), cgroup=svc_cg)
         sink_rep = env.finish(sink)
@@ -307,19 +383,15 @@ def test_containers_and_namespaces():
         env.finish(sink_b)
         frames = env.stop()
         netns = {n: os.stat(f"/run/netns/{n}").st_ino for n in (env.ns, other_ns)}
-        base = "/" + env.cg_rel
-        c = check_exact(frames, in_container, "process in a docker scope", "UDP")
-        check_eq(c.get("cgroup_path"), f"{base}/system.slice/docker-{cid}.scope", "cgroup path")
-        check_eq((c.get("container_id"), c.get("container_runtime")), (cid, "docker"),
-                 "container")
-        check_eq(c.get("netns"), netns[env.ns], "netns of the container process")
-        check_eq(c.get("cgroup_id"), os.stat(docker_cg).st_ino, "cgroup id")
-        check_eq(c.get("mntns"), mntns, "mount namespace")
         s = check_exact(frames, in_service, "process in a service", "UDP")
         check_eq(s.get("service"), "billing.service", "systemd service")
+        check_eq(s.get("cgroup_path"), f"/{env.cg_rel}/system.slice/billing.service",
+                 "cgroup path")
+        check_eq(s.get("cgroup_id"), os.stat(svc_cg).st_ino, "cgroup id")
         check("container_id" not in s, "a service is not a container")
+        check_eq(s.get("netns"), netns[env.ns], "netns of the service process")
         check_exact(frames, sink_rep, "sink in the service", "UDP")
         b = check_exact(frames, in_ns_b, "process in the second netns", "UDP")
         check_eq(b.get("netns"), netns[other_ns], "netns of the second namespace")
-        for rec in (c, s, b):
-            check_eq(rec.get("pidns"), os.stat("/proc/self/ns/pid").st_ino, "pid namespace")
+        for rec in (s, b):
+            check_eq(rec.get("pidns"), ns_inode("self", "pid"), "pid namespace (the host's)")
