@@ -86,8 +86,10 @@ void tm_resolver_last_frame(struct tm_resolver *r);
  * Owners whose process is gone though no exit event said so (the event was
  * lost, or came while no collector ran): checks up to max live records a
  * call against /proc and marks the dead ones exited. Every record is
- * checked within (records / max) calls.
+ * checked within (records / max) calls. drain_events(ctx) reads the ring
+ * buffer first when some are gone: their exit events may be in it.
  */
-void tm_resolver_reap(struct tm_resolver *r, size_t max, uint64_t now);
+void tm_resolver_reap(struct tm_resolver *r, size_t max, uint64_t now,
+		      void (*drain_events)(void *ctx), void *ctx);
 
 #endif /* TM_META_H */

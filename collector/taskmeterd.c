@@ -187,6 +187,13 @@ static void forget_cb(void *ctx, const struct tm_owner *o)
 	tm_mapio_forget(&d->io, o);
 }
 
+static void drain_events(void *ctx)
+{
+	struct tm_daemon *d = ctx;
+
+	ring_buffer__consume(d->rb);
+}
+
 /* Records checked against /proc per interval for a missed exit. */
 #define TM_REAP_PER_TICK 256
 
@@ -230,7 +237,7 @@ static int tick(struct tm_daemon *d)
 	err = tm_export_publish(d->exp, d->enc.parts.data, d->enc.parts.len);
 	now = tm_now_ns(CLOCK_MONOTONIC);
 	tm_store_expire(&d->store, now, drain_cb, forget_cb, d);
-	tm_resolver_reap(&d->res, TM_REAP_PER_TICK, now);
+	tm_resolver_reap(&d->res, TM_REAP_PER_TICK, now, drain_events, d);
 	tm_export_tick(d->exp);
 	return err;
 }

@@ -113,6 +113,26 @@ def test_exit_frees_state():
               f"collector RSS grew {rss_after_first} -> {rss_after_second} KiB")
 
 
+def test_exit_codes_of_a_storm():
+    """2,000 children exiting as fast as they fork, the collector running:
+    each one's exit is read from its exit event (exit code 0), never
+    inferred from /proc while that event waits in the ring buffer."""
+    n, size = 2000, 16
+    with Env() as env:
+        sink = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", "5042", str(n)], env=clean_env())
+        rep = env.run([TRAFFIC, "fork-storm", "127.0.0.1", "5042", str(n), str(size)],
+                      env=clean_env(), timeout=300)
+        env.finish(sink)
+        frames = env.stop()
+        kids = [r for r in final_records(frames).values() if r.get("ppid") == rep["pid"]]
+        check_eq(len(kids), n, "children reported")
+        codes = {}
+        for r in kids:
+            codes[r.get("exit_code", "none")] = codes.get(r.get("exit_code", "none"), 0) + 1
+        check_eq(codes, {0: n}, "exit codes of the children (none: inferred)")
+        check_eq(frames[-1]["stats"].get("exits_inferred", 0), 0, "exits inferred")
+
+
 def test_exec_keeps_socket():
     """A socket created before execve and used after it: bytes before the
     exec count for the old image's record, bytes after it for the new one's."""
