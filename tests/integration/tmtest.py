@@ -307,6 +307,37 @@ class Env:
                 raise TestFailure("no frames from taskmeterd")
             time.sleep(0.05)
 
+    def new_frames(self):
+        """The frames the dump subscriber wrote whole since the last call
+        (the first call: all of them so far)."""
+        if getattr(self, "_tail", None) is None or self._tail[0] != self.dump_path:
+            self._tail = [self.dump_path, 0]
+        try:
+            with open(self.dump_path, "rb") as f:
+                f.seek(self._tail[1])
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1
+        self._tail[1] += end
+        return [load_frame(line) for line in data[:end].decode().splitlines() if line.strip()]
+
+    def wait_frame(self, pred, what, timeout=60):
+        """Wait for the event itself: the first frame from the dump (after
+        those new_frames() returned already) for which pred(frame) holds.
+        timeout is only the bound after which the test fails."""
+        deadline = time.time() + timeout
+        while True:
+            for f in self.new_frames():
+                if pred(f):
+                    return f
+            if self.daemon.poll() is not None:
+                raise TestFailure(f"taskmeterd exited ({self.daemon.returncode}) while "
+                                  f"waiting for {what}")
+            if time.time() > deadline:
+                raise TestFailure(f"no frame within {timeout} s: {what}")
+            time.sleep(0.05)
+
     def count_frames(self):
         try:
             with open(self.dump_path) as f:
