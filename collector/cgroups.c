@@ -303,6 +303,12 @@ const char *tm_cgroups_path(struct tm_cgroups *c, uint64_t id)
 	return e->path;
 }
 
+void tm_cgroups_unthrottle(struct tm_cgroups *c)
+{
+	if (c)
+		c->last_walk_ns = 0;
+}
+
 uint64_t tm_cgroups_walks(const struct tm_cgroups *c)
 {
 	return c->walks;

@@ -41,6 +41,12 @@ void tm_cgroups_free(struct tm_cgroups *c);
  */
 const char *tm_cgroups_path(struct tm_cgroups *c, uint64_t id);
 
+/*
+ * Lets the next miss walk even within TM_CGROUPS_WALK_INTERVAL_MS of the
+ * last walk: for a last frame, after which no frame asks again.
+ */
+void tm_cgroups_unthrottle(struct tm_cgroups *c);
+
 /* Number of walks so far and entries cached (negative ones included). */
 uint64_t tm_cgroups_walks(const struct tm_cgroups *c);
 uint32_t tm_cgroups_count(const struct tm_cgroups *c);

@@ -303,6 +303,11 @@ void tm_resolver_run(struct tm_resolver *r)
 	}
 }
 
+void tm_resolver_last_frame(struct tm_resolver *r)
+{
+	tm_cgroups_unthrottle(r->cgroups);
+}
+
 /* Is the owner's process still there? Only a definite "no" counts. */
 static bool owner_gone(const struct tm_owner *o)
 {
@@ -314,24 +319,44 @@ static bool owner_gone(const struct tm_owner *o)
 	return !err && !tm_proc_start_matches(o->start_ns, start);
 }
 
-void tm_resolver_reap(struct tm_resolver *r, size_t max, uint64_t now)
+/* Candidates for an inferred exit found by one call, at most. */
+#define TM_REAP_GONE_MAX 64
+
+void tm_resolver_reap(struct tm_resolver *r, size_t max, uint64_t now,
+		      void (*drain_events)(void *ctx), void *ctx)
 {
 	struct tm_store *s = r->store;
-	size_t mask = s->records.n_b - 1, b = r->scan_cursor & mask, checked = 0;
+	size_t mask = s->records.n_b - 1, b = r->scan_cursor & mask, checked = 0, n_gone = 0;
+	struct tm_rec_key gone[TM_REAP_GONE_MAX];
 
-	for (size_t n = 0; n <= mask && checked < max; n++, b = (b + 1) & mask) {
+	for (size_t n = 0; n <= mask && checked < max && n_gone < TM_REAP_GONE_MAX;
+	     n++, b = (b + 1) & mask) {
 		for (struct tm_record *rec = tm_store_rec(s->records.b[b]); rec;
 		     rec = tm_store_rec(rec->node.next)) {
 			if (rec->key.kind != TM_KIND_PROCESS || rec->exited)
 				continue;
 			checked++;
-			if (!owner_gone(&rec->key.owner))
-				continue;
-			r->exits_inferred++;
-			tm_dbg("pid %u is gone without an exit event: final record\n",
-			       rec->key.owner.tgid);
-			tm_store_exit(s, &rec->key.owner, false, 0, now, ttl_ns(r));
+			if (owner_gone(&rec->key.owner) && n_gone < TM_REAP_GONE_MAX)
+				gone[n_gone++] = rec->key;
 		}
 	}
 	r->scan_cursor = b;
+	if (!n_gone)
+		return;
+	/*
+	 * A process is gone from /proc only once reaped, after its exit
+	 * tracepoint ran: its exit event, unless it was lost, is in the ring
+	 * buffer by now. Read it first, or its exit code is lost to a race.
+	 */
+	drain_events(ctx);
+	for (size_t i = 0; i < n_gone; i++) {
+		struct tm_record *rec = tm_store_find(s, &gone[i]);
+
+		if (!rec || rec->exited)
+			continue;
+		r->exits_inferred++;
+		tm_dbg("pid %u is gone without an exit event: final record\n",
+		       rec->key.owner.tgid);
+		tm_store_exit(s, &rec->key.owner, false, 0, now, ttl_ns(r));
+	}
 }

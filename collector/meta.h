@@ -76,11 +76,20 @@ int tm_resolver_on_event(void *ctx, void *data, size_t len);
 void tm_resolver_run(struct tm_resolver *r);
 
 /*
+ * Before the last frame (the collector stops): what a later frame would
+ * resolve is resolved now; a cgroup path not yet known is looked up
+ * whatever the walk rate limit says.
+ */
+void tm_resolver_last_frame(struct tm_resolver *r);
+
+/*
  * Owners whose process is gone though no exit event said so (the event was
  * lost, or came while no collector ran): checks up to max live records a
  * call against /proc and marks the dead ones exited. Every record is
- * checked within (records / max) calls.
+ * checked within (records / max) calls. drain_events(ctx) reads the ring
+ * buffer first when some are gone: their exit events may be in it.
  */
-void tm_resolver_reap(struct tm_resolver *r, size_t max, uint64_t now);
+void tm_resolver_reap(struct tm_resolver *r, size_t max, uint64_t now,
+		      void (*drain_events)(void *ctx), void *ctx);
 
 #endif /* TM_META_H */

@@ -181,6 +181,13 @@ static void forget_cb(void *ctx, const struct tm_owner *o)
 	tm_mapio_forget(&d->io, o);
 }
 
+static void drain_events(void *ctx)
+{
+	struct tm_daemon *d = ctx;
+
+	ring_buffer__consume(d->rb);
+}
+
 static void frame_header(struct tm_daemon *d, Taskmeter__Frame *f, uint64_t t0)
 {
 	f->has_seq = f->has_timestamp_ns = f->has_interval_ns = f->has_metadata_mode = 1;
@@ -221,7 +228,7 @@ static int tick(struct tm_daemon *d)
 	err = tm_export_publish(d->exp, d->enc.parts.data, d->enc.parts.len);
 	now = tm_now_ns(CLOCK_MONOTONIC);
 	tm_store_expire(&d->store, now, drain_cb, forget_cb, d);
-	tm_resolver_reap(&d->res, TM_REAP_PER_TICK, now);
+	tm_resolver_reap(&d->res, TM_REAP_PER_TICK, now, drain_events, d);
 	tm_export_tick(d->exp);
 	return err;
 }
@@ -712,6 +719,7 @@ static int loop(struct tm_daemon *d)
 			dispatch(d, &evs[i]);
 	}
 	/* one last frame: what happened since the previous one is not lost */
+	tm_resolver_last_frame(&d->res);
 	return tick(d);
 }
 

@@ -16,6 +16,10 @@
 #
 # An argument selects tests by name (substring); a name that selects no
 # test in any runner fails the run.
+#
+# TM_TEST_NO_IPV6=1 runs the suite as on a host without IPv6: every
+# namespace the tests make has IPv6 off, and the tests that need it are
+# SKIPs (as they are on a kernel booted with ipv6.disable=1).
 set -u
 cd "$(dirname "$0")/.."
 sel=${1:-}

@@ -4,8 +4,19 @@ UDP, IPv4 and IPv6; each record must show exactly the payload bytes each
 process sent and received, in both directions. Every case runs in both
 metadata modes: task_work (in-task reads) and procfs (the fallback for
 kernels without the kfunc, forced here)."""
-from tmtest import (Env, TRAFFIC, check, check_eq, clean_env, payload, records_of_pid,
-                    traffic_entries)
+import json
+import os
+import subprocess
+import sys
+
+from tmtest import (Env, TRAFFIC, check, check_eq, clean_env, need_ipv6, payload,
+                    records_of_pid, traffic_entries)
+
+CAPTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pktcap.py")
+# lo's MTU in the TCP tests' namespace: segments of a known size (1448 bytes
+# of payload with timestamps), so that the stack's 64 KiB GSO packets are
+# dozens of wire packets each, and counting them as one would show
+LO_MTU = 1500
 
 IP_HDR = {"IPV4": 20, "IPV6": 40}
 
@@ -46,14 +57,59 @@ def check_process(frames, report, marker, protocol, family, source):
     return rec
 
 
+def start_capture(env, port):
+    """pktcap.py on lo of the test's namespace (not in its cgroup)."""
+    p = subprocess.Popen(["ip", "netns", "exec", env.ns, sys.executable, CAPTURE, "lo",
+                          str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    env.children.append(p)
+    line = p.stdout.readline()
+    check(line.strip() == "listening", f"capture did not start: {line!r}")
+    return p
+
+
+def finish_capture(p):
+    """What the capture counted, once the traffic is over (every packet was
+    queued to it as it left)."""
+    out, _ = p.communicate(input="", timeout=30)
+    check_eq(p.returncode, 0, "capture exit status")
+    counts = json.loads(out.splitlines()[-1])
+    check_eq(counts["drops"], 0, "packets the capture dropped")
+    return counts
+
+
+def wire(rec, direction):
+    """(packets, IP bytes, payload + retransmitted) of a record's socket layer."""
+    t = [e["total"] for e in traffic_entries(rec, direction)]
+    return (sum(x.get("packets", 0) for x in t), sum(x.get("bytes", 0) for x in t),
+            sum(x.get("payload_bytes", 0) + x.get("retrans_bytes", 0) for x in t))
+
+
+def check_wire(rec, marker, out, into):
+    """The socket layer's packets (segments) and IP bytes, both ways, are
+    what the capture saw on lo; payload and retransmissions add up to the
+    TCP payload it saw."""
+    for direction, c in (("EGRESS", out), ("INGRESS", into)):
+        check_eq(wire(rec, direction), (c["packets"], c["bytes"], c["payload"]),
+                 f"{marker} {direction.lower()} (packets, IP bytes, payload + retransmitted) "
+                 f"vs the capture's ({c['skbs']} GSO packets)")
+
+
 def run_tcp(mode, addr, family, up, down):
     args, source, penv = MODES[mode]
     with Env(daemon_args=args) as env:
         tag = family.lower()
+        env.netns_exec("ip", "link", "set", "lo", "mtu", str(LO_MTU))
+        cap = start_capture(env, 5001)
         srv, cli = tcp_exchange(env, addr, up, down, tag, penv)
+        seen = finish_capture(cap)
         frames = env.stop()
-        check_process(frames, srv, f"server-{tag}", "TCP", family, source)
-        check_process(frames, cli, f"client-{tag}", "TCP", family, source)
+        s = check_process(frames, srv, f"server-{tag}", "TCP", family, source)
+        c = check_process(frames, cli, f"client-{tag}", "TCP", family, source)
+        print(f"capture: to the server {seen['to']}, from it {seen['from']}")
+        check(seen["to"]["packets"] > 2 * seen["to"]["skbs"], "the client's data went as GSO "
+              f"packets of many segments: {seen['to']}")
+        check_wire(c, f"client-{tag}", seen["to"], seen["from"])
+        check_wire(s, f"server-{tag}", seen["from"], seen["to"])
 
 
 def run_udp(mode, addr, family, count, size):
@@ -79,6 +135,7 @@ def test_tcp_ipv4():
 
 
 def test_tcp_ipv6():
+    need_ipv6()
     run_tcp("task_work", "::1", "IPV6", 777_777, 4_321)
 
 
@@ -87,6 +144,7 @@ def test_udp_ipv4():
 
 
 def test_udp_ipv6():
+    need_ipv6()
     run_udp("task_work", "::1", "IPV6", 40, 999)
 
 
@@ -95,6 +153,7 @@ def test_procfs_tcp_ipv4():
 
 
 def test_procfs_tcp_ipv6():
+    need_ipv6()
     run_tcp("procfs", "::1", "IPV6", 777_777, 4_321)
 
 
@@ -103,4 +162,5 @@ def test_procfs_udp_ipv4():
 
 
 def test_procfs_udp_ipv6():
+    need_ipv6()
     run_udp("procfs", "::1", "IPV6", 40, 999)

@@ -9,24 +9,22 @@ import shutil
 import subprocess
 import tempfile
 
-from tmtest import ROOT, TASKMETERD, cgroup2_mount, check, check_eq, sh
+from tmtest import (ROOT, TASKMETERD, cgroup2_mount, check, check_eq, make_test_cgroup,
+                    remove_test_cgroup, sh)
 
 CONFIG_EXAMPLE = os.path.join(ROOT, "configs", "taskmeter.conf")
-DAEMON_SOURCE = os.path.join(ROOT, "collector", "args.c")  # its getopt_long table
 
 
 @contextlib.contextmanager
 def scratch():
     """A cgroup of our own (no daemon is meant to attach to it, but if one
     does, it is not the host's) and a temp dir for config files and sockets."""
-    name = f"taskmeter-test-cfg-{os.getpid()}-{random.randrange(1 << 30):x}"
-    cg = os.path.join(cgroup2_mount(), name)
+    rel, cg = make_test_cgroup(f"cfg-{os.getpid()}-{random.randrange(1 << 30):x}")
     tmp = tempfile.mkdtemp(prefix="taskmeter-test-")
-    os.mkdir(cg)
     try:
-        yield name, cg, tmp
+        yield rel, cg, tmp
     finally:
-        os.rmdir(cg)
+        remove_test_cgroup(cg)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -156,11 +154,22 @@ def test_help_lists_every_option():
                   f"{argv}: {p.stderr!r}")
             if long == "--remove-state":
                 check(p.returncode != 0 and "bpffs" in p.stderr, f"{argv}: {p.stderr!r}")
+    # the short forms --help shows do what their long forms do
+    shorts = dict(re.findall(r"(?m)^\s+(-\w), (--[a-z-]+)", text))
+    check_eq(sorted(shorts), sorted(sh for sh, _, _ in DOCUMENTED if sh), "short options shown")
+    p = run_daemon(["-c", CONFIG_EXAMPLE, "--check-config"])
+    check_eq((p.returncode, p.stdout), (0, "configuration OK\n"), "-c FILE --check-config")
+    p = run_daemon(["-c", "/nonexistent/taskmeter.conf", "--check-config"])
+    check(p.returncode == 2 and "/nonexistent/taskmeter.conf" in p.stderr,
+          f"-c with a missing file: {p.returncode} {p.stderr!r}")
+    p = run_daemon(["-v", "-c", CONFIG_EXAMPLE, "--check-config"])
+    check_eq(p.returncode, 0, "-v --check-config")
     p = run_daemon(["-h"])
     check_eq((p.returncode, p.stdout), (0, text), "-h")
     p = run_daemon(["--version"])
     check(p.returncode == 0 and re.match(r"taskmeterd \d+\.\d+\.\d+ ", p.stdout),
           f"--version: {p.returncode} {p.stdout!r}")
+    check_eq(run_daemon(["-V"]).stdout, p.stdout, "-V")
     p = run_daemon(["--no-such-option"])
     check(p.returncode == 2 and "unrecognized option '--no-such-option'" in p.stderr
           and "taskmeterd --help" in p.stderr and len(p.stderr.splitlines()) == 2,

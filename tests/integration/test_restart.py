@@ -9,8 +9,8 @@ import signal
 import subprocess
 import time
 
-from tmtest import (Env, TASKMETERD, TRAFFIC, bpftool_json, check, check_eq, clean_env,
-                    records_of_pid, payload, sh)
+from tmtest import (Env, TASKMETERD, TRAFFIC, bpftool_json, cgroup2_mount, check, check_eq,
+                    clean_env, records_of_pid, payload, sh)
 
 BYTES = 240_000
 REPLY = 4321
@@ -154,7 +154,7 @@ def test_one_collector_per_instance():
         check("run by another taskmeterd" in p.stderr, f"message: {p.stderr!r}")
         check(not os.path.exists(other_sock), "second collector left a socket")
         sub = env.add_cgroup("second")
-        rel = os.path.relpath(sub, os.path.dirname(env.cg))
+        rel = os.path.relpath(sub, cgroup2_mount())
         q = subprocess.Popen(base[:1] + ["--cgroup", rel, "--socket", other_sock,
                                          "--set", f"pin_root={env.bpffs}", "--set", "interfaces=",
                                          "--instance", env.instance + "-b"],

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 """Integration-test environment for taskmeter.
 
-Each Env gets its own network namespace, cgroup v2 directory and run
+Each Env gets its own network namespace, cgroup v2 directory (below
+<cgroup2>/taskmeter-tests, never at the host's cgroup2 root) and run
 directory, all named with a unique id so that two copies of the suite can run
 at once. taskmeterd is attached to that cgroup only; processes started with
 Env.run()/Env.spawn() are placed in the cgroup and the namespace. On exit the
@@ -10,6 +11,7 @@ Env checks that the collector left nothing behind and removes what it made.
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -84,13 +86,52 @@ def check_eq(got, want, what):
 
 
 def cgroup2_mount():
+    """Where cgroup v2 is mounted, found as the collector finds it (the first
+    cgroup2 line of /proc/self/mountinfo): /sys/fs/cgroup/unified on a hybrid
+    host, /sys/fs/cgroup on a pure one."""
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
             sep = fields.index("-")
             if fields[sep + 1] == "cgroup2":
-                return fields[4].replace("\\040", " ")
+                # mountinfo escapes blank, tab, newline and backslash as \ooo
+                return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
     raise TestFailure("no cgroup2 mount")
+
+
+# Every cgroup the tests make is below this one, never at the cgroup2 root
+# itself: <cgroup2>/taskmeter-tests/<name>. Made when a test needs it and
+# removed by the last test that leaves it empty, so copies of the suite
+# running at once share it.
+CGROUP_PARENT = "taskmeter-tests"
+
+
+def make_test_cgroup(name):
+    """<cgroup2>/taskmeter-tests/<name>, created (with the parent if need
+    be); returns (path relative to the cgroup2 mount, absolute path)."""
+    parent = os.path.join(cgroup2_mount(), CGROUP_PARENT)
+    path = os.path.join(parent, name)
+    for _ in range(100):
+        try:
+            os.mkdir(parent)
+        except FileExistsError:
+            pass
+        try:
+            os.mkdir(path)
+            return f"{CGROUP_PARENT}/{name}", path
+        except FileNotFoundError:
+            continue  # another suite removed the parent in between: again
+    raise TestFailure(f"could not create {path}")
+
+
+def remove_test_cgroup(path):
+    """Remove a cgroup of make_test_cgroup(), and the parent if it is empty
+    now (if another suite's cgroup is in it, that suite removes it)."""
+    remove_cgroup(path)
+    try:
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass
 
 
 def sh(*argv, check_rc=True):
@@ -110,12 +151,37 @@ NETNS_SYSCTLS = ("net.ipv4.ip_forward=0", "net.ipv4.conf.all.forwarding=0",
                  "net.ipv4.ping_group_range=1 0", "net.ipv6.conf.all.forwarding=0")
 
 
+def have_ipv6():
+    """Whether the tests may use IPv6: the kernel has it (not booted with
+    ipv6.disable=1), and TM_TEST_NO_IPV6 does not ask the suite to run as
+    on a host without it (then every namespace it makes has IPv6 off)."""
+    return os.path.isdir("/proc/sys/net/ipv6") and not os.environ.get("TM_TEST_NO_IPV6")
+
+
+def need_ipv6():
+    """A test that needs IPv6 calls this first: SKIP (with why) without it."""
+    if not os.path.isdir("/proc/sys/net/ipv6"):
+        raise Skip("the kernel has no IPv6 (/proc/sys/net/ipv6 is missing)")
+    if os.environ.get("TM_TEST_NO_IPV6"):
+        raise Skip("TM_TEST_NO_IPV6 is set: running as on a host without IPv6")
+
+
+# IPv6 on or off in a new namespace as have_ipv6() says, whatever the host's
+# default (ipv6.disable_ipv6=1 on the kernel command line turns it off in
+# every new namespace). Before lo goes up, so that lo gets ::1 as it does.
+def netns_ipv6_sysctls():
+    if not os.path.isdir("/proc/sys/net/ipv6"):
+        return []
+    off = "0" if have_ipv6() else "1"
+    return [f"net.ipv6.conf.{dev}.disable_ipv6={off}" for dev in ("all", "default", "lo")]
+
+
 def new_netns(ns):
     """`ip netns add` with lo up and NETNS_SYSCTLS set inside."""
     sh("ip", "netns", "add", ns)
     known = [kv for kv in NETNS_SYSCTLS  # IPv6 may be absent from the kernel
              if os.path.exists("/proc/sys/" + kv.split("=")[0].replace(".", "/"))]
-    sh("ip", "netns", "exec", ns, "sysctl", "-qw", *known)
+    sh("ip", "netns", "exec", ns, "sysctl", "-qw", *known, *netns_ipv6_sysctls())
     sh("ip", "-n", ns, "link", "set", "lo", "up")
 
 
@@ -123,7 +189,7 @@ class Env:
     def __init__(self, daemon_args=(), interval="200ms", start=True):
         self.id = f"{os.getpid()}-{random.randrange(1 << 30):x}"
         self.ns = f"taskmeter-{self.id}"
-        self.cg_rel = f"taskmeter-test-{self.id}"
+        self.cg_rel = f"{CGROUP_PARENT}/{self.id}"  # as --cgroup takes it
         self.cg = os.path.join(cgroup2_mount(), self.cg_rel)
         self.dir = tempfile.mkdtemp(prefix="taskmeter-test-")
         self.sock = os.path.join(self.dir, "tm.sock")
@@ -153,7 +219,7 @@ class Env:
             new_netns(self.ns)
             os.mkdir(self.bpffs)
             sh("mount", "-t", "bpf", "bpf", self.bpffs)
-            os.mkdir(self.cg)
+            self.cg_rel, self.cg = make_test_cgroup(self.id)
             if self.start:
                 self.start_daemon()
         except BaseException:
@@ -249,6 +315,37 @@ class Env:
                 raise TestFailure("no frames from taskmeterd")
             time.sleep(0.05)
 
+    def new_frames(self):
+        """The frames the dump subscriber wrote whole since the last call
+        (the first call: all of them so far)."""
+        if getattr(self, "_tail", None) is None or self._tail[0] != self.dump_path:
+            self._tail = [self.dump_path, 0]
+        try:
+            with open(self.dump_path, "rb") as f:
+                f.seek(self._tail[1])
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1
+        self._tail[1] += end
+        return [load_frame(line) for line in data[:end].decode().splitlines() if line.strip()]
+
+    def wait_frame(self, pred, what, timeout=60):
+        """Wait for the event itself: the first frame from the dump (after
+        those new_frames() returned already) for which pred(frame) holds.
+        timeout is only the bound after which the test fails."""
+        deadline = time.time() + timeout
+        while True:
+            for f in self.new_frames():
+                if pred(f):
+                    return f
+            if self.daemon.poll() is not None:
+                raise TestFailure(f"taskmeterd exited ({self.daemon.returncode}) while "
+                                  f"waiting for {what}")
+            if time.time() > deadline:
+                raise TestFailure(f"no frame within {timeout} s: {what}")
+            time.sleep(0.05)
+
     def count_frames(self):
         try:
             with open(self.dump_path) as f:
@@ -299,8 +396,9 @@ class Env:
             if proc and proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        for cg in list(reversed(self.sub_cgroups)) + [self.cg]:
+        for cg in reversed(self.sub_cgroups):
             remove_cgroup(cg)
+        remove_test_cgroup(self.cg)
         for ns in [self.ns] + self.extra_ns:
             sh("ip", "netns", "del", ns, check_rc=False)
         if os.path.ismount(self.bpffs):

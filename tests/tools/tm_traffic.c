@@ -59,6 +59,9 @@
  *                                                  become blanks (so /proc/PID/cmdline runs
  *                                                  on into the environment; TM_ENV_FIRST=NAME
  *                                                  puts NAME first there), then udp-sink
+ *   tm_traffic pid-reuse ADDR PORT SIZE1 SIZE2     a child sends SIZE1 (udp-once) and is
+ *                                                  reaped; a second child, given the same
+ *                                                  pid (clone3 set_tid), sends SIZE2
  *
  * ADDR is numeric IPv4 or IPv6. Extra arguments after the mode's own are
  * ignored, so tests can tag processes with distinctive argv. TM_LINGER_MS in
@@ -71,6 +74,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/sockios.h>
+#include <linux/sched.h> /* struct clone_args */
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -82,6 +86,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/uio.h>
@@ -1175,6 +1180,39 @@ static int udp_send_wait(char **a)
 	return 0;
 }
 
+/* A child with the given pid, if it is free: clone3's set_tid, which needs
+ * CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE) and writes no sysctl, unlike
+ * kernel.ns_last_pid, which would steer every fork on the host. */
+static pid_t fork_as(pid_t pid)
+{
+	struct clone_args ca = { .exit_signal = SIGCHLD, .set_tid = (uintptr_t)&pid,
+				 .set_tid_size = 1 };
+
+	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+static int pid_reuse(char **a)
+{
+	char *second_args[] = { a[0], a[1], a[3], NULL };
+	pid_t first, second;
+	int status;
+
+	first = fork();
+	if (first == 0)
+		_exit(udp_once(a));
+	if (first < 0 || waitpid(first, &status, 0) != first || status)
+		die("first child");
+	/* reaped: its pid is free again, and the host's pid cursor is past it */
+	second = fork_as(first);
+	if (second == 0)
+		_exit(udp_once(second_args));
+	if (second < 0)
+		die("clone3 with set_tid (the first child's pid)");
+	if (waitpid(second, &status, 0) != second || status)
+		die("second child");
+	return 0;
+}
+
 int main(int argc, char **argv, char **envp)
 {
 	static const struct {
@@ -1195,6 +1233,8 @@ int main(int argc, char **argv, char **envp)
 		{ "name-storm", 5, name_storm }, { "udp-reader", 5, udp_reader },
 		{ "udp-send-wait", 4, udp_send_wait },
 		{ "hold-send", 4, hold_send }, { "proctitle", 3, proctitle },
+		{ "name-storm", 5, name_storm },
+		{ "pid-reuse", 4, pid_reuse },
 	};
 
 	if (argc >= 6 && strcmp(argv[1], "exec-send") == 0)

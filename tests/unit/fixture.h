@@ -32,9 +32,22 @@ bool tm_fx_mount(const char *fstype, const char *suffix, char *dir, size_t len);
 bool tm_fx_unmount(const char *dir);
 
 /*
+ * A cgroup of the test's own in the cgroup2 hierarchy mounted at top (by
+ * tm_fx_mount()): <top>/taskmeter-tests/<name>, never a directory at the
+ * hierarchy's root, which is the host's too. The parent is made when
+ * missing and shared with other tests and suites running at once. The path
+ * goes to dir. False, failing the test, if it cannot be made.
+ */
+bool tm_fx_cgroup(const char *top, const char *name, char *dir, size_t len);
+
+/* After rmdir(dir) of a tm_fx_cgroup(): removes the parent if now empty. */
+void tm_fx_cgroup_parent_remove(const char *dir);
+
+/*
  * After unshare(CLONE_NEWNET): lo up and IPv6 enabled in this namespace
  * (whatever the host's defaults are). With ipv6 false only lo. False with
- * a skip if the kernel has no IPv6.
+ * a skip if the kernel has no IPv6, or if TM_TEST_NO_IPV6 is set (the suite
+ * runs as on a host without IPv6).
  */
 bool tm_fx_netns_up(bool ipv6);
 

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,11 +85,45 @@ static const char *ns_names(int flags)
 {
 	static char buf[128];
 
-	snprintf(buf, sizeof(buf), "%s%s%s%s", flags & CLONE_NEWNET ? " CLONE_NEWNET" : "",
+	snprintf(buf, sizeof(buf), "%s%s%s%s%s", flags & CLONE_NEWNET ? " CLONE_NEWNET" : "",
 		 flags & CLONE_NEWNS ? " CLONE_NEWNS" : "",
 		 flags & CLONE_NEWCGROUP ? " CLONE_NEWCGROUP" : "",
-		 flags & ~(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWCGROUP) ? " ..." : "");
+		 flags & CLONE_NEWPID ? " CLONE_NEWPID" : "",
+		 flags & ~(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWPID) ? " ..." : "");
 	return buf;
+}
+
+/*
+ * After unshare(CLONE_NEWPID) the caller stays where it was; its next child
+ * is pid 1 of the new namespace. That child runs fn with a /proc of the new
+ * namespace (mounts are private: CLONE_NEWNS is required), so it sees only
+ * its own processes, and returns fn's result to child_run(), which exits
+ * with the verdict; the caller waits and exits with that same status.
+ */
+static bool as_init(int unshare_flags, bool (*fn)(void *), void *ctx)
+{
+	int status;
+	pid_t pid;
+
+	if (!(unshare_flags & CLONE_NEWNS))
+		return TM_TEST_FAILED("CLONE_NEWPID without CLONE_NEWNS");
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
+			return TM_TEST_FAILED("a /proc of the new pid namespace: %s",
+					      strerror(errno));
+		return fn(ctx); /* child_run() exits with its verdict */
+	}
+	if (!ASSERT_TRUE(pid > 0) || !ASSERT_EQ(waitpid(pid, &status, 0), pid))
+		return false;
+	if (!WIFEXITED(status))
+		return TM_TEST_FAILED("pid 1 of the test's pid namespace killed by signal %d",
+				      WTERMSIG(status));
+	/* Its verdict and a skip's reason (on the inherited pipe) are ours. */
+	fflush(NULL);
+	exit(WEXITSTATUS(status));
 }
 
 /* In the child: run fn, report a skip's reason on fd, exit with the verdict. */
@@ -100,6 +135,8 @@ static void child_run(int unshare_flags, bool (*fn)(void *), void *ctx, int fd)
 	if (unshare_flags && unshare(unshare_flags)) {
 		tm_test_skip("unshare(%s): %s", ns_names(unshare_flags) + 1, strerror(errno));
 		ok = true;
+	} else if (unshare_flags & CLONE_NEWPID) {
+		ok = as_init(unshare_flags, fn, ctx);
 	} else {
 		ok = fn(ctx);
 	}

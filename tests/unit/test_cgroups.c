@@ -121,16 +121,16 @@ TM_TEST(container_parse_invalid)
 /* ---- cache against a live cgroup2 tree ---------------------------------- */
 
 /*
- * A cgroup of the test's own, T = <private cgroup2 mount>/taskmeter-test-<pid>,
+ * A cgroup of the test's own, T = <private cgroup2 mount>/taskmeter-tests/unit-<pid>,
  * bind-mounted on a directory of its own: the cache's root. So the walks see
  * T's subtree only, whatever the host's cgroup tree holds or where it is
  * mounted: T (the root, "/"), T/system.slice, T/system.slice/docker-<id>.scope
- * and, created after the first walk, T/late.
+ * and, created after the first walk, T/late and T/late2.
  */
 struct live {
 	char top[64];           /* the whole hierarchy, mounted privately */
 	char root[80];          /* T, bind-mounted: what the cache walks */
-	char t[128], outer[160], inner[256], late[160];
+	char t[128], outer[160], inner[256], late[160], late2[160];
 	uint64_t root_id, outer_id, inner_id;
 };
 
@@ -192,6 +192,16 @@ static bool check_unknown(struct tm_cgroups *c, struct live *l)
 	nanosleep(&wait, NULL);
 	ASSERT_STREQ(tm_cgroups_path(c, late_id), "/late");
 	ASSERT_EQ(tm_cgroups_walks(c), 3);
+
+	/* A last frame does not wait out the rate limit: it has no next one. */
+	if (!ASSERT_EQ(mkdir(l->late2, 0755), 0))
+		return false;
+	late_id = ino_of(l->late2);
+	ASSERT_TRUE(!tm_cgroups_path(c, late_id));
+	ASSERT_EQ(errno, EAGAIN);
+	tm_cgroups_unthrottle(c);
+	ASSERT_STREQ(tm_cgroups_path(c, late_id), "/late2");
+	ASSERT_EQ(tm_cgroups_walks(c), 4);
 	return true;
 }
 
@@ -220,7 +230,7 @@ static bool live_run(struct live *l)
 /* Whatever happened, leave no cgroup behind. */
 static void live_cleanup(const struct live *l)
 {
-	const char *const dirs[] = { l->late, l->inner, l->outer, l->t };
+	const char *const dirs[] = { l->late2, l->late, l->inner, l->outer, l->t };
 
 	umount2(l->root, MNT_DETACH);
 	rmdir(l->root);
@@ -232,17 +242,24 @@ static void live_cleanup(const struct live *l)
 static bool live_child(void *ctx)
 {
 	struct live *l = ctx;
+	char name[32];
 
 	if (!tm_fx_private_mounts() || !tm_fx_mount("cgroup2", "cgroup2", l->top, sizeof(l->top)))
 		return true; /* failed or skipped: the verdict is set */
 	snprintf(l->root, sizeof(l->root), "%s-root", l->top);
-	snprintf(l->t, sizeof(l->t), "%s/taskmeter-test-%d", l->top, (int)getppid());
+	snprintf(name, sizeof(name), "unit-%d", (int)getppid());
+	if (!tm_fx_cgroup(l->top, name, l->t, sizeof(l->t))) {
+		tm_fx_unmount(l->top);
+		return false;
+	}
 	snprintf(l->outer, sizeof(l->outer), "%s" LIVE_OUTER, l->t);
 	snprintf(l->inner, sizeof(l->inner), "%s" LIVE_INNER, l->t);
 	snprintf(l->late, sizeof(l->late), "%s/late", l->t);
-	if (ASSERT_EQ(mkdir(l->t, 0755), 0) && ASSERT_EQ(mkdir(l->root, 0700), 0))
+	snprintf(l->late2, sizeof(l->late2), "%s/late2", l->t);
+	if (ASSERT_EQ(mkdir(l->root, 0700), 0))
 		live_run(l);
 	live_cleanup(l);
+	tm_fx_cgroup_parent_remove(l->t);
 	return tm_fx_unmount(l->top);
 }
 

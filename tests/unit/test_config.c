@@ -9,35 +9,124 @@
 #include "config.h"
 #include "tm_test.h"
 
+/*
+ * config_equal() compares two configurations key by key, every key
+ * configs/taskmeter.conf documents: config_equal_covers_every_key checks
+ * this table against that file (not against the parser's own key table),
+ * and that each comparison sees a change of its key.
+ */
+#define SAME_NUM(key, field)                                                         \
+	static bool same_##key(const struct tm_config *a, const struct tm_config *b) \
+	{                                                                            \
+		return a->field == b->field;                                         \
+	}
+#define SAME_STR(key, field)                                                         \
+	static bool same_##key(const struct tm_config *a, const struct tm_config *b) \
+	{                                                                            \
+		return !strcmp(a->field, b->field);                                  \
+	}
+#define SAME_LIST(key, items, n)                                                     \
+	static bool same_##key(const struct tm_config *a, const struct tm_config *b) \
+	{                                                                            \
+		if (a->n != b->n)                                                    \
+			return false;                                                \
+		for (unsigned int i = 0; i < a->n; i++)                              \
+			if (strcmp(a->items[i], b->items[i]))                        \
+				return false;                                        \
+		return true;                                                         \
+	}
+
+SAME_STR(cgroup, cgroup)
+SAME_STR(socket_path, socket_path)
+SAME_NUM(socket_mode, socket_mode)
+SAME_STR(socket_group, socket_group)
+SAME_NUM(max_subscribers, max_subscribers)
+SAME_NUM(interval, interval_ms)
+SAME_NUM(argv_max, argv_max)
+SAME_NUM(env_max, env_max)
+SAME_NUM(metadata, metadata_procfs)
+SAME_LIST(env_allowlist, env_allow, n_env_allow)
+SAME_NUM(subscriber_queue, subscriber_queue)
+SAME_NUM(subscriber_queue_mib, subscriber_queue_mib)
+SAME_NUM(counter_entries, max_owner_records)
+SAME_NUM(meta_entries, meta_entries)
+SAME_NUM(ringbuf_kib, ringbuf_kib)
+SAME_NUM(exited_ttl, exited_ttl_s)
+SAME_LIST(interfaces, ifaces, n_ifaces)
+SAME_LIST(netns, netns, n_netns)
+SAME_NUM(xdp_mode, xdp_mode)
+SAME_NUM(tc_attach, tc_attach)
+SAME_NUM(flow_entries, flow_entries)
+SAME_NUM(log_level, log_level)
+SAME_STR(instance, instance)
+SAME_STR(pin_root, pin_root)
+SAME_NUM(keep_state, keep_state)
+SAME_STR(prom_listen, prom_listen)
+SAME_NUM(prom_max_series, prom_max_series)
+SAME_NUM(prom_series_idle, prom_series_idle_s)
+
+static bool same_prom_labels(const struct tm_config *a, const struct tm_config *b)
+{
+	if (a->n_prom_labels != b->n_prom_labels)
+		return false;
+	for (unsigned int i = 0; i < a->n_prom_labels; i++)
+		if (strcmp(a->prom_labels[i].name, b->prom_labels[i].name) ||
+		    a->prom_labels[i].src != b->prom_labels[i].src)
+			return false;
+	return true;
+}
+
+/* Every key, with a value other than its default (to see that its
+ * comparison notices a change). */
+static const struct config_key {
+	const char *key;
+	bool (*same)(const struct tm_config *a, const struct tm_config *b);
+	const char *other;
+} config_keys[] = {
+#define KEY(k, other) { #k, same_##k, other }
+	KEY(cgroup, "a/b"),
+	KEY(socket_path, "/tmp/other.sock"),
+	KEY(socket_mode, "0600"),
+	KEY(socket_group, "0"),
+	KEY(max_subscribers, "2"),
+	KEY(interval, "2s"),
+	KEY(argv_max, "128"),
+	KEY(env_max, "0"),
+	KEY(metadata, "procfs"),
+	KEY(env_allowlist, "SERVICE_NAME, FOO"),
+	KEY(subscriber_queue, "2"),
+	KEY(subscriber_queue_mib, "2"),
+	KEY(counter_entries, "2048"),
+	KEY(meta_entries, "2048"),
+	KEY(ringbuf_kib, "64"),
+	KEY(exited_ttl, "3"),
+	KEY(interfaces, "eth0"),
+	KEY(netns, "other"),
+	KEY(xdp_mode, "skb"),
+	KEY(tc_attach, "clsact"),
+	KEY(flow_entries, "2048"),
+	KEY(log_level, "debug"),
+	KEY(instance, "other"),
+	KEY(pin_root, "/tmp"),
+	KEY(keep_state, "yes"),
+	KEY(prom_listen, "127.0.0.1:1"),
+	KEY(prom_labels, "service, container_id, cgroup"),
+	KEY(prom_max_series, "5"),
+	KEY(prom_series_idle, "60"),
+#undef KEY
+};
+
+#define N_CONFIG_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+/* Every documented key the same in a and b; the keys that differ are named. */
 static bool config_equal(const struct tm_config *a, const struct tm_config *b)
 {
-	unsigned int before = tm_test_failures();
+	bool same = true;
 
-	ASSERT_STREQ(a->cgroup, b->cgroup);
-	ASSERT_STREQ(a->socket_path, b->socket_path);
-	ASSERT_EQ(a->socket_mode, b->socket_mode);
-	ASSERT_EQ(a->interval_ms, b->interval_ms);
-	ASSERT_EQ(a->argv_max, b->argv_max);
-	ASSERT_EQ(a->env_max, b->env_max);
-	ASSERT_EQ(a->metadata_procfs, b->metadata_procfs);
-	if (ASSERT_EQ(a->n_env_allow, b->n_env_allow))
-		for (unsigned int i = 0; i < a->n_env_allow; i++)
-			ASSERT_STREQ(a->env_allow[i], b->env_allow[i]);
-	ASSERT_EQ(a->subscriber_queue, b->subscriber_queue);
-	ASSERT_EQ(a->max_owner_records, b->max_owner_records);
-	ASSERT_EQ(a->meta_entries, b->meta_entries);
-	ASSERT_EQ(a->ringbuf_kib, b->ringbuf_kib);
-	ASSERT_EQ(a->exited_ttl_s, b->exited_ttl_s);
-	ASSERT_EQ(a->log_level, b->log_level);
-	ASSERT_STREQ(a->prom_listen, b->prom_listen);
-	ASSERT_EQ(a->n_prom_labels, b->n_prom_labels);
-	for (unsigned int i = 0; i < a->n_prom_labels; i++) {
-		ASSERT_STREQ(a->prom_labels[i].name, b->prom_labels[i].name);
-		ASSERT_EQ(a->prom_labels[i].src, b->prom_labels[i].src);
-	}
-	ASSERT_EQ(a->prom_max_series, b->prom_max_series);
-	ASSERT_EQ(a->prom_series_idle_s, b->prom_series_idle_s);
-	return tm_test_failures() == before;
+	for (size_t i = 0; i < N_CONFIG_KEYS; i++)
+		if (!config_keys[i].same(a, b))
+			same = TM_TEST_FAILED("configs differ in %s", config_keys[i].key);
+	return same;
 }
 
 TM_TEST(config_defaults)
@@ -376,6 +465,65 @@ TM_TEST(config_shipped_file_is_defaults)
 		return false;
 	}
 	return config_equal(&c, &def);
+}
+
+/* The keys configs/taskmeter.conf documents: lines "key = value". */
+static int documented_keys(char keys[][64], int max)
+{
+	FILE *f = fopen("configs/taskmeter.conf", "re");
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return -errno;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		size_t k = strspn(line, "abcdefghijklmnopqrstuvwxyz_");
+
+		if (k && k < 64 && line[k + strspn(line + k, " \t")] == '=') {
+			memcpy(keys[n], line, k);
+			keys[n++][k] = '\0';
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+/* config_equal() compares every documented key, and each comparison sees a
+ * change of its key and of no other. */
+TM_TEST(config_equal_covers_every_key)
+{
+	static char keys[128][64];
+	int n = documented_keys(keys, 128);
+	struct tm_config def, c;
+	char err[256];
+
+	if (!ASSERT_TRUE(n > 0))
+		return false;
+	ASSERT_EQ(n, N_CONFIG_KEYS);
+	for (int i = 0; i < n; i++) {
+		size_t j = 0;
+
+		while (j < N_CONFIG_KEYS && strcmp(config_keys[j].key, keys[i]))
+			j++;
+		if (j == N_CONFIG_KEYS)
+			TM_TEST_FAILED("documented key %s is not compared by config_equal()", keys[i]);
+	}
+	tm_config_defaults(&def);
+	for (size_t j = 0; j < N_CONFIG_KEYS; j++) {
+		const struct config_key *k = &config_keys[j];
+
+		c = def;
+		err[0] = '\0';
+		if (!ASSERT_EQ(tm_config_set(&c, k->key, k->other, err, sizeof(err)), 0)) {
+			fprintf(stderr, "  %s = %s: %s\n", k->key, k->other, err);
+			continue;
+		}
+		for (size_t o = 0; o < N_CONFIG_KEYS; o++)
+			if (config_keys[o].same(&c, &def) != (o != j))
+				TM_TEST_FAILED("%s = %s: the comparison of %s says %s", k->key, k->other,
+					       config_keys[o].key, o == j ? "same" : "different");
+	}
+	return true;
 }
 
 TM_TEST(config_prom)

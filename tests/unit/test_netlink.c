@@ -5,13 +5,14 @@
  * removed by the fixture whether the test passed or not: deleting the netns
  * takes its veths and qdiscs with it. Needs root and iproute2.
  */
-#define _GNU_SOURCE /* asprintf */
+#define _GNU_SOURCE /* asprintf, CLONE_NEWNET */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -175,42 +176,57 @@ NL_TEST(netlink_dump_links_netns, false)
 	return true;
 }
 
-/* Our links as if_nameindex() sees them; other work on the host may change them meanwhile. */
+/* The links of our netns as if_nameindex() sees them: the same set, the same ifindexes. */
 static bool same_as_nameindex(const struct links *ls)
 {
 	struct if_nameindex *ni = if_nameindex(), *p;
 	int n = 0;
-	bool same = ni != NULL;
 
-	for (p = ni; same && p->if_index; p++, n++) {
+	if (!ASSERT_TRUE(ni))
+		return false;
+	for (p = ni; p->if_index; p++, n++) {
 		const struct tm_link *l = find(ls, p->if_name);
 
-		same = l && l->ifindex == (int)p->if_index;
+		if (!l || l->ifindex != (int)p->if_index)
+			TM_TEST_FAILED("if_nameindex has %s (%u), the dump %s %d", p->if_name,
+				       p->if_index, l ? "has ifindex" : "has not", l ? l->ifindex : 0);
 	}
-	if (ni)
-		if_freenameindex(ni);
-	return same && n == ls->n;
+	if_freenameindex(ni);
+	return ASSERT_EQ(n, ls->n);
+}
+
+/*
+ * The calling process's own namespace (tm_nl_open(-1)): a namespace of the
+ * test's own with lo and a veth pair, so that nothing else can add or
+ * remove a link meanwhile and the host's links are never read.
+ */
+static bool dump_links_own(void *ctx)
+{
+	static struct links ls;
+	struct tm_nl *nl;
+
+	(void)ctx;
+	if (!ASSERT_EQ(sh("ip link add tmo0 type veth peer name tmo1"), 0))
+		return false;
+	nl = tm_nl_open(-1, false);
+	if (!ASSERT_TRUE(nl))
+		return false;
+	ASSERT_EQ(tm_nl_dump_links(nl, collect, &ls), 0);
+	tm_nl_close(nl);
+	ASSERT_EQ(ls.n, 3);
+	ASSERT_EQ(ls.overflow, 0);
+	same_as_nameindex(&ls);
+	if (ASSERT_TRUE(find(&ls, "lo")))
+		ASSERT_EQ(find(&ls, "lo")->ifindex, 1);
+	if (ASSERT_TRUE(find(&ls, "tmo0")))
+		ASSERT_STREQ(find(&ls, "tmo0")->kind, "veth");
+	ASSERT_TRUE(find(&ls, "tmo1"));
+	return true;
 }
 
 TM_TEST(netlink_dump_links_own)
 {
-	static struct links ls;
-	struct tm_nl *nl = tm_nl_open(-1, false);
-	bool same = false;
-
-	if (!ASSERT_TRUE(nl))
-		return false;
-	for (int i = 0; i < 3 && !same; i++) {
-		ls.n = 0;
-		if (tm_nl_dump_links(nl, collect, &ls))
-			break;
-		same = same_as_nameindex(&ls);
-	}
-	tm_nl_close(nl);
-	ASSERT_TRUE(same);
-	if (ASSERT_TRUE(find(&ls, "lo")))
-		ASSERT_EQ(find(&ls, "lo")->ifindex, 1);
-	return true;
+	return tm_test_in_child(CLONE_NEWNET, dump_links_own, NULL);
 }
 
 struct events {

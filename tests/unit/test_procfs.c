@@ -485,15 +485,16 @@ static bool cgroup_id_run(const char *mnt, const char *cg)
 
 static bool cgroup_id_child(void *ctx)
 {
-	char mnt[128], cg[192];
+	char mnt[128], cg[192], name[32];
 
 	(void)ctx;
 	if (!tm_fx_private_mounts() || !tm_fx_mount("cgroup2", "cgroup2", mnt, sizeof(mnt)))
 		return true; /* failed or skipped: the verdict is set */
-	snprintf(cg, sizeof(cg), "%s/taskmeter-test-%d", mnt, (int)getppid());
-	if (ASSERT_EQ(mkdir(cg, 0755), 0)) {
+	snprintf(name, sizeof(name), "unit-%d", (int)getppid());
+	if (tm_fx_cgroup(mnt, name, cg, sizeof(cg))) {
 		cgroup_id_run(mnt, cg);
 		rmdir_cgroup(cg);
+		tm_fx_cgroup_parent_remove(cg);
 	}
 	return tm_fx_unmount(mnt);
 }

@@ -45,7 +45,9 @@ void tm_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * it. What the child found - failed assertions, a false return, a skip,
  * a crash or a sanitizer's exit status - becomes the calling test's.
  * Returns whether the child passed (a skip passes). An unshare() that the
- * kernel or the privileges refuse skips the test.
+ * kernel or the privileges refuse skips the test. With CLONE_NEWPID (and
+ * CLONE_NEWNS, required) fn runs as pid 1 of the new pid namespace, with a
+ * /proc of that namespace: it sees no process but its own and their children.
  */
 bool tm_test_in_child(int unshare_flags, bool (*fn)(void *ctx), void *ctx);
 
