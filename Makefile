@@ -312,7 +312,8 @@ uninstall: $(BUILD)/taskmeter.conf.installed
 DEB_PKGS := clang llvm libbpf-dev libxdp-dev libmnl-dev libprotobuf-c-dev \
 	protobuf-c-compiler protobuf-compiler python3-protobuf bpftool iproute2 \
 	libelf-dev zlib1g-dev make gcc pkg-config nftables procps libmicrohttpd-dev prometheus \
-	libncurses-dev libsystemd-dev tmux libclang-rt-14-dev help2man man-db systemd python3-yaml yamllint
+	libncurses-dev libsystemd-dev tmux libclang-rt-14-dev help2man man-db systemd python3-yaml yamllint \
+	ethtool
 # What `make bench` needs on top: the load generator, the peer it is
 # compared with, and the profiler.
 BENCH_PKGS := iperf3 nethogs linux-perf
