@@ -40,6 +40,44 @@ def test_short_lived_udp():
         check_eq(with_argv, RUNS, "short-lived processes with argv via task_work")
 
 
+def test_short_lived_receivers_procfs():
+    """Without task_work (--metadata procfs), processes whose first packet
+    is one they receive (counted while another task is current, so not
+    read in-process then) and that exit at once: each gets its argv,
+    read in-process at its exit at the latest, never only what the kernel
+    keeps after it (SOURCE_AT_EXIT) or nothing."""
+    runs = 40
+    with Env(daemon_args=["--metadata", "procfs"]) as env:
+        sinks = []
+        # the collector stopped meanwhile (as a busy one is late): by the
+        # time it could read /proc, every receiver is gone
+        env.daemon.send_signal(signal.SIGSTOP)
+        try:
+            for i in range(runs):
+                sink = env.spawn([TRAFFIC, "udp-sink", "127.0.0.1", "5006", "1", f"sink-{i}"],
+                                 env=clean_env())
+                env.run([TRAFFIC, "udp-once", "127.0.0.1", "5006", str(SIZE)], env=clean_env())
+                sinks.append(env.finish(sink))
+        finally:
+            env.daemon.send_signal(signal.SIGCONT)
+        frames = env.stop()
+    recs = final_records(frames)
+    sources = {}
+    for i, rep in enumerate(sinks):
+        check_eq(rep["received"], SIZE, f"ground truth: sink {i} received its datagram")
+        mine = [r for k, r in recs.items() if k[0] == rep["pid"]]
+        check_eq(len(mine), 1, f"records of sink pid {rep['pid']}")
+        rec = mine[0]
+        check_eq(payload(rec, "INGRESS", "UDP", "IPV4"), SIZE, f"payload of sink {rep['pid']}")
+        src = rec.get("metadata_source", "SOURCE_NONE")
+        sources[src] = sources.get(src, 0) + 1
+        if src in ("SOURCE_IN_PROCESS", "SOURCE_PROCFS"):
+            check_eq(rec.get("argv", [None])[-1], f"sink-{i}", f"argv of sink {rep['pid']}")
+    print(f"short-lived receivers, procfs mode: metadata sources {sources}")
+    check_eq(sources.get("SOURCE_IN_PROCESS", 0) + sources.get("SOURCE_PROCFS", 0), runs,
+             f"receivers with their argv (sources {sources})")
+
+
 def test_exec_refreshes_metadata():
     """Traffic before execve carries the old argv, traffic after the new one."""
     with Env() as env:
