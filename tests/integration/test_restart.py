@@ -74,7 +74,13 @@ def test_kill9_restart_clsact_and_xdp():
     program is left on the interfaces."""
     with Env(daemon_args=["--set", "tc_attach=clsact", "--set", "xdp_mode=skb"]) as env:
         veth_pair(env)
-        time.sleep(0.3)
+
+        def both_attached(f):
+            modes = {i.get("name"): (i.get("xdp_mode"), i.get("tc_mode"))
+                     for i in f.get("interfaces", [])}
+            return all(modes.get(d) == ("skb", "clsact") for d in ("tmr0", "tmr1"))
+
+        env.wait_frame(both_attached, "tmr0 and tmr1 with skb-mode XDP and clsact", timeout=10)
         env.kill_daemon(signal.SIGKILL)
         env.start_daemon(dump_path=env.dump_path + ".2")
         check("adopted the pinned state" in log_text(env), "second collector did not adopt")
