@@ -8,46 +8,13 @@ metadata modes."""
 import io
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 from unittest import mock
 
 import tmtest
 from tmtest import (Env, TRAFFIC, check, check_eq, clean_env, decode_stream, load_frame, pb2,
                     records_of_pid)
-
-
-class RawSubscriber:
-    """Connects now and keeps every byte of the stream until the collector
-    closes it."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.sock.settimeout(30)
-        self.data = bytearray()
-        self.error = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            while True:
-                chunk = self.sock.recv(1 << 16)
-                if not chunk:
-                    return
-                self.data += chunk
-        except OSError as e:
-            self.error = e
-
-    def wait_eof(self):
-        self.thread.join(30)
-        check(not self.thread.is_alive(), "raw subscriber: no EOF after the collector stopped")
-        check(self.error is None, f"raw subscriber: {self.error}")
-        self.sock.close()
-        return bytes(self.data)
 
 
 def decode_raw(raw):
@@ -90,7 +57,6 @@ def run_mode(daemon_args, want_source, want_mode, extra_env):
                      AWS_SECRET_ACCESS_KEY=aws_secret, **near_names, **extra_env)
 
     with Env(daemon_args=daemon_args) as env:
-        raw_sub = RawSubscriber(env.sock)
         srv = env.spawn([TRAFFIC, "udp-recv", "127.0.0.1", "5004", "3", "secrets-server"],
                         env=penv)
         cli = env.run([TRAFFIC, "udp-send", "127.0.0.1", "5004", "3", "200", "secrets-client"],
@@ -98,7 +64,7 @@ def run_mode(daemon_args, want_source, want_mode, extra_env):
         rep = env.finish(srv)
         env.wait_frames(2)
         frames = env.stop()
-        raw = raw_sub.wait_eof()
+        raw = env.raw_recorders[-1].stream()
         dump_text = open(env.dump_path, "rb").read()
         log = open(env.log, "rb").read()
 
@@ -201,7 +167,6 @@ def run_proctitle(daemon_args, want_source, no_ptrace=False):
         with mock.patch.object(tmtest, "TASKMETERD",
                                no_ptrace_daemon(env) if no_ptrace else tmtest.TASKMETERD):
             env.start_daemon()
-        raw_sub = RawSubscriber(env.sock)
         srvs = [env.spawn(user + a, env=penv) for a in argvs]
         pids = [p.pid for p in srvs]  # sh, ip netns exec and tm_traffic's re-exec keep it
         for pid in pids:
@@ -226,7 +191,7 @@ def run_proctitle(daemon_args, want_source, no_ptrace=False):
         reps = [env.finish(p) for p in srvs]
         env.wait_frames(2)
         frames = env.stop()
-        raw = raw_sub.wait_eof()
+        raw = env.raw_recorders[-1].stream()
         dump_text = open(env.dump_path, "rb").read()
 
     check_eq([r["received"] for r in reps], [88, 110], "ground truth")

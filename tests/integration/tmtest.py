@@ -535,6 +535,13 @@ class RawRecorder:
             self.error = self.error or "no end of stream after its collector exited"
         self.sock.close()
 
+    def stream(self):
+        """Every byte of the stream, once its collector has exited."""
+        self.finish()
+        check(self.error is None, f"raw subscriber: {self.error}")
+        with open(self.path, "rb") as f:
+            return f.read()
+
 
 def bpftool_json(*args, must=True):
     p = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True)
