@@ -73,7 +73,7 @@ tally() {
 
 # Lines of a runner's output shown live: all, or all but passing tests.
 show() {
-	if [ "$1" = quiet ]; then grep -v ':OK$'; else cat; fi
+	if [ "$1" = quiet ]; then grep -vE ':OK( \(.*\))?$'; else cat; fi
 }
 
 # run NAME all|quiet CMD...: run one runner, stdout and stderr together.
@@ -118,5 +118,6 @@ run integration all /usr/bin/python3 tests/integration/run.py ${sel:+"$sel"}
 if [ "$selected" = 0 ]; then
 	problem tests/run.sh "no test name contains '$sel'"
 fi
+echo "the suite took $((SECONDS / 60)) min $((SECONDS % 60)) s"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 """Run the integration tests: every test_*() in tests/integration/test_*.py.
 
-Prints one line per test, '#N name:OK|FAIL|SKIP', the captured output of the
+Prints one line per test, '#N name:OK|FAIL|SKIP (seconds)', the captured output of the
 failures, and a final 'N passed, N failed, N skipped'. An argument selects the
 tests whose name contains it.
 """
@@ -13,6 +13,7 @@ import io
 import os
 import signal
 import sys
+import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -47,6 +48,7 @@ def main():
             continue
         n += 1
         buf = io.StringIO()
+        start = time.monotonic()
         with contextlib.redirect_stdout(buf):
             try:
                 fn()
@@ -58,7 +60,7 @@ def main():
                 result = "FAIL"
                 traceback.print_exc(file=buf)
         counts[result] += 1
-        print(f"#{n} {name}:{result}", flush=True)
+        print(f"#{n} {name}:{result} ({time.monotonic() - start:.1f} s)", flush=True)
         if result != "OK" or os.environ.get("TM_TEST_VERBOSE"):
             for line in buf.getvalue().splitlines():
                 print(f"    {line}")
