@@ -214,6 +214,15 @@ class Prometheus:
         self.proc.wait(timeout=30)
 
 
+def after_frames(exp, n=2):
+    """The exposition once the exporter has read n more frames (what the
+    collector counted until now is in it)."""
+    read = "taskmeter_exporter_frames_read_total"
+    start = total(exp.metrics(), read)
+    wait_for(lambda: total(exp.metrics(), read) >= start + n, f"{n} more frames read")
+    return exp.metrics()
+
+
 def wait_for(cond, what, timeout=30, step=0.2):
     deadline = time.time() + timeout
     while True:
@@ -436,8 +445,7 @@ def test_daemon_restart():
         exchange(env, truth, tag, "127.0.0.1", 6110, 2)
         wait_for(lambda: total(exp.metrics(), payload, env_SERVICE_NAME=tag,
                                network_io_direction="transmit") >= truth.tx, "round 2 exported")
-        time.sleep(1)
-        m = exp.metrics()
+        m = after_frames(exp)
         scraper.stop_flag = True
         scraper.join(10)
         exp.stop()
@@ -552,12 +560,10 @@ def test_dashboard_metrics_exist():
                          ns=peer)
         wait_for(lambda: any(lb.get("interface") == "tmd0" for lb, _ in exp.metrics().get(
             "taskmeter_interface_kernel_packets_total", [])), "the veth in the exposition")
-        time.sleep(1)
-        m0 = exp.metrics()
+        m0 = after_frames(exp)
         env.run([TRAFFIC, "udp-blast", "10.78.0.2", "7300", "50", "1000"], env=clean_env())
         env.finish(sink)
-        time.sleep(1)
-        m1 = exp.metrics()
+        m1 = after_frames(exp)
         exp.stop()
         env.stop()
 
