@@ -74,6 +74,8 @@ struct tm_export {
 	bool started;           /* tm_export_start: clients are taken */
 	ino_t ino;              /* of our socket file: never unlink another's */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char bound[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* the name bound: a
+						 * temporary one until started */
 };
 
 struct tm_buf *tm_buf_new(size_t len)
@@ -214,6 +216,15 @@ static int clear_path(const struct sockaddr_un *sa)
 	return unlink(sa->sun_path) && errno != ENOENT ? -errno : 0;
 }
 
+/*
+ * Bind under a temporary name next to the path, "<path>.<pid>": the path
+ * itself appears only once the socket listens (tm_export_start), so a
+ * client that finds it finds counting started, and a second collector
+ * probing the path meanwhile neither takes a half-started one for stale nor
+ * gets taken for stale itself. Only our own temporary name is ever cleared
+ * (left by a killed process whose pid we now have); another pid's belongs
+ * to a collector starting now, or one killed while it started.
+ */
 static int listen_on(struct tm_export *e, const struct tm_export_opts *o)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -224,13 +235,27 @@ static int listen_on(struct tm_export *e, const struct tm_export_opts *o)
 	err = clear_path(&sa);
 	if (err)
 		return err;
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d", o->path, (int)getpid()) >=
+	    (int)sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	err = clear_path(&sa);
+	if (err)
+		return err;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || stat(o->path, &st) ||
-	    chmod(o->path, o->mode) || (o->gid >= 0 && chown(o->path, (uid_t)-1, (gid_t)o->gid))) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		err = -errno;
 		close(fd);
+		return err;
+	}
+	snprintf(e->bound, sizeof(e->bound), "%s", sa.sun_path);
+	e->ino = 0;
+	if (stat(e->bound, &st) || chmod(e->bound, o->mode) ||
+	    (o->gid >= 0 && chown(e->bound, (uid_t)-1, (gid_t)o->gid))) {
+		err = -errno;
+		close(fd);
+		unlink(e->bound);
 		return err;
 	}
 	e->ino = st.st_ino;
@@ -292,13 +317,15 @@ err_free:
 int tm_export_start(struct tm_export *e)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &e->w };
-	struct stat st;
 
-	/* bound but not listening looks stale to a probe: another collector
-	 * may have taken the path over meanwhile */
-	if (stat(e->path, &st) || st.st_ino != e->ino)
-		return -EADDRINUSE;
-	if (listen(e->w.fd, 64) || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->w.fd, &ev))
+	if (listen(e->w.fd, 64))
+		return -errno;
+	/* the path appears listening, with its mode, at once; never over a
+	 * socket another collector put there since tm_export_open */
+	if (renameat2(AT_FDCWD, e->bound, AT_FDCWD, e->path, RENAME_NOREPLACE))
+		return errno == EEXIST ? -EADDRINUSE : -errno;
+	snprintf(e->bound, sizeof(e->bound), "%s", e->path);
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->w.fd, &ev))
 		return -errno;
 	e->listening = e->started = true;
 	return 0;
@@ -378,7 +405,7 @@ int tm_export_configure(struct tm_export *e, const struct tm_export_opts *o)
 	e->queue_max = o->queue_frames;
 	e->queue_bytes_max = o->queue_bytes;
 	e->max_subs = o->max_subscribers;
-	if (chmod(e->path, o->mode) || (o->gid >= 0 && chown(e->path, (uid_t)-1, (gid_t)o->gid)))
+	if (chmod(e->bound, o->mode) || (o->gid >= 0 && chown(e->bound, (uid_t)-1, (gid_t)o->gid)))
 		return -errno;
 	return 0;
 }
@@ -592,8 +619,8 @@ static void unlink_ours(struct tm_export *e)
 {
 	struct stat st;
 
-	if (!lstat(e->path, &st) && S_ISSOCK(st.st_mode) && st.st_ino == e->ino)
-		unlink(e->path);
+	if (!lstat(e->bound, &st) && S_ISSOCK(st.st_mode) && st.st_ino == e->ino)
+		unlink(e->bound);
 }
 
 void tm_export_close(struct tm_export *e)

@@ -38,15 +38,18 @@ struct tm_export_opts {
 };
 
 /*
- * Bind o->path (creating its directory), set its mode and group, listen,
- * watch on epfd. An existing file there is replaced only when it is a
- * socket no collector listens on: -EADDRINUSE when one does, -ENOTSOCK or
- * -EISDIR when it is not a socket at all. NULL with errno set on failure.
+ * Make the socket for o->path (creating its directory), with its mode and
+ * group, bound under the temporary name "<path>.<pid>" until
+ * tm_export_start. An existing file at the path is replaced only when it is
+ * a socket no collector listens on: -EADDRINUSE when one does, -ENOTSOCK or
+ * -EISDIR when it is not a socket at all, -ENAMETOOLONG when the temporary
+ * name does not fit. NULL with errno set on failure.
  */
 struct tm_export *tm_export_open(const struct tm_export_opts *o, int epfd);
-/* Take clients from now on (listen): once the programs count, so that a
- * connection that succeeds means counting has started. -EADDRINUSE: the
- * path is not ours any more. */
+/* Take clients from now on: listen, then move the socket to its path (at
+ * once, never over another's), once the programs count, so that a client
+ * that finds the path finds counting started. -EADDRINUSE: another
+ * collector took the path meanwhile. */
 int tm_export_start(struct tm_export *e);
 /* A reload: queue limits, mode and group of the socket (path stays). */
 int tm_export_configure(struct tm_export *e, const struct tm_export_opts *o);

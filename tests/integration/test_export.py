@@ -5,6 +5,7 @@ independent decoder sees the same frames as `taskmeter dump`; the socket has
 the configured mode and a second collector cannot take it over."""
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -283,6 +284,45 @@ def test_socket_mode_and_exclusive():
         check_eq(oct(stat.S_IMODE(os.stat(env.sock).st_mode)), oct(0o640),
                  "socket mode with socket_mode=0640")
         env.stop()
+
+
+def test_collectors_starting_together():
+    """Two collectors (two instances) started on one socket path at once:
+    the path appears only when one listens; the one stopped while it
+    started finds the path taken when it goes on, exits saying so and
+    removes only its own temporary socket; the other serves throughout."""
+    with Env(start=False) as env:
+        def collector(instance, log):
+            return subprocess.Popen(
+                [TASKMETERD, "--cgroup", env.cg_rel, "--socket", env.sock, "--interval",
+                 "100ms", "--set", f"pin_root={env.bpffs}", "--instance", instance],
+                stdout=subprocess.DEVNULL, stderr=open(os.path.join(env.dir, log), "w"))
+
+        first = collector(env.instance + "-a", "first.log")
+        temp = f"{env.sock}.{first.pid}"
+        wait_for(lambda: os.path.exists(temp) or first.poll() is not None,
+                 "the first collector's temporary socket")
+        first.send_signal(signal.SIGSTOP)
+        try:
+            check(not os.path.exists(env.sock), "the path appeared before anything listened")
+            second = collector(env.instance + "-b", "second.log")
+            wait_for(lambda: os.path.exists(env.sock) or second.poll() is not None,
+                     "the second collector's socket", timeout=30)
+            check(second.poll() is None, "the second collector exited")
+        finally:
+            first.send_signal(signal.SIGCONT)
+        rc = first.wait(timeout=30)
+        log = open(os.path.join(env.dir, "first.log")).read()
+        check(rc != 0, f"the first collector exit status {rc}")
+        check("taken over by another collector" in log, f"first collector's log: {log}")
+        check(not os.path.exists(temp), "the first collector left its temporary socket")
+        sub = Subscriber(env.sock)
+        got = sub.read_while(lambda out: len(out) < 2)
+        sub.close()
+        check_eq(got[1][0].seq, got[0][0].seq + 1, "the second collector's frames")
+        second.send_signal(signal.SIGINT)
+        check_eq(second.wait(timeout=30), 0, "the second collector's exit status")
+        check(not os.path.exists(env.sock), "the socket left after the second stopped")
 
 
 def test_dump_records():
