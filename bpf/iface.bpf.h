@@ -19,6 +19,7 @@
 #define TM_AF_INET 2
 #define TM_AF_INET6 10
 #define TM_VLAN_HLEN 4
+#define TM_ETH_HLEN 14
 
 /* Ethernet header at 0 (and up to two VLAN tags): ethertype and L3 offset. */
 static __always_inline int tm_parse_eth(void *ctx, __u32 *l3off, __u16 *proto,

@@ -458,3 +458,61 @@ def test_coexistence_tcx():
 
 def test_coexistence_clsact():
     coexist("clsact")
+
+
+GRO_LINKS = (("c", "vc0"), ("r", "vr0"), ("r", "vr1"), ("s", "vs0"))
+
+
+def napi_mode(topo):
+    """Every veth of the topology in NAPI mode: GRO on where it receives,
+    TSO and GSO off where it sends (veth hands a sender's skb to the peer's
+    NAPI queue only when the sender has no TSO), so the wire carries small
+    segments and TC ingress sees GRO super-packets made of them."""
+    for n, dev in GRO_LINKS:
+        ns = getattr(topo, n)
+        sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on", "tso", "off",
+           "gso", "off")
+
+
+def reconcile_gro(extra, rx_layer):
+    """A TCP transfer through veths in NAPI mode (GRO on): per interface
+    and direction the records are the kernel's counters, and the payload
+    is the application's."""
+    with Env(start=False) as env:
+        topo = Topology(env)
+        napi_mode(topo)
+        env.start_daemon(extra=topo.daemon_args() + extra)
+        w = Window(env, (topo.c, topo.r, topo.s))
+        srv = env.spawn([TRAFFIC, "tcp-serve", "10.2.0.1", "6001", "300000"], env=clean_env(),
+                        ns=topo.s)
+        cli = env.run([TRAFFIC, "tcp-send", "10.2.0.1", "6001", "3000000"], env=clean_env(),
+                      ns=topo.c)
+        srv_rep = env.finish(srv)
+        w.close()
+        w.check(" ".join(["gro"] + extra))
+        frames = env.stop()
+        s = records_of_pid(frames, srv_rep["pid"])[0]
+        check_eq(if_payload(s, "vs0", "INGRESS", rx_layer, "TCP"), cli["sent"],
+                 "server TCP payload arriving on vs0")
+        c = records_of_pid(frames, cli["pid"])[0]
+        check_eq(if_payload(c, "vc0", "INGRESS", rx_layer, "TCP"), cli["received"],
+                 "client TCP payload arriving on vc0")
+
+
+def test_gro_reconciles():
+    """veth in NAPI mode, TC ingress: the device counts the segments GRO
+    merged, from the network header."""
+    reconcile_gro([], "TC")
+
+
+def test_gro_reconciles_native_xdp():
+    """The same with native XDP on every veth: XDP sees each skb in the
+    NAPI queue before GRO merges them."""
+    reconcile_gro(["--set", "xdp_mode=native"], "XDP")
+
+
+def test_gro_reconciles_skb_xdp():
+    """The same with skb-mode XDP: the kernel skips GRO on a device with a
+    generic XDP program (netif_elide_gro), but the skbs still come through
+    the NAPI queue, which counts them from the network header."""
+    reconcile_gro(["--set", "xdp_mode=skb"], "XDP")
