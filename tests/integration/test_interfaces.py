@@ -516,3 +516,86 @@ def test_gro_reconciles_skb_xdp():
     generic XDP program (netif_elide_gro), but the skbs still come through
     the NAPI queue, which counts them from the network header."""
     reconcile_gro(["--set", "xdp_mode=skb"], "XDP")
+
+
+def refused(env, c, s, dev_c):
+    """Datagrams from c that dev_c's peer refuses (refuse() set up how):
+    per interface records = kernel counters (the refused ones in neither
+    tx_packets nor tx_bytes), and the refused ones in the sender's tx_dropped
+    and in its owner's DROP layer, egress, not at the interface."""
+    w = Window(env, (c, s))
+    d0 = kernel_links((c,))[(netns_inode(c), dev_c)]["tx_dropped"]
+    sink = env.spawn([TRAFFIC, "udp-sink", "10.7.0.2", "6300", "10"], env=clean_env(), ns=s)
+    small = env.run([TRAFFIC, "udp-blast", "10.7.0.2", "6300", "10", "200"], env=clean_env(),
+                    ns=c)
+    env.finish(sink)
+    big = env.run([TRAFFIC, "udp-blast", "10.7.0.2", "6301", "7", "4000"], env=clean_env(),
+                  ns=c)
+    back = env.run([TRAFFIC, "udp-blast", "10.7.0.1", "6302", "5", "100"], env=clean_env(),
+                   ns=s)
+    w.close()
+    d1 = kernel_links((c,))[(netns_inode(c), dev_c)]["tx_dropped"]
+    check_eq(d1 - d0, 7, f"{dev_c} tx_dropped: the kernel refused the big datagrams")
+    w.check("refused")
+    frames = env.stop()
+    b = records_of_pid(frames, big["pid"])[0]
+    check_eq(if_payload(b, dev_c, "EGRESS", "TC", "UDP"), 0, "refused payload counted as sent")
+    check_eq(if_payload(b, dev_c, "EGRESS", "DROP", "UDP"), big["sent"],
+             "refused payload in the owner's DROP layer")
+    check_eq(if_payload(records_of_pid(frames, small["pid"])[0], dev_c, "EGRESS", "TC", "UDP"),
+             small["sent"], "the small datagrams sent")
+    check(back["sent"] == 500, "reverse traffic")
+
+
+def mtu_pair(env):
+    c, s = env.add_netns("c"), env.add_netns("s")
+    for ns in (c, s):
+        for key in ("accept_dad=0", "router_solicitations=0"):
+            env_sysctl(ns, f"net.ipv6.conf.default.{key}")
+    sh("ip", "link", "add", "mc0", "netns", c, "mtu", "9000", "type", "veth", "peer", "name",
+       "ms0", "netns", s, "mtu", "1500")
+    Topology.addr(c, "mc0", "10.7.0.1/24", "fd07::1/64")
+    Topology.addr(s, "ms0", "10.7.0.2/24", "fd07::2/64")
+    return c, s
+
+
+def test_refused_mtu():
+    """Sender MTU 9000, its peer's 1500: a 4028-byte IP packet leaves the
+    sender whole and the peer refuses it (veth_xmit: tx_dropped)."""
+    with Env(start=False) as env:
+        c, s = mtu_pair(env)
+        env.start_daemon(extra=["--set", f"netns={c},{s}", "--set", "interfaces=*"])
+        refused(env, c, s, "mc0")
+
+
+def test_refused_peer_down():
+    """The peer is down: the sender's frames go nowhere (no carrier; its
+    neighbour entry is static so that they are sent at all). What TC egress
+    saw must not be in tx; records = kernel for the sender's tx, and the
+    datagrams are in their owner's DROP layer."""
+    with Env(start=False) as env:
+        c, s = mtu_pair(env)
+        mac = json.loads(sh("ip", "-n", s, "-j", "link", "show", "dev", "ms0"))[0]["address"]
+        sh("ip", "-n", c, "neigh", "replace", "10.7.0.2", "lladdr", mac, "dev", "mc0", "nud",
+           "permanent")
+        env.start_daemon(extra=["--set", f"netns={c},{s}", "--set", "interfaces=*"])
+        quiet(c, s)
+        sh("ip", "-n", s, "link", "set", "ms0", "down")
+        quiet(c, s)
+        k0 = kernel_links((c,))[(netns_inode(c), "mc0")]
+        env.wait_frames(2)
+        r0 = record_totals(env.all_frames()).get((netns_inode(c), "mc0"), {}).get("tx", (0, 0))
+        big = env.run([TRAFFIC, "udp-blast", "10.7.0.2", "6301", "6", "300"], env=clean_env(),
+                      ns=c)
+        quiet(c, s)
+        k1 = kernel_links((c,))[(netns_inode(c), "mc0")]
+        env.wait_frames(2)
+        r1 = record_totals(env.all_frames()).get((netns_inode(c), "mc0"), {}).get("tx", (0, 0))
+        print(f"mc0 tx: kernel {delta(k0['tx'], k1['tx'])}, dropped "
+              f"{k1['tx_dropped'] - k0['tx_dropped']}, records {delta(r0, r1)}")
+        check_eq(delta(r0, r1), delta(k0["tx"], k1["tx"]), "mc0 tx records vs kernel, peer down")
+        frames = env.stop()
+        b = records_of_pid(frames, big["pid"])[0]
+        check_eq(if_payload(b, "mc0", "EGRESS", "TC", "UDP"), 0, "refused payload counted as sent")
+        check_eq(if_payload(b, "mc0", "EGRESS", "DROP", "UDP"), big["sent"],
+                 "refused payload in the owner's DROP layer")
