@@ -599,3 +599,38 @@ def test_refused_peer_down():
         check_eq(if_payload(b, "mc0", "EGRESS", "TC", "UDP"), 0, "refused payload counted as sent")
         check_eq(if_payload(b, "mc0", "EGRESS", "DROP", "UDP"), big["sent"],
                  "refused payload in the owner's DROP layer")
+
+
+def test_hotplug_peer_later_native_xdp():
+    """A veth whose peer starts in a namespace nobody watches and is moved
+    into a watched one later, native XDP on both ends: the first end's peer
+    changes without a link event of its own, and the 14 bytes the receiving
+    end's queue does not count must still come off its tx."""
+    with Env(start=False) as env:
+        c, s, x = env.add_netns("c"), env.add_netns("s"), env.add_netns("x")
+        for ns in (c, s, x):
+            for key in ("accept_dad=0", "router_solicitations=0"):
+                env_sysctl(ns, f"net.ipv6.conf.default.{key}")
+        env.start_daemon(extra=["--set", f"netns={c},{s}", "--set", "interfaces=*",
+                                "--set", "xdp_mode=native"])
+        sh("ip", "link", "add", "pc0", "netns", c, "type", "veth", "peer", "name", "ps0",
+           "netns", x)
+        # both ends up (carrier on) before the move, as a CNI plugin does it
+        Topology.addr(c, "pc0", "10.6.0.1/24", "fd06::1/64")
+        sh("ip", "-n", x, "link", "set", "ps0", "up")
+        time.sleep(0.5)
+        sh("ip", "-n", x, "link", "set", "ps0", "netns", s)
+        Topology.addr(s, "ps0", "10.6.0.2/24", "fd06::2/64")
+
+        def attached():
+            f = env.all_frames()
+            modes = {i["name"]: i.get("xdp_mode") for i in f[-1].get("interfaces", [])} if f else {}
+            return modes.get("pc0") == "native" and modes.get("ps0") == "native"
+        wait_for(attached, "native XDP on both ends", timeout=5)
+        w = Window(env, (c, s))
+        srv = env.spawn([TRAFFIC, "udp-recv", "10.6.0.2", "6500", "20"], env=clean_env(), ns=s)
+        env.run([TRAFFIC, "udp-send", "10.6.0.2", "6500", "20", "700"], env=clean_env(), ns=c)
+        env.finish(srv)
+        w.close()
+        w.check("peer later, native XDP")
+        env.stop()
