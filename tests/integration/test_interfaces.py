@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from tmtest import (Env, TRAFFIC, BUILD, TestFailure, check, check_eq, clean_env,
-                    parse_report, records_of_pid, sh)
+                    parse_report, payload, records_of_pid, sh)
 
 CAPTURE = os.path.join(BUILD, "tools", "tm_capture")
 
@@ -547,12 +547,12 @@ def refused(env, c, s, dev_c):
     check(back["sent"] == 500, "reverse traffic")
 
 
-def mtu_pair(env):
+def mtu_pair(env, mtu_c=9000):
     c, s = env.add_netns("c"), env.add_netns("s")
     for ns in (c, s):
         for key in ("accept_dad=0", "router_solicitations=0"):
             env_sysctl(ns, f"net.ipv6.conf.default.{key}")
-    sh("ip", "link", "add", "mc0", "netns", c, "mtu", "9000", "type", "veth", "peer", "name",
+    sh("ip", "link", "add", "mc0", "netns", c, "mtu", str(mtu_c), "type", "veth", "peer", "name",
        "ms0", "netns", s, "mtu", "1500")
     Topology.addr(c, "mc0", "10.7.0.1/24", "fd07::1/64")
     Topology.addr(s, "ms0", "10.7.0.2/24", "fd07::2/64")
@@ -634,3 +634,46 @@ def test_hotplug_peer_later_native_xdp():
         w.close()
         w.check("peer later, native XDP")
         env.stop()
+
+
+def fragments(v6, extra=(), rx_layer="TC"):
+    """UDP datagrams of 3000 bytes over MTU 1500: three fragments each on
+    the wire, the first with the UDP header, every one with the IP header
+    (and IPv6's fragment header). Payload at every layer = what the
+    application sent and received; records = kernel per interface."""
+    dst, port = ("fd07::2", "6600") if v6 else ("10.7.0.2", "6601")
+    fam = "IPV6" if v6 else "IPV4"
+    with Env(start=False) as env:
+        c, s = mtu_pair(env, mtu_c=1500)
+        env.start_daemon(extra=["--set", f"netns={c},{s}", "--set", "interfaces=*", *extra])
+        w = Window(env, (c, s))
+        sink = env.spawn([TRAFFIC, "udp-sink", dst, port, "8"], env=clean_env(), ns=s)
+        sent = env.run([TRAFFIC, "udp-blast", dst, port, "8", "3000"], env=clean_env(), ns=c)
+        rep = env.finish(sink)
+        back = env.run([TRAFFIC, "udp-blast", "10.7.0.1", "6602", "3", "100"],
+                       env=clean_env(), ns=s)
+        w.close()
+        check_eq(rep["received"], sent["sent"], "ground truth: the sink got every datagram")
+        check(back["sent"] == 300, "reverse traffic")
+        w.check(f"fragments {fam}")
+        frames = env.stop()
+        snd = records_of_pid(frames, sent["pid"])[0]
+        rcv = records_of_pid(frames, rep["pid"])[0]
+        check_eq(payload(snd, "EGRESS", "UDP", fam), sent["sent"], "sender's socket layer")
+        check_eq(payload(rcv, "INGRESS", "UDP", fam), sent["sent"], "receiver's socket layer")
+        check_eq(if_payload(snd, "mc0", "EGRESS", "TC", "UDP"), sent["sent"],
+                 "sender's fragments leaving mc0")
+        check_eq(if_payload(rcv, "ms0", "INGRESS", rx_layer, "UDP"), sent["sent"],
+                 "receiver's fragments arriving on ms0")
+
+
+def test_fragments_ipv6():
+    fragments(True)
+
+
+def test_fragments_ipv4():
+    fragments(False)
+
+
+def test_fragments_ipv6_skb_xdp():
+    fragments(True, ("--set", "xdp_mode=skb"), "XDP")
