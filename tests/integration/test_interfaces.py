@@ -463,7 +463,7 @@ def test_coexistence_clsact():
 GRO_LINKS = (("c", "vc0"), ("r", "vr0"), ("r", "vr1"), ("s", "vs0"))
 
 
-def napi_mode(topo):
+def napi_mode(topo, gso="off"):
     """Every veth of the topology in NAPI mode: GRO on where it receives,
     TSO and GSO off where it sends (veth hands a sender's skb to the peer's
     NAPI queue only when the sender has no TSO), so the wire carries small
@@ -471,16 +471,16 @@ def napi_mode(topo):
     for n, dev in GRO_LINKS:
         ns = getattr(topo, n)
         sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on", "tso", "off",
-           "gso", "off")
+           "gso", gso)
 
 
-def reconcile_gro(extra, rx_layer):
+def reconcile_gro(extra, rx_layer, gso="off"):
     """A TCP transfer through veths in NAPI mode (GRO on): per interface
     and direction the records are the kernel's counters, and the payload
     is the application's."""
     with Env(start=False) as env:
         topo = Topology(env)
-        napi_mode(topo)
+        napi_mode(topo, gso)
         env.start_daemon(extra=topo.daemon_args() + extra)
         w = Window(env, (topo.c, topo.r, topo.s))
         srv = env.spawn([TRAFFIC, "tcp-serve", "10.2.0.1", "6001", "300000"], env=clean_env(),
@@ -503,6 +503,12 @@ def test_gro_reconciles():
     """veth in NAPI mode, TC ingress: the device counts the segments GRO
     merged, from the network header."""
     reconcile_gro([], "TC")
+
+
+def test_gro_reconciles_gso():
+    """GSO on, TSO off on the sender: TC egress sees GSO skbs, segmented
+    before veth_xmit, each segment then through the peer's queue."""
+    reconcile_gro([], "TC", gso="on")
 
 
 def test_gro_reconciles_native_xdp():
