@@ -481,9 +481,9 @@ static struct tm_iface *veth_peer(struct tm_ifaces *s, const struct tm_iface *i)
 /*
  * A veth's counters come from the receiving end's NAPI queue when that end
  * runs native XDP, or has GRO on and the sending end no TSO (veth.c's
- * veth_skb_is_eligible_for_gro(); with TSO on only a socket's own skbs go
- * there, and only with rx-gro-list or rx-udp-gro-forwarding on: not told
- * apart here). That queue counts from the network header: the frame's rx
+ * veth_skb_is_eligible_for_gro(); with TSO on only skbs a datagram socket
+ * owns (sock_wfree) go there, and only with rx-gro-list or
+ * rx-udp-gro-forwarding on: not told apart here, their tx is 14 B over). That queue counts from the network header: the frame's rx
  * on that end and its tx on the peer are 14 bytes short of what XDP and TC
  * saw. (TC ingress sees whether an skb came through the queue and counts
  * it so itself: tc.bpf.c, tm_napi_amount.)
