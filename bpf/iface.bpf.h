@@ -19,6 +19,7 @@
 #define TM_AF_INET 2
 #define TM_AF_INET6 10
 #define TM_VLAN_HLEN 4
+#define TM_ETH_HLEN 14
 
 /* Ethernet header at 0 (and up to two VLAN tags): ethertype and L3 offset. */
 static __always_inline int tm_parse_eth(void *ctx, __u32 *l3off, __u16 *proto,
@@ -102,6 +103,45 @@ static __noinline __attribute__((unused)) struct tm_flow_val *tm_flow_classify(v
 	return tm_flow_remember(fk, o, o ? TM_BUCKET_OWNER : tm_bucket_of(ctx, p, ifindex), epoch);
 }
 
+static __always_inline void tm_frag_key_of(const struct tm_pkt *p, __u32 netns,
+					   struct tm_frag_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->netns = netns;
+	k->family = p->family;
+	k->proto = (__u8)p->ip_proto;
+	k->id = p->frag_id;
+	__builtin_memcpy(k->saddr, p->saddr, 16);
+	__builtin_memcpy(k->daddr, p->daddr, 16);
+}
+
+/* The flow of a received packet: its own ports, or, for a fragment after
+ * the first, those its first fragment had. false: no flow (not TCP, UDP or
+ * ICMP echo; a fragment whose first was not seen). */
+static __always_inline bool tm_ingress_flow(const struct tm_pkt *p, __u32 netns,
+					    struct tm_flow_key *fk)
+{
+	struct tm_flow_key *first;
+	struct tm_frag_key k;
+
+	if (p->has_ports) {
+		tm_flow_of(p, TM_DIR_INGRESS, netns, fk);
+		if (p->is_frag) {
+			tm_frag_key_of(p, netns, &k);
+			bpf_map_update_elem(&tm_frags, &k, fk, BPF_ANY);
+		}
+		return true;
+	}
+	if (!p->is_frag || p->first_frag)
+		return false;
+	tm_frag_key_of(p, netns, &k);
+	first = bpf_map_lookup_elem(&tm_frags, &k);
+	if (!first)
+		return false;
+	*fk = *first;
+	return true;
+}
+
 /*
  * The slot of a received frame whose IP packet starts at l3off: its flow's
  * (one lookup when the flow is known), else a bucket's. Fills
@@ -125,8 +165,7 @@ static __always_inline __u32 tm_ingress_slot(void *ctx, __u32 l3off, __u16 ether
 				      TM_L4_OTHER, TM_FAMILY_NONE);
 	a->payload_bytes = tm_frame_payload(&p, len > l3off ? len - l3off : 0);
 	*pp = p;
-	if (p.has_ports) {
-		tm_flow_of(&p, TM_DIR_INGRESS, netns, &fk);
+	if (tm_ingress_flow(&p, netns, &fk)) {
 		epoch = tm_bind_epoch();
 		v = tm_flow_get(&fk, epoch);
 		if (!v)

@@ -32,7 +32,9 @@ struct tm_pkt {
 	__u8 first_frag;  /* 0: a non-first fragment, no L4 header */
 	__u8 has_ports;   /* sport/dport valid (TCP, UDP, ICMP echo id) */
 	__u8 tcp_flags;
-	__u8 pad[3];
+	__u8 is_frag;     /* a fragment, first or not */
+	__u8 pad[2];
+	__u32 frag_id;    /* its datagram's IP id (IPv4: 16 bits; network order) */
 	__u32 hdr_len;    /* L3 + L4 header bytes of one segment */
 	__u32 ip_len;     /* length the IP header gives (0: unknown, e.g. jumbo) */
 	__u32 l4_off;     /* offset of the L4 header from L3 start */
@@ -108,6 +110,8 @@ static __always_inline int tm_parse_ipv4(void *ctx, __u32 off, struct tm_pkt *p,
 	p->ip_proto = ip.protocol;
 	p->l4_off = ip.ihl * 4;
 	p->first_frag = !(ip.frag_off & bpf_htons(0x1fff));
+	p->is_frag = !!(ip.frag_off & bpf_htons(0x3fff)); /* MF or an offset */
+	p->frag_id = ip.id;
 	p->ip_len = bpf_ntohs(ip.tot_len);
 	p->saddr[0] = ip.saddr;
 	p->daddr[0] = ip.daddr;
@@ -137,8 +141,11 @@ static __always_inline int tm_parse_ipv6(void *ctx, __u32 off, struct tm_pkt *p,
 		if (tm_load(ctx, off + pos, ext, sizeof(ext), kind))
 			return -1;
 		if (nh == TM_IPPROTO_FRAGMENT) {
-			/* ext[2..3]: offset (13 bits) and flags */
+			/* ext[2..3]: offset (13 bits) and flags; then the id */
+			if (tm_load(ctx, off + pos + 4, &p->frag_id, 4, kind))
+				return -1;
 			p->first_frag = !((ext[2] << 8 | ext[3]) & 0xfff8);
+			p->is_frag = 1;
 			pos += 8;
 		} else {
 			pos += (ext[1] + 1) * 8;

@@ -197,6 +197,29 @@ TM_DECL struct {
 	__type(value, struct tm_flow_val);
 } tm_flows SEC(".maps");
 
+/* The flow of a fragmented datagram, whose fragments after the first carry
+ * no ports. Key: its addresses, protocol and IP id (struct tm_frag_key);
+ * value: the flow key its first fragment had. Written by XDP and TC ingress
+ * at a first fragment, read by them at the fragments after it (Linux sends
+ * them in order). LRU: an entry outlives its datagram until evicted, and
+ * the next first fragment with the same id replaces it. */
+struct tm_frag_key {
+	__u32 netns;
+	__u8 family;
+	__u8 proto;
+	__u16 pad;
+	__u32 id;
+	__u32 saddr[4];
+	__u32 daddr[4];
+};
+
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct tm_frag_key);
+	__type(value, struct tm_flow_key);
+} tm_frags SEC(".maps");
+
 /* Local ports some socket is bound or listening on, a bit each, by
  * protocol (TM_PORTS_TCP, _UDP, _ICMP): a flow that misses tm_flows is
  * looked up by its local port only where one of these says it may be

@@ -69,6 +69,34 @@ static __always_inline struct tm_iface_val *tm_iface(__u32 netns, __u32 ifindex)
 	return bpf_map_lookup_elem(&tm_ifaces, &k);
 }
 
+/* Did this skb come through a veth's NAPI queue (GRO on, or native XDP on
+ * this end)? napi_id is set by napi_gro_receive(); the backlog of veth's
+ * other mode sets none. */
+static __always_inline bool tm_napi_l3(__u32 netns, __u32 ifindex, struct tm_iface_val **ifv,
+				       __u32 segs)
+{
+	if (segs <= 1)
+		*ifv = tm_iface(netns, ifindex);
+	return *ifv && ((*ifv)->flags & TM_IFACE_NAPI_L3);
+}
+
+/*
+ * As veth_xdp_rcv() counts the skbs its peer sent, before napi_gro_receive():
+ * one packet per skb, skb->len after eth_type_trans() (14 bytes pulled; a
+ * VLAN tag kept aside is not in it). GRO merged gso_segs of them, each with
+ * IP and L4 headers of the same length (IP and TCP GRO merge only those),
+ * counted from there.
+ */
+static __always_inline void tm_napi_amount(__u32 len, __u32 segs, __u32 hdr_len,
+					   struct tm_counter_val *a)
+{
+	if (segs < 1)
+		segs = 1;
+	a->packets = segs;
+	a->bytes = (__u64)(len > TM_ETH_HLEN ? len - TM_ETH_HLEN : 0) +
+		   (__u64)(segs - 1) * hdr_len;
+}
+
 /* What cgroup_skb egress left for this very skb, if anything: the same skb
  * and socket, at the same length (a fragment of it is another packet). */
 static __always_inline struct tm_egress_hint *tm_hint(struct sk_buff *kskb, __u32 l3off)
@@ -215,6 +243,8 @@ int tm_tc_ingress(struct __sk_buff *skb)
 		slot = tm_ingress_slot(skb, l3off, ethertype, skb->len, netns, ifindex,
 				       TM_LAYER_TC, &a, &p, TM_PKT_SKB);
 	tm_tc_amount(skb, segs, ifv, l3off, p.hdr_len, &a, NULL);
+	if (skb->napi_id && tm_napi_l3(netns, ifindex, &ifv, segs))
+		tm_napi_amount(skb->len, segs, p.hdr_len, &a);
 	tm_slot_add(slot, &a);
 	return TM_TC_NEXT;
 }

@@ -20,7 +20,9 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/ethtool.h>
 #include <linux/nsfs.h>
+#include <linux/sockios.h>
 #include <linux/types.h>
 #include <xdp/libxdp.h>
 
@@ -51,6 +53,7 @@ struct tm_iface {
 	char kind[16];
 	int link_ifindex, link_netnsid; /* the veth peer (see struct tm_link) */
 	struct tm_ifattach at;
+	bool gro, tso;             /* its offloads (ethtool), as of its last link event */
 	bool gone;                 /* the device left its namespace */
 };
 
@@ -104,9 +107,37 @@ static void iface_flags(struct tm_ifaces *s, struct tm_iface *i)
 		v.flags |= TM_IFACE_COUNT_SEGS;
 	if (i->at.clsact_created)
 		v.flags |= TM_IFACE_CLSACT_OURS;
+	if (!strcmp(i->kind, "veth"))
+		v.flags |= TM_IFACE_NAPI_L3;
 	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
 		tm_warn("%s: interface map: %s\n", i->name, strerror(errno));
 	ifaces_changed(s);
+}
+
+/* One legacy ethtool flag of the interface, read in its namespace; false
+ * when it cannot be read. */
+static bool ethtool_flag(int fd, const char *name, __u32 cmd)
+{
+	struct ethtool_value v = { .cmd = cmd };
+	struct ifreq ifr = { 0 };
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	ifr.ifr_data = (void *)&v;
+	return !ioctl(fd, SIOCETHTOOL, &ifr) && v.data;
+}
+
+/* Runs inside the interface's namespace (a socket's ioctls are its netns's). */
+static int read_offloads(void *p)
+{
+	struct tm_iface *i = p;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	i->gro = ethtool_flag(fd, i->name, ETHTOOL_GGRO);
+	i->tso = ethtool_flag(fd, i->name, ETHTOOL_GTSO);
+	close(fd);
+	return 0;
 }
 
 /* ---- one interface ---- */
@@ -150,6 +181,7 @@ static void iface_add(struct tm_ifaces *s, struct tm_netns *ns, const struct tm_
 	i->link_ifindex = l->link_ifindex;
 	i->link_netnsid = l->link_netnsid;
 	tm_nlsock_netns_run(ns->fd, attach_in_ns, &a);
+	tm_nlsock_netns_run(ns->fd, read_offloads, i);
 	iface_flags(s, i);
 	i->next = s->ifs;
 	s->ifs = i;
@@ -206,6 +238,8 @@ static void on_link(void *ctx, enum tm_link_event ev, const struct tm_link *l)
 		snprintf((*pp)->name, sizeof((*pp)->name), "%s", l->name);
 		(*pp)->link_ifindex = l->link_ifindex;
 		(*pp)->link_netnsid = l->link_netnsid;
+		/* an offload changed (ethtool -K): NETDEV_FEAT_CHANGE is a link event */
+		tm_nlsock_netns_run(ns->fd, read_offloads, *pp);
 		return;
 	}
 	if (selected(ns->s->cfg, l))
@@ -445,19 +479,28 @@ static struct tm_iface *veth_peer(struct tm_ifaces *s, const struct tm_iface *i)
 }
 
 /*
- * A veth's counters come from the receiving end's queue when that end runs
- * native XDP, and that queue counts from the network header: the frame's
- * rx on that end and its tx on the peer are 14 bytes short of what XDP and
- * TC saw.
+ * A veth's counters come from the receiving end's NAPI queue when that end
+ * runs native XDP, or has GRO on and the sending end no TSO (veth.c's
+ * veth_skb_is_eligible_for_gro(); with TSO on only skbs a datagram socket
+ * owns (sock_wfree) go there, and only with rx-gro-list or
+ * rx-udp-gro-forwarding on: not told apart here, their tx is 14 B over). That queue counts from the network header: the frame's rx
+ * on that end and its tx on the peer are 14 bytes short of what XDP and TC
+ * saw. (TC ingress sees whether an skb came through the queue and counts
+ * it so itself: tc.bpf.c, tm_napi_amount.)
  */
 unsigned int tm_ifaces_l2_less(struct tm_ifaces *s, uint64_t netns, int ifindex, int dir)
 {
-	struct tm_iface *i = iface_by(s, netns, ifindex), *rx_end;
+	struct tm_iface *i = iface_by(s, netns, ifindex), *rx_end, *tx_end;
 
 	if (!i || strcmp(i->kind, "veth"))
 		return 0;
 	rx_end = dir == TM_DIR_INGRESS ? i : veth_peer(s, i);
-	return rx_end && rx_end->at.xdp_mode == XDP_MODE_NATIVE ? 14 : 0;
+	tx_end = dir == TM_DIR_INGRESS ? veth_peer(s, i) : i;
+	if (!rx_end)
+		return 0;
+	if (rx_end->at.xdp_mode == XDP_MODE_NATIVE)
+		return 14;
+	return rx_end->gro && tx_end && !tx_end->tso ? 14 : 0;
 }
 
 int tm_ifaces_each(struct tm_ifaces *s, tm_iface_cb cb, void *ctx)

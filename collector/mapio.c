@@ -213,6 +213,9 @@ static int read_classes(struct tm_mapio *m, struct tm_store *s)
 static void as_device_counts(struct tm_mapio *m, const struct tm_class *k,
 			     struct tm_counter_val *d)
 {
+	/* TC ingress counts what came through a veth's NAPI queue itself */
+	if (k->layer == TM_LAYER_TC && k->dir == TM_DIR_INGRESS)
+		return;
 	if (k->layer != TM_LAYER_DROP && k->layer != TM_LAYER_CGROUP_SKB && m->l2_less)
 		d->bytes -= d->packets * m->l2_less(m->l2_less_ctx, k->netns, (int)k->ifindex,
 						    k->dir);

@@ -165,6 +165,8 @@ struct tm_iface_key {
 #define TM_IFACE_XDP_RX (1u << 0)     /* XDP counts this interface's ingress */
 #define TM_IFACE_COUNT_SEGS (1u << 1) /* the device counts GSO/GRO segments, not skbs */
 #define TM_IFACE_CLSACT_OURS (1u << 2) /* the collector made the clsact qdisc (collector only) */
+#define TM_IFACE_NAPI_L3 (1u << 3)    /* veth: what its NAPI queue receives is counted before
+				       * GRO, from the network header */
 
 struct tm_iface_val {
 	__u32 flags;            /* TM_IFACE_* */

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from tmtest import (Env, TRAFFIC, BUILD, TestFailure, check, check_eq, clean_env,
-                    parse_report, records_of_pid, sh)
+                    parse_report, payload, records_of_pid, sh)
 
 CAPTURE = os.path.join(BUILD, "tools", "tm_capture")
 
@@ -468,3 +468,228 @@ def test_coexistence_tcx():
 
 def test_coexistence_clsact():
     coexist("clsact")
+
+
+GRO_LINKS = (("c", "vc0"), ("r", "vr0"), ("r", "vr1"), ("s", "vs0"))
+
+
+def napi_mode(topo, gso="off"):
+    """Every veth of the topology in NAPI mode: GRO on where it receives,
+    TSO and GSO off where it sends (veth hands a sender's skb to the peer's
+    NAPI queue only when the sender has no TSO), so the wire carries small
+    segments and TC ingress sees GRO super-packets made of them."""
+    for n, dev in GRO_LINKS:
+        ns = getattr(topo, n)
+        sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on", "tso", "off",
+           "gso", gso)
+
+
+def reconcile_gro(extra, rx_layer, gso="off"):
+    """A TCP transfer through veths in NAPI mode (GRO on): per interface
+    and direction the records are the kernel's counters, and the payload
+    is the application's."""
+    with Env(start=False) as env:
+        topo = Topology(env)
+        napi_mode(topo, gso)
+        env.start_daemon(extra=topo.daemon_args() + extra)
+        w = Window(env, (topo.c, topo.r, topo.s))
+        srv = env.spawn([TRAFFIC, "tcp-serve", "10.2.0.1", "6001", "300000"], env=clean_env(),
+                        ns=topo.s)
+        cli = env.run([TRAFFIC, "tcp-send", "10.2.0.1", "6001", "3000000"], env=clean_env(),
+                      ns=topo.c)
+        srv_rep = env.finish(srv)
+        w.close()
+        w.check(" ".join(["gro"] + extra))
+        frames = env.stop()
+        s = records_of_pid(frames, srv_rep["pid"])[0]
+        check_eq(if_payload(s, "vs0", "INGRESS", rx_layer, "TCP"), cli["sent"],
+                 "server TCP payload arriving on vs0")
+        c = records_of_pid(frames, cli["pid"])[0]
+        check_eq(if_payload(c, "vc0", "INGRESS", rx_layer, "TCP"), cli["received"],
+                 "client TCP payload arriving on vc0")
+
+
+def test_gro_reconciles():
+    """veth in NAPI mode, TC ingress: the device counts the segments GRO
+    merged, from the network header."""
+    reconcile_gro([], "TC")
+
+
+def test_gro_reconciles_gso():
+    """GSO on, TSO off on the sender: TC egress sees GSO skbs, segmented
+    before veth_xmit, each segment then through the peer's queue."""
+    reconcile_gro([], "TC", gso="on")
+
+
+def test_gro_reconciles_native_xdp():
+    """The same with native XDP on every veth: XDP sees each skb in the
+    NAPI queue before GRO merges them."""
+    reconcile_gro(["--set", "xdp_mode=native"], "XDP")
+
+
+def test_gro_reconciles_skb_xdp():
+    """The same with skb-mode XDP: the kernel skips GRO on a device with a
+    generic XDP program (netif_elide_gro), but the skbs still come through
+    the NAPI queue, which counts them from the network header."""
+    reconcile_gro(["--set", "xdp_mode=skb"], "XDP")
+
+
+def refused(env, c, s, dev_c):
+    """Datagrams from c that dev_c's peer refuses (refuse() set up how):
+    per interface records = kernel counters (the refused ones in neither
+    tx_packets nor tx_bytes), and the refused ones in the sender's tx_dropped
+    and in its owner's DROP layer, egress, not at the interface."""
+    w = Window(env, (c, s))
+    d0 = kernel_links((c,))[(netns_inode(c), dev_c)]["tx_dropped"]
+    sink = env.spawn([TRAFFIC, "udp-sink", "10.7.0.2", "6300", "10"], env=clean_env(), ns=s)
+    small = env.run([TRAFFIC, "udp-blast", "10.7.0.2", "6300", "10", "200"], env=clean_env(),
+                    ns=c)
+    env.finish(sink)
+    big = env.run([TRAFFIC, "udp-blast", "10.7.0.2", "6301", "7", "4000"], env=clean_env(),
+                  ns=c)
+    back = env.run([TRAFFIC, "udp-blast", "10.7.0.1", "6302", "5", "100"], env=clean_env(),
+                   ns=s)
+    w.close()
+    d1 = kernel_links((c,))[(netns_inode(c), dev_c)]["tx_dropped"]
+    check_eq(d1 - d0, 7, f"{dev_c} tx_dropped: the kernel refused the big datagrams")
+    w.check("refused")
+    frames = env.stop()
+    b = records_of_pid(frames, big["pid"])[0]
+    check_eq(if_payload(b, dev_c, "EGRESS", "TC", "UDP"), 0, "refused payload counted as sent")
+    check_eq(if_payload(b, dev_c, "EGRESS", "DROP", "UDP"), big["sent"],
+             "refused payload in the owner's DROP layer")
+    check_eq(if_payload(records_of_pid(frames, small["pid"])[0], dev_c, "EGRESS", "TC", "UDP"),
+             small["sent"], "the small datagrams sent")
+    check(back["sent"] == 500, "reverse traffic")
+
+
+def mtu_pair(env, mtu_c=9000):
+    c, s = env.add_netns("c"), env.add_netns("s")
+    for ns in (c, s):
+        for key in ("accept_dad=0", "router_solicitations=0"):
+            env_sysctl(ns, f"net.ipv6.conf.default.{key}")
+    sh("ip", "link", "add", "mc0", "netns", c, "mtu", str(mtu_c), "type", "veth", "peer", "name",
+       "ms0", "netns", s, "mtu", "1500")
+    Topology.addr(c, "mc0", "10.7.0.1/24", "fd07::1/64")
+    Topology.addr(s, "ms0", "10.7.0.2/24", "fd07::2/64")
+    return c, s
+
+
+def test_refused_mtu():
+    """Sender MTU 9000, its peer's 1500: a 4028-byte IP packet leaves the
+    sender whole and the peer refuses it (veth_xmit: tx_dropped)."""
+    with Env(start=False) as env:
+        c, s = mtu_pair(env)
+        env.start_daemon(extra=["--set", f"netns={c},{s}", "--set", "interfaces=*"])
+        refused(env, c, s, "mc0")
+
+
+def test_refused_peer_down():
+    """The peer is down: the sender's frames go nowhere (no carrier; its
+    neighbour entry is static so that they are sent at all). What TC egress
+    saw must not be in tx; records = kernel for the sender's tx, and the
+    datagrams are in their owner's DROP layer."""
+    with Env(start=False) as env:
+        c, s = mtu_pair(env)
+        mac = json.loads(sh("ip", "-n", s, "-j", "link", "show", "dev", "ms0"))[0]["address"]
+        sh("ip", "-n", c, "neigh", "replace", "10.7.0.2", "lladdr", mac, "dev", "mc0", "nud",
+           "permanent")
+        env.start_daemon(extra=["--set", f"netns={c},{s}", "--set", "interfaces=*"])
+        quiet(c, s)
+        sh("ip", "-n", s, "link", "set", "ms0", "down")
+        quiet(c, s)
+        k0 = kernel_links((c,))[(netns_inode(c), "mc0")]
+        env.wait_frames(2)
+        r0 = record_totals(env.all_frames()).get((netns_inode(c), "mc0"), {}).get("tx", (0, 0))
+        big = env.run([TRAFFIC, "udp-blast", "10.7.0.2", "6301", "6", "300"], env=clean_env(),
+                      ns=c)
+        quiet(c, s)
+        k1 = kernel_links((c,))[(netns_inode(c), "mc0")]
+        env.wait_frames(2)
+        r1 = record_totals(env.all_frames()).get((netns_inode(c), "mc0"), {}).get("tx", (0, 0))
+        print(f"mc0 tx: kernel {delta(k0['tx'], k1['tx'])}, dropped "
+              f"{k1['tx_dropped'] - k0['tx_dropped']}, records {delta(r0, r1)}")
+        check_eq(delta(r0, r1), delta(k0["tx"], k1["tx"]), "mc0 tx records vs kernel, peer down")
+        frames = env.stop()
+        b = records_of_pid(frames, big["pid"])[0]
+        check_eq(if_payload(b, "mc0", "EGRESS", "TC", "UDP"), 0, "refused payload counted as sent")
+        check_eq(if_payload(b, "mc0", "EGRESS", "DROP", "UDP"), big["sent"],
+                 "refused payload in the owner's DROP layer")
+
+
+def test_hotplug_peer_later_native_xdp():
+    """A veth whose peer starts in a namespace nobody watches and is moved
+    into a watched one later, native XDP on both ends: the first end's peer
+    changes without a link event of its own, and the 14 bytes the receiving
+    end's queue does not count must still come off its tx."""
+    with Env(start=False) as env:
+        c, s, x = env.add_netns("c"), env.add_netns("s"), env.add_netns("x")
+        for ns in (c, s, x):
+            for key in ("accept_dad=0", "router_solicitations=0"):
+                env_sysctl(ns, f"net.ipv6.conf.default.{key}")
+        env.start_daemon(extra=["--set", f"netns={c},{s}", "--set", "interfaces=*",
+                                "--set", "xdp_mode=native"])
+        sh("ip", "link", "add", "pc0", "netns", c, "type", "veth", "peer", "name", "ps0",
+           "netns", x)
+        # both ends up (carrier on) before the move, as a CNI plugin does it
+        Topology.addr(c, "pc0", "10.6.0.1/24", "fd06::1/64")
+        sh("ip", "-n", x, "link", "set", "ps0", "up")
+        time.sleep(0.5)
+        sh("ip", "-n", x, "link", "set", "ps0", "netns", s)
+        Topology.addr(s, "ps0", "10.6.0.2/24", "fd06::2/64")
+
+        def attached():
+            f = env.all_frames()
+            modes = {i["name"]: i.get("xdp_mode") for i in f[-1].get("interfaces", [])} if f else {}
+            return modes.get("pc0") == "native" and modes.get("ps0") == "native"
+        wait_for(attached, "native XDP on both ends", timeout=5)
+        w = Window(env, (c, s))
+        srv = env.spawn([TRAFFIC, "udp-recv", "10.6.0.2", "6500", "20"], env=clean_env(), ns=s)
+        env.run([TRAFFIC, "udp-send", "10.6.0.2", "6500", "20", "700"], env=clean_env(), ns=c)
+        env.finish(srv)
+        w.close()
+        w.check("peer later, native XDP")
+        env.stop()
+
+
+def fragments(v6, extra=(), rx_layer="TC"):
+    """UDP datagrams of 3000 bytes over MTU 1500: three fragments each on
+    the wire, the first with the UDP header, every one with the IP header
+    (and IPv6's fragment header). Payload at every layer = what the
+    application sent and received; records = kernel per interface."""
+    dst, port = ("fd07::2", "6600") if v6 else ("10.7.0.2", "6601")
+    fam = "IPV6" if v6 else "IPV4"
+    with Env(start=False) as env:
+        c, s = mtu_pair(env, mtu_c=1500)
+        env.start_daemon(extra=["--set", f"netns={c},{s}", "--set", "interfaces=*", *extra])
+        w = Window(env, (c, s))
+        sink = env.spawn([TRAFFIC, "udp-sink", dst, port, "8"], env=clean_env(), ns=s)
+        sent = env.run([TRAFFIC, "udp-blast", dst, port, "8", "3000"], env=clean_env(), ns=c)
+        rep = env.finish(sink)
+        back = env.run([TRAFFIC, "udp-blast", "10.7.0.1", "6602", "3", "100"],
+                       env=clean_env(), ns=s)
+        w.close()
+        check_eq(rep["received"], sent["sent"], "ground truth: the sink got every datagram")
+        check(back["sent"] == 300, "reverse traffic")
+        w.check(f"fragments {fam}")
+        frames = env.stop()
+        snd = records_of_pid(frames, sent["pid"])[0]
+        rcv = records_of_pid(frames, rep["pid"])[0]
+        check_eq(payload(snd, "EGRESS", "UDP", fam), sent["sent"], "sender's socket layer")
+        check_eq(payload(rcv, "INGRESS", "UDP", fam), sent["sent"], "receiver's socket layer")
+        check_eq(if_payload(snd, "mc0", "EGRESS", "TC", "UDP"), sent["sent"],
+                 "sender's fragments leaving mc0")
+        check_eq(if_payload(rcv, "ms0", "INGRESS", rx_layer, "UDP"), sent["sent"],
+                 "receiver's fragments arriving on ms0")
+
+
+def test_fragments_ipv6():
+    fragments(True)
+
+
+def test_fragments_ipv4():
+    fragments(False)
+
+
+def test_fragments_ipv6_skb_xdp():
+    fragments(True, ("--set", "xdp_mode=skb"), "XDP")
