@@ -642,6 +642,12 @@ static void reload(struct tm_daemon *d)
 		sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", msg);
 		return;
 	}
+	/* a netns that is not there would leave no interface attached */
+	if (tm_ifaces_check(&n)) {
+		tm_err("reload: the running configuration stays\n");
+		sd_notify(0, "READY=1\nSTATUS=reload refused: a netns is not there");
+		return;
+	}
 	keep_fixed(&n, &old, fixed, sizeof(fixed));
 	d->cfg = n; /* the resolver and the interfaces point at d->cfg */
 	apply_live(d, &old);

@@ -103,6 +103,36 @@ def veth_pair(env):
         time.sleep(0.05)
 
 
+def test_reload_with_a_missing_netns_refused():
+    """A reloaded config naming a network namespace that is not there is
+    refused as a whole: the interfaces stay attached and counted (it used
+    to detach every interface: none could be attached any more)."""
+    with Env(start=False) as env:
+        conf = os.path.join(env.dir, "tm.conf")
+        with open(conf, "w") as f:
+            f.write(f"netns = {env.ns}\n")
+        env.daemon_args = ["-c", conf]
+        env.start_daemon(netns_set=False)
+        veth_pair(env)
+        with open(conf, "w") as f:
+            f.write(f"netns = {env.ns}, {env.ns}-not-there\n")
+        env.daemon.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while "reload: the running configuration stays" not in log_text(env):
+            check(time.time() < deadline, f"no refused reload in the log: {log_text(env)}")
+            time.sleep(0.05)
+        check(env.daemon.poll() is None, "taskmeterd died on SIGHUP")
+        log = log_text(env)
+        check(f"{env.ns}-not-there" in log, "the missing netns is not named")
+        check("re-attaching" not in log, "interfaces re-attached on a refused reload")
+        env.new_frames()
+        after = env.wait_frame(lambda f: True, "a frame after the reload")
+        modes = {i.get("name"): i.get("tc_mode") for i in after.get("interfaces", [])}
+        check_eq((modes.get("tmr0"), modes.get("tmr1")), ("tcx", "tcx"),
+                 "TC on the veth pair after the refused reload")
+        env.stop()
+
+
 def test_sighup_reload_loses_nothing():
     """SIGHUP mid-transfer re-reads the config file: a live key changes, a
     key the programs were built with is reported and kept, no byte is lost."""

@@ -237,19 +237,22 @@ class Env:
         self.check_strict(exc_type is None)
         return False
 
-    def start_daemon(self, extra=(), dump_path=None, on_socket=None):
+    def start_daemon(self, extra=(), dump_path=None, on_socket=None, netns_set=True):
         """on_socket: called the moment the socket takes a connection, before
-        the dump subscriber connects."""
-        # interfaces: only those of the test's own namespaces, never the host's
+        the dump subscriber connects. netns_set=False: the test's config file
+        names the namespaces (it must: never the host's interfaces)."""
         argv = [TASKMETERD, "--cgroup", self.cg_rel, "--socket", self.sock,
-                "--interval", self.interval, "--set", f"netns={self.ns}",
-                "--set", f"pin_root={self.bpffs}", "--instance", self.instance, "-v"] \
-            + self.daemon_args + list(extra)
+                "--interval", self.interval, "--set", f"pin_root={self.bpffs}",
+                "--instance", self.instance, "-v"]
+        # interfaces: only those of the test's own namespaces, never the host's
+        if netns_set:
+            argv += ["--set", f"netns={self.ns}"]
+        argv += self.daemon_args + list(extra)
         self.daemon = subprocess.Popen(argv, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
         self.wait_socket()
         if on_socket:
             on_socket()
-        self.raw_recorders.append(RawRecorder(self.sock))
+        self.raw_recorders.append(RawRecorder(self.sock, self.daemon))
         if dump_path:
             self.dump_path = dump_path
         self.dumps.append(self.dump_path)
@@ -464,8 +467,9 @@ class Env:
 
     def check_strict(self, check_it=True):
         """Once the collectors are gone: every message each RawRecorder
-        received must pass the strict decoder (a last one cut by a kill is
-        left out). The captures are removed either way."""
+        received must pass the strict decoder, and only a collector killed
+        with SIGKILL may have left its last message cut. The captures are
+        removed either way."""
         recs, self.raw_recorders = self.raw_recorders, []
         for r in recs:
             r.finish()
@@ -485,6 +489,9 @@ class Env:
             check(p.returncode == 0 and len(sums) == len(recs),
                   f"the strict decoder rejected frames (exit {p.returncode}): "
                   f"{[o['rejected'][:3] for o in sums]} {p.stderr.strip()}")
+            cut = [f"{r.path}: {o['cut']} bytes" for r, o in zip(recs, sums)
+                   if o["cut"] and r.daemon.returncode != -signal.SIGKILL]
+            check(not cut, f"streams that end inside a message, their collector not killed: {cut}")
         finally:
             for r in recs:
                 os.unlink(r.path)
@@ -500,7 +507,8 @@ class RawRecorder:
     never falls behind. Env.check_strict decodes them all with protobuf's
     pure-Python decoder, which rejects invalid UTF-8 in string fields."""
 
-    def __init__(self, sock_path):
+    def __init__(self, sock_path, daemon):
+        self.daemon = daemon  # its collector: was it killed (a last message may be cut)?
         fd, self.path = tempfile.mkstemp(prefix="taskmeter-raw-", suffix=".bin")
         self.file = os.fdopen(fd, "wb")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
