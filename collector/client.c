@@ -99,6 +99,7 @@ int tm_client_connect(struct tm_client *c)
 	if (fd < 0)
 		return fd;
 	c->fd = fd;
+	c->conn_frames = 0;
 	return 0;
 }
 
@@ -123,10 +124,18 @@ int tm_client_next(struct tm_client *c, Taskmeter__Frame **f)
 		if (err)
 			break;
 	}
+	if (err == 1) {
+		c->conn_frames++;
+		c->refused_since = 0;
+	}
 	if (err == -EAGAIN || err == 1)
 		return err;
-	if (stream_ended(err))
+	if (stream_ended(err)) {
 		c->ended = err;
+		/* taskmeterd closes a connection it cannot serve at once (no
+		 * descriptor left, max_subscribers): no frame, then the end */
+		c->refused = !err && !c->conn_frames;
+	}
 	disconnect(c);
 	return stream_ended(err) ? 0 : err;
 }
@@ -144,10 +153,17 @@ int tm_client_next_blocking(struct tm_client *c, Taskmeter__Frame **f, int *stat
 			*status = TM_EXIT_FAIL;
 			return 0;
 		}
-		if (c->wait_s <= 0) {
-			tm_client_warn_ended(c, false);
-			*status = TM_EXIT_ENDED;
+		if (c->refused && !c->refused_since)
+			c->refused_since = now_s();
+		if (c->wait_s <= 0 || (c->refused && now_s() - c->refused_since >= c->wait_s)) {
+			tm_client_warn_ended(c, c->wait_s > 0);
+			*status = c->refused ? TM_EXIT_FAIL : TM_EXIT_ENDED;
 			return 0;
+		}
+		if (c->refused) { /* not at once again: it is full, not gone */
+			struct timespec pause = { .tv_sec = 1 };
+
+			nanosleep(&pause, NULL);
 		}
 		tm_warn("%s: %s; reconnecting for up to %g s\n", c->path, tm_client_end_reason(c),
 			c->wait_s);
@@ -173,6 +189,7 @@ int tm_client_reconnect_try(struct tm_client *c)
 	if (fd >= 0) {
 		disconnect(c);
 		c->fd = fd;
+		c->conn_frames = 0;
 		c->reconnects++;
 		return 0;
 	}
@@ -190,6 +207,10 @@ double tm_client_wait_left(const struct tm_client *c)
 
 const char *tm_client_end_reason(const struct tm_client *c)
 {
+	if (c->refused)
+		return "taskmeterd closed the connection before its first frame (it refused it: "
+		       "max_subscribers reached or no file descriptor left, see its log; or it "
+		       "stopped)";
 	switch (c->ended) {
 	case 0: return "taskmeterd closed the stream (it stopped, or was restarted)";
 	case -EPROTO: return "the stream ended inside a frame (taskmeterd died?)";
@@ -205,8 +226,8 @@ void tm_client_warn_connect(const struct tm_client *c, int err)
 void tm_client_warn_ended(const struct tm_client *c, bool gave_up)
 {
 	if (gave_up)
-		tm_err("%s: %s; no taskmeterd came back within %g s\n", c->path,
-		       tm_client_end_reason(c), c->wait_s);
+		tm_err("%s: %s; %s within %g s\n", c->path, tm_client_end_reason(c),
+		       c->refused ? "still refused" : "no taskmeterd came back", c->wait_s);
 	else
 		tm_err("%s: %s\n", c->path, tm_client_end_reason(c));
 }

@@ -28,6 +28,9 @@ struct tm_client {
 	struct tm_frame_parts parts;
 	double deadline;     /* of the reconnect in progress (CLOCK_MONOTONIC s) */
 	int ended;           /* how the last stream ended: 0 EOF, or -errno */
+	bool refused;        /* ... closed before its first frame: refused */
+	unsigned conn_frames; /* frames on the connection now open */
+	double refused_since; /* first of the refusals in a row (CLOCK_MONOTONIC s) */
 	unsigned reconnects; /* connections after the first */
 };
 

@@ -64,7 +64,8 @@ struct tm_export {
 	uint64_t dropped;
 	uint64_t refused_fds;   /* connections refused: no file descriptor left */
 	uint64_t refused_max;   /* ... max_subscribers reached */
-	uint64_t logged_fds, logged_max; /* of those, already logged */
+	uint64_t refused_mem;   /* ... no memory for its queue (or epoll refused it) */
+	uint64_t logged[3];     /* of those (fds, max, mem), already logged */
 	uint64_t pauses;        /* accepting paused: not even a refusal was possible */
 	uint64_t logged_pauses;
 	int pause_err;          /* errno of the last pause */
@@ -340,21 +341,19 @@ static void sub_add(struct tm_export *e, int fd)
 		s->q_cap = e->queue_max;
 		s->q = calloc(s->q_cap, sizeof(*s->q));
 	}
-	if (!s || !s->q) {
-		free(s);
-		close(fd);
-		tm_warn("out of memory: subscriber refused\n");
-		return;
-	}
-	s->w.kind = TM_WATCH_SUBSCRIBER;
-	s->w.fd = fd;
-	ev.data.ptr = &s->w;
-	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+	if (s && s->q) {
+		s->w.kind = TM_WATCH_SUBSCRIBER;
+		s->w.fd = fd;
+		ev.data.ptr = &s->w;
+		if (!epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev))
+			goto added;
 		free(s->q);
-		free(s);
-		close(fd);
-		return;
 	}
+	free(s);
+	close(fd); /* its client sees the stream end */
+	e->refused_mem++;
+	return;
+added:
 	s->next = e->subs;
 	e->subs = s;
 	e->n_subs++;
@@ -413,23 +412,31 @@ int tm_export_configure(struct tm_export *e, const struct tm_export_opts *o)
 /* One line per interval at most, with the counts since the last one. */
 static void log_refused(struct tm_export *e)
 {
-	unsigned long long fds = e->refused_fds - e->logged_fds, max = e->refused_max - e->logged_max;
-	char why[128];
+	static const char *const whys[] = { "no file descriptor left", "max_subscribers reached",
+					    "out of memory" };
+	uint64_t now[] = { e->refused_fds, e->refused_max, e->refused_mem };
+	char why[160] = "";
+	size_t len = 0;
+	uint64_t all = 0;
 
-	if (fds && max)
-		snprintf(why, sizeof(why), "%llu: no file descriptor left, %llu: max_subscribers = %u",
-			 fds, max, e->max_subs);
-	else if (fds)
-		snprintf(why, sizeof(why), "no file descriptor left");
-	else
-		snprintf(why, sizeof(why), "max_subscribers = %u", e->max_subs);
-	if (fds || max)
-		tm_warn("%s: refused %llu connection(s) (%s)\n", e->path, fds + max, why);
+	for (size_t k = 0; k < TM_ARRAY_SIZE(whys); k++) {
+		uint64_t n = now[k] - e->logged[k];
+
+		if (!n)
+			continue;
+		len += (size_t)snprintf(why + len, sizeof(why) - len, "%s%llu: %s",
+					len ? ", " : "", (unsigned long long)n, whys[k]);
+		if (len >= sizeof(why))
+			len = sizeof(why) - 1;
+		all += n;
+		e->logged[k] = now[k];
+	}
+	if (all)
+		tm_warn("%s: refused %llu connection(s) (%s; max_subscribers = %u)\n", e->path,
+			(unsigned long long)all, why, e->max_subs);
 	if (e->pauses > e->logged_pauses)
 		tm_warn("%s: accepting paused %llu time(s): %s\n", e->path,
 			(unsigned long long)(e->pauses - e->logged_pauses), strerror(e->pause_err));
-	e->logged_fds = e->refused_fds;
-	e->logged_max = e->refused_max;
 	e->logged_pauses = e->pauses;
 }
 
@@ -572,7 +579,7 @@ int tm_export_publish(struct tm_export *e, struct tm_buf *const *parts, size_t n
 
 uint64_t tm_export_refused(const struct tm_export *e)
 {
-	return e->refused_fds + e->refused_max;
+	return e->refused_fds + e->refused_max + e->refused_mem;
 }
 
 unsigned int tm_export_subscribers(const struct tm_export *e)

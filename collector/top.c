@@ -76,7 +76,8 @@ const char tm_top_usage[] =
 	"\n"
 	"exit status:\n"
 	"  0  quit (q, Ctrl-C), or --count / --once done\n"
-	"  1  cannot connect, a malformed stream, or an output error\n"
+	"  1  cannot connect (or taskmeterd refused the connection: see its\n"
+	"     log), a malformed stream, or an output error\n"
 	"  2  bad usage\n"
 	"  3  the stream ended: taskmeterd stopped or went away (and, with --wait,\n"
 	"     did not come back in time); a message on stderr says which\n";

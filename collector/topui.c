@@ -376,12 +376,12 @@ static int report(const struct ui *u)
 		return TM_EXIT_OK;
 	case END_STREAM:
 		tm_client_warn_ended(u->c, false);
-		return TM_EXIT_ENDED;
+		return u->c->refused ? TM_EXIT_FAIL : TM_EXIT_ENDED;
 	case END_GAVE_UP:
 		if (u->err != -ETIMEDOUT)
 			tm_client_warn_connect(u->c, u->err);
 		tm_client_warn_ended(u->c, true);
-		return TM_EXIT_ENDED;
+		return u->c->refused ? TM_EXIT_FAIL : TM_EXIT_ENDED;
 	case END_NOMEM:
 		tm_err("out of memory\n");
 		return TM_EXIT_FAIL;

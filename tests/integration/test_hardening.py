@@ -340,8 +340,12 @@ def test_emfile_no_spin():
         tail = FrameTail(env)
         tail.wait(lambda f: True, "a frame")
         pid = env.daemon.pid
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-        sh("prlimit", f"--pid={pid}", f"--nofile={fds + spare}:{fds + spare}")
+        # the limit bounds fd numbers: the one leaving exactly `spare`
+        # numbers free below it, holes in the table counted
+        used, limit = {int(fd) for fd in os.listdir(f"/proc/{pid}/fd")}, 0
+        while limit - len([fd for fd in used if fd < limit]) < spare:
+            limit += 1
+        sh("prlimit", f"--pid={pid}", f"--nofile={limit}:{limit}")
         log0 = len(log_text(env))
         clients = [Client(env.sock) for _ in range(n)]
         wait_for(lambda: sum(c.eof.is_set() for c in clients) >= n - spare,
@@ -393,6 +397,20 @@ def test_max_subscribers():
         f = tail.wait(lambda f: stat_of(f, "subscribers_refused") == 4, "4 refusals counted")
         check_eq(stat_of(f, "subscribers"), 3, "subscribers")
         wait_for(lambda: "max_subscribers = 3" in log_text(env), "the refusal logged")
+        # the refused client says so: exit 1, not "taskmeterd stopped"
+        # (3); with --wait it retries once a second, then gives up
+        for wait, most in ((None, 1), ("2", 4)):
+            t0 = time.monotonic()
+            p = subprocess.run([TASKMETER, "dump", "--count", "1", "--socket", env.sock]
+                               + (["--wait", wait] if wait else []),
+                               capture_output=True, text=True, timeout=30)
+            took = time.monotonic() - t0
+            print(f"refused dump (--wait {wait}): exit {p.returncode} after {took:.1f} s: "
+                  f"{p.stderr.strip()[-200:]}")
+            check_eq(p.returncode, 1, f"exit status of a refused dump (--wait {wait})")
+            check("refused it" in p.stderr, f"refused dump's stderr: {p.stderr!r}")
+            tries = 1 + p.stderr.count("reconnecting")
+            check(tries <= most, f"{tries} connections in {took:.1f} s (--wait {wait})")
         for c in clients:
             c.close()
         tail.wait(lambda f: stat_of(f, "subscribers") == 2, "the served client gone")
