@@ -328,17 +328,23 @@ void tm_resolver_reap(struct tm_resolver *r, size_t max, uint64_t now,
 	struct tm_store *s = r->store;
 	size_t mask = s->records.n_b - 1, b = r->scan_cursor & mask, checked = 0, n_gone = 0;
 	struct tm_rec_key gone[TM_REAP_GONE_MAX];
+	bool full = false;
 
-	for (size_t n = 0; n <= mask && checked < max && n_gone < TM_REAP_GONE_MAX;
-	     n++, b = (b + 1) & mask) {
-		for (struct tm_record *rec = tm_store_rec(s->records.b[b]); rec;
+	for (size_t n = 0; n <= mask && checked < max; n++, b = (b + 1) & mask) {
+		for (struct tm_record *rec = tm_store_rec(s->records.b[b]); rec && !full;
 		     rec = tm_store_rec(rec->node.next)) {
 			if (rec->key.kind != TM_KIND_PROCESS || rec->exited)
 				continue;
 			checked++;
-			if (owner_gone(&rec->key.owner) && n_gone < TM_REAP_GONE_MAX)
+			if (!owner_gone(&rec->key.owner))
+				continue;
+			if (n_gone == TM_REAP_GONE_MAX)
+				full = true; /* this bucket again next call: its rest unseen */
+			else
 				gone[n_gone++] = rec->key;
 		}
+		if (full)
+			break;
 	}
 	r->scan_cursor = b;
 	if (!n_gone)

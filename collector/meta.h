@@ -76,17 +76,19 @@ int tm_resolver_on_event(void *ctx, void *data, size_t len);
 void tm_resolver_run(struct tm_resolver *r);
 
 /*
- * Before the last frame (the collector stops): what a later frame would
- * resolve is resolved now; a cgroup path not yet known is looked up
- * whatever the walk rate limit says.
+ * Before the last frame (the collector stops): a cgroup path not yet known
+ * is looked up whatever the walk rate limit says (a later frame would have
+ * found it). A record first seen in the last interval still waits for the
+ * /proc fallback as in any frame (its metadata event may be on the way).
  */
 void tm_resolver_last_frame(struct tm_resolver *r);
 
 /*
  * Owners whose process is gone though no exit event said so (the event was
  * lost, or came while no collector ran): checks up to max live records a
- * call against /proc and marks the dead ones exited. Every record is
- * checked within (records / max) calls. drain_events(ctx) reads the ring
+ * call against /proc and marks the dead ones exited, at most 64 a call.
+ * Every record is checked within (records / max) calls, more when more
+ * than 64 are gone at once. drain_events(ctx) reads the ring
  * buffer first when some are gone: their exit events may be in it.
  */
 void tm_resolver_reap(struct tm_resolver *r, size_t max, uint64_t now,
