@@ -233,12 +233,15 @@ def read_varint(buf, i):
 
 def split_stream(data):
     """The message bodies of a captured stream, and the size of an
-    incomplete last message (the collector was killed while writing it)."""
+    incomplete last message (the collector was killed while writing it).
+    DecodeError for a length that is no varint anywhere but at the end."""
     view, bodies, i = memoryview(data), [], 0
     while i < len(data):
         try:
             length, start = read_varint(data, i)
         except DecodeError:
+            if len(data) - i >= VARINT_MAX:  # not a length cut by the end: corrupt
+                raise
             break
         if length > FRAME_MAX:
             raise DecodeError("message %d: %d bytes, over the %d limit"
