@@ -16,8 +16,9 @@
  *   frame's flow with an owner, as the socket hooks publish it; "not found
  *   (cached)" leaves it out, so the first packet classifies the flow (a
  *   bucket) and caches that in tm_flows for the others; "stale" then moves
- *   the bind epoch, as any bind() on the host does, so that the cache is no
- *   answer and every packet is classified again.
+ *   the bind epoch, as any bind() on the host does: the first packet finds
+ *   the cached entry stale, classifies again and renews it, the others find
+ *   it fresh.
  *   cgroup_skb and TC egress take the owner from socket storage. A test
  *   run's skb carries a dummy socket of its own, without storage; "found"
  *   seeds tm_seed with the cookie that socket will get (the next few
@@ -89,7 +90,7 @@ enum owner { OWN_FLOW, OWN_CACHED, OWN_STALE, OWN_SOCK, OWN_NOSTORE, OWN_MAX };
 static const char *const owner_text[] = {
 	[OWN_FLOW] = "found (flow)",
 	[OWN_CACHED] = "not found (cached)",
-	[OWN_STALE] = "not found (stale cache: classified every packet)",
+	[OWN_STALE] = "not found (after a bind: cache renewed)",
 	[OWN_SOCK] = "found (socket storage)",
 	[OWN_NOSTORE] = "not found (socket without storage)",
 };
