@@ -13,7 +13,7 @@ import time
 
 from tmtest import (Env, TASKMETERD, TASKMETER, TRAFFIC, check, check_eq, clean_env,
                     decode_stream, load_frame, load_frames, load_record, payload, pb2, records_of_pid,
-                    sh)
+                    sh, wait_for)
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DECODE_STREAM = os.path.join(TESTS, "decode_stream.py")
@@ -52,13 +52,6 @@ def dump_frames(env):
         return load_frames(env.dump_path, partial=True)
     except FileNotFoundError:
         return []
-
-
-def wait_for(cond, what, timeout=10):
-    deadline = time.time() + timeout
-    while not cond():
-        check(time.time() < deadline, f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def check_gapless(frames, what):

@@ -18,7 +18,7 @@ from unittest import mock
 
 import tmtest
 from tmtest import (DECODE_STREAM, Env, TASKMETER, TASKMETERD, TRAFFIC, check, check_eq,
-                    clean_env, decode_stream, load_frame, parse_report, pb2, sh)
+                    clean_env, decode_stream, load_frame, parse_report, pb2, sh, wait_for, log_text)
 
 MIB = 1 << 20
 
@@ -94,10 +94,6 @@ def release(env, p):
     """The held children exit (hold-send's stdin closes); returns when all
     of them are gone."""
     env.finish(p, timeout=120)
-
-
-def log_text(env):
-    return open(env.log, errors="replace").read()
 
 
 def cpu_ticks(pid):
@@ -316,13 +312,6 @@ class Client:
             pass
         self.sock.close()
         self.eof.wait(5)
-
-
-def wait_for(cond, what, timeout=15):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        check(time.monotonic() < deadline, f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 REFUSED_LOG = re.compile(r"refused (\d+) connection\(s\) \(([^)]*)\)")

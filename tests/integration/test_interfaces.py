@@ -6,11 +6,10 @@ and per interface and direction the records add up to the kernel's own
 counters exactly."""
 import json
 import os
-import subprocess
 import time
 
 from tmtest import (Env, TRAFFIC, BUILD, TestFailure, check, check_eq, clean_env,
-                    parse_report, payload, records_of_pid, sh)
+                    parse_report, payload, records_of_pid, sh, wait_for)
 
 CAPTURE = os.path.join(BUILD, "tools", "tm_capture")
 
@@ -352,14 +351,6 @@ def link_fds(pid):
         except OSError:
             pass
     return n
-
-
-def wait_for(cond, what, timeout=1.5):
-    deadline = time.time() + timeout
-    while not cond():
-        if time.time() > deadline:
-            raise TestFailure(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
 
 
 def test_hotplug():

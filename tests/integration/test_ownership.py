@@ -12,7 +12,7 @@ import struct
 import subprocess
 import time
 
-from tmtest import (BUILD, Env, TRAFFIC, bpftool_json, check, check_eq, clean_env, need_ipv6, parse_report,
+from tmtest import (BUILD, Env, TRAFFIC, bpftool_json, check, check_eq, clean_env, need_ipv6,
                     payload, records_of_pid)
 
 

@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 
 from tmtest import (Env, ROOT, TASKMETER, TRAFFIC, TestFailure, check, check_eq, clean_env,
-                    have_ipv6, load_frames, sh)
+                    have_ipv6, load_frames, sh, wait_for)
 
 DASHBOARD = os.path.join(ROOT, "configs", "grafana-dashboard.json")
 PROMETHEUS = "/usr/bin/prometheus"
@@ -221,16 +221,6 @@ def after_frames(exp, n=2):
     start = total(exp.metrics(), read)
     wait_for(lambda: total(exp.metrics(), read) >= start + n, f"{n} more frames read")
     return exp.metrics()
-
-
-def wait_for(cond, what, timeout=30, step=0.2):
-    deadline = time.time() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        check(time.time() < deadline, f"timed out waiting for {what}")
-        time.sleep(step)
 
 
 def records_with(env, pred):

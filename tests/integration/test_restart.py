@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from tmtest import (Env, TASKMETERD, TRAFFIC, bpftool_json, cgroup2_mount, check, check_eq,
-                    clean_env, records_of_pid, payload, sh)
+                    clean_env, records_of_pid, payload, sh, log_text)
 
 BYTES = 240_000
 REPLY = 4321
@@ -42,10 +42,6 @@ def check_exact(frames, c, s, what):
            payload(sv[0], "INGRESS"), payload(sv[0], "EGRESS"))
     print(f"{what}: client tx/rx {got[0]}/{got[1]}, server rx/tx {got[2]}/{got[3]}")
     check_eq(got, (BYTES, REPLY, BYTES, REPLY), f"{what}: payload counted")
-
-
-def log_text(env):
-    return open(env.log).read()
 
 
 def test_kill9_restart_loses_nothing():

@@ -551,6 +551,23 @@ class RawRecorder:
             return f.read()
 
 
+def wait_for(cond, what, timeout=15, step=0.05):
+    """Waits for the event itself: cond() true (returned). timeout only
+    bounds the wait, after which the test fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        check(time.monotonic() < deadline, f"not within {timeout} s: {what}")
+        time.sleep(step)
+
+
+def log_text(env):
+    """The collector's log so far (interface names may not be UTF-8)."""
+    return open(env.log, errors="replace").read()
+
+
 def bpftool_json(*args, must=True):
     p = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True)
     if p.returncode:
