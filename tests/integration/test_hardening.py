@@ -18,48 +18,12 @@ from unittest import mock
 
 import tmtest
 from tmtest import (DECODE_STREAM, Env, TASKMETER, TASKMETERD, TRAFFIC, check, check_eq,
-                    clean_env, decode_stream, load_frame, parse_report, pb2, sh, wait_for, log_text)
+                    clean_env, decode_stream, parse_report, pb2, sh, wait_for, log_text)
 
 MIB = 1 << 20
 
 
 # ---- helpers ----
-
-class FrameTail:
-    """The dump subscriber's frames as they come: a poll parses only the
-    lines written since the last one (frames of thousands of records make
-    re-reading the whole file each time too slow)."""
-
-    def __init__(self, env):
-        self.path = env.dump_path
-        self.f = None
-        self.rest = ""
-        self.last = None
-
-    def poll(self):
-        if self.f is None:
-            self.f = open(self.path)
-        self.rest += self.f.read()
-        *lines, self.rest = self.rest.split("\n")
-        frames = [load_frame(line) for line in lines if line.strip()]
-        if frames:
-            self.last = frames[-1]
-        return frames
-
-    def wait(self, cond, what, timeout=30):
-        """The first new frame for which cond(frame) holds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for f in self.poll():
-                if cond(f):
-                    return f
-            check(time.monotonic() < deadline, f"timed out ({timeout} s) waiting for {what}")
-            time.sleep(0.05)
-
-    def close(self):
-        if self.f:
-            self.f.close()
-
 
 def procs(frame, pids=None):
     """{pid: record} of the frame's process records (of pids, if given)."""
@@ -123,7 +87,7 @@ def stop_daemon_only(env):
 
 # ---- 1. records that never expire ----
 
-def expiry_figures(tail, pids, last, what, bound):
+def expiry_figures(env, pids, last, what, bound):
     """Waits (up to bound s) for a frame without any record of pids, and
     checks each pid's final record: exited, with its exact bytes. last:
     {pid: latest record seen}, updated. Returns the time it took."""
@@ -131,7 +95,7 @@ def expiry_figures(tail, pids, last, what, bound):
     deadline = t0 + bound
     live = len(pids)
     while live:
-        for f in tail.poll():
+        for f in env.new_frames():
             mine = procs(f, pids)
             last.update(mine)
             live = len(mine)
@@ -151,9 +115,9 @@ def expiry_figures(tail, pids, last, what, bound):
     return took
 
 
-def settle(tail, base, what, timeout):
+def settle(env, base, what, timeout):
     """A frame whose records_live and counter_entries are back to base."""
-    return tail.wait(lambda f: (stat_of(f, "records_live"), stat_of(f, "counter_entries"))
+    return env.wait_frame(lambda f: (stat_of(f, "records_live"), stat_of(f, "counter_entries"))
                      == base, f"{what}: records_live and counter_entries back to {base}",
                      timeout)
 
@@ -168,12 +132,11 @@ def test_expiry_meta_map_full():
     n, interval = 1500, 0.5
     with Env(daemon_args=["--set", "meta_entries=1024", "--set", "exited_ttl=1"],
              interval="500ms") as env:
-        tail = FrameTail(env)
-        first = tail.wait(lambda f: True, "a frame")
+        first = env.wait_frame(lambda f: True, "a frame")
         base = (stat_of(first, "records_live"), stat_of(first, "counter_entries"))
         p, pids = spawn_held(env, n, 100, "expiry-meta-full")
         last = {}
-        f = tail.wait(lambda f: last.update(procs(f, pids)) or len(last) == n and
+        f = env.wait_frame(lambda f: last.update(procs(f, pids)) or len(last) == n and
                       all(tx_payload(r) == 100 for r in last.values()),
                       "every held sender's record with its 100 bytes", 60)
         full = stat_of(f, "meta_map_full")
@@ -181,9 +144,9 @@ def test_expiry_meta_map_full():
         check(full >= n - 1024, f"meta_map_full {full}: the map did not fill")
         release(env, p)
         bound = 1 + (n // 256 + 4) * interval + 10
-        took = expiry_figures(tail, pids, last, "meta map full", bound)
+        took = expiry_figures(env, pids, last, "meta map full", bound)
         inferred = [pid for pid, r in last.items() if "exit_code" not in r]
-        f = settle(tail, base, "meta map full", 30)
+        f = settle(env, base, "meta map full", 30)
         check_eq(stat_of(f, "exits_inferred") - inferred0, len(inferred),
                  "exits_inferred vs final records without exit_code")
         check(len(inferred) >= n - 1024,
@@ -202,8 +165,7 @@ def test_expiry_ringbuf_drops():
     n, interval = 1500, 0.5
     with Env(daemon_args=["--set", "ringbuf_kib=64", "--set", "exited_ttl=1"],
              interval="500ms") as env:
-        tail = FrameTail(env)
-        first = tail.wait(lambda f: True, "a frame")
+        first = env.wait_frame(lambda f: True, "a frame")
         base = (stat_of(first, "records_live"), stat_of(first, "counter_entries"))
         stopped = time.monotonic()
         env.daemon.send_signal(signal.SIGSTOP)
@@ -216,9 +178,9 @@ def test_expiry_ringbuf_drops():
         pids = {r["pid"] for r in reps if r["sent"] == 100}
         check_eq(len(pids), n, "senders of the storm")
         last = {}
-        took = expiry_figures(tail, pids, last, "ring buffer drops", 1 + (n // 256 + 4) *
+        took = expiry_figures(env, pids, last, "ring buffer drops", 1 + (n // 256 + 4) *
                               interval + 10)
-        f = settle(tail, base, "ring buffer drops", 30)
+        f = settle(env, base, "ring buffer drops", 30)
         drops = stat_of(f, "ringbuf_drops")
         check(drops > n, f"ringbuf_drops {drops}: the ring buffer did not overflow")
         sources = {}
@@ -249,24 +211,23 @@ def test_ringbuf_capacity():
         check(m, "no 'ring buffer: ... room for N metadata events' line in the log")
         kib, room, size = (int(x) for x in m.groups())
         check_eq(kib, 64, "ring buffer size logged")
-        tail = FrameTail(env)
-        tail.wait(lambda f: True, "a frame")
+        env.wait_frame(lambda f: True, "a frame")
 
         def batch(count, tag):
-            drops0 = stat_of(tail.last, "ringbuf_drops")
+            drops0 = stat_of(env.last_frame, "ringbuf_drops")
             env.daemon.send_signal(signal.SIGSTOP)
             try:
                 p, pids = spawn_held(env, count, 64, tag, {"TM_REGION_BYTES": "512"})
             finally:
                 env.daemon.send_signal(signal.SIGCONT)
             seen = {}
-            f = tail.wait(lambda f: seen.update(procs(f, pids)) or len(seen) == count,
+            f = env.wait_frame(lambda f: seen.update(procs(f, pids)) or len(seen) == count,
                           f"{tag}: records of all {count} owners", 30)
             lost = stat_of(f, "ringbuf_drops") - drops0
             by_tw = sum(r.get("metadata_source") == "SOURCE_TASK_WORK" for r in seen.values())
             release(env, p)
             # their exit events are in: the ring is empty again
-            tail.wait(lambda f: all(r.get("exited") for r in procs(f, pids).values()),
+            env.wait_frame(lambda f: all(r.get("exited") for r in procs(f, pids).values()),
                       f"{tag}: exits", 30)
             return lost, by_tw
 
@@ -326,8 +287,7 @@ def test_emfile_no_spin():
     clients once the first ones leave."""
     spare, n = 3, 20
     with Env(interval="200ms") as env:
-        tail = FrameTail(env)
-        tail.wait(lambda f: True, "a frame")
+        env.wait_frame(lambda f: True, "a frame")
         pid = env.daemon.pid
         # the limit bounds fd numbers: the one leaving exactly `spare`
         # numbers free below it, holes in the table counted
@@ -340,10 +300,10 @@ def test_emfile_no_spin():
         wait_for(lambda: sum(c.eof.is_set() for c in clients) >= n - spare,
                  f"{n - spare} clients refused")
         t0, cpu0 = time.monotonic(), cpu_ticks(pid)
-        seq0 = tail.wait(lambda f: True, "a frame")["seq"]
+        seq0 = env.wait_frame(lambda f: True, "a frame")["seq"]
         time.sleep(5)  # the measurement window: the clients stay connected
         cpu = (cpu_ticks(pid) - cpu0) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0)
-        f = tail.wait(lambda f: True, "a frame")
+        f = env.wait_frame(lambda f: True, "a frame")
         served = [c for c in clients if not c.eof.is_set()]
         check_eq(len(served), spare, "clients served")
         wait_for(lambda: all(c.got > 0 for c in served), "frames to the served clients")
@@ -362,7 +322,7 @@ def test_emfile_no_spin():
         for c in clients:
             c.close()
         # the fds are free again: new clients are served
-        wait_for(lambda: stat_of(tail.wait(lambda f: True, "a frame"), "subscribers")
+        wait_for(lambda: stat_of(env.wait_frame(lambda f: True, "a frame"), "subscribers")
                  == 1 + len(env.raw_recorders), "the clients' disconnects")
         again = [Client(env.sock) for _ in range(spare)]
         wait_for(lambda: all(c.got > 0 for c in again), "frames to the new clients")
@@ -378,12 +338,11 @@ def test_max_subscribers():
     """max_subscribers = 3 (the dump, the raw recorder and one more): the
     other clients are closed at once and counted; a freed place is taken."""
     with Env(daemon_args=["--set", "max_subscribers=3"], interval="200ms") as env:
-        tail = FrameTail(env)
-        tail.wait(lambda f: True, "a frame")
+        env.wait_frame(lambda f: True, "a frame")
         check_eq(len(env.raw_recorders), 1, "raw recorders")
         clients = [Client(env.sock) for _ in range(5)]
         wait_for(lambda: sum(c.eof.is_set() for c in clients) == 4, "4 clients refused")
-        f = tail.wait(lambda f: stat_of(f, "subscribers_refused") == 4, "4 refusals counted")
+        f = env.wait_frame(lambda f: stat_of(f, "subscribers_refused") == 4, "4 refusals counted")
         check_eq(stat_of(f, "subscribers"), 3, "subscribers")
         wait_for(lambda: "max_subscribers = 3" in log_text(env), "the refusal logged")
         # the refused client says so: exit 1, not "taskmeterd stopped"
@@ -402,7 +361,7 @@ def test_max_subscribers():
             check(tries <= most, f"{tries} connections in {took:.1f} s (--wait {wait})")
         for c in clients:
             c.close()
-        tail.wait(lambda f: stat_of(f, "subscribers") == 2, "the served client gone")
+        env.wait_frame(lambda f: stat_of(f, "subscribers") == 2, "the served client gone")
         c = Client(env.sock)
         wait_for(lambda: c.got > 0, "frames to a new client")
         c.close()
@@ -616,8 +575,7 @@ def test_strict_utf8():
                 env.run([TRAFFIC, "udp-once", "127.0.0.1", "9", "50"] + tags, env=penv)]
         # quiet now: unchanged records keep their cached encoding (a name
         # that is not UTF-8 must not look new every frame)
-        tail = FrameTail(env)
-        tail.wait(lambda f: stat_of(f, "records_encoded") == 0 and f["records"],
+        env.wait_frame(lambda f: stat_of(f, "records_encoded") == 0 and f["records"],
                   "a frame that re-encoded no record", 10)
         frames = env.stop()
         out, rc = strict_decode(raw_path)

@@ -199,6 +199,7 @@ class Env:
         self.daemon = None
         self.dump = None
         self.children = []
+        self.last_frame = None  # the latest frame new_frames() read
         self.extra_ns = []
         self.sub_cgroups = []
         self.frames = None
@@ -331,7 +332,10 @@ class Env:
             return []
         end = data.rfind(b"\n") + 1
         self._tail[1] += end
-        return [load_frame(line) for line in data[:end].decode().splitlines() if line.strip()]
+        frames = [load_frame(line) for line in data[:end].decode().splitlines() if line.strip()]
+        if frames:
+            self.last_frame = frames[-1]
+        return frames
 
     def wait_frame(self, pred, what, timeout=60):
         """Wait for the event itself: the first frame from the dump (after
