@@ -20,8 +20,9 @@
 #define TM_CONFIG_KEYS_MAX 64
 #define TM_CONFIG_CMDLINE 65535
 #define TM_GROUP_MAX 64
-/* sizeof(((struct sockaddr_un *)0)->sun_path), without dragging in sys/un.h */
-#define TM_SOCKET_PATH_MAX 108
+/* sun_path (108 bytes; sys/un.h is not pulled in here) holds 107 and a NUL;
+ * the socket is bound as "<path>.<pid>" first (export.c), a pid up to 7 digits */
+#define TM_SOCKET_PATH_MAX (108 - 8)
 
 /* taskmeter prom */
 #define TM_PROM_LISTEN_MAX 64

@@ -308,7 +308,7 @@ static const struct {
 	{ "socket_mode = 01777", "t.conf:1: socket_mode: 01777 is out of range (0..0777)" },
 	/* paths */
 	{ "socket_path = " LONG_121,
-	  "t.conf:1: socket_path: path is too long (121 bytes, max 107)" },
+	  "t.conf:1: socket_path: path is too long (121 bytes, max 99)" },
 	{ "socket_path = run/tm.sock", "t.conf:1: socket_path: 'run/tm.sock' is not an absolute path" },
 	/* enums */
 	{ "metadata = bpf", "t.conf:1: metadata: 'bpf' is not one of task_work, procfs" },
