@@ -687,3 +687,59 @@ def test_fragments_ipv4():
 
 def test_fragments_ipv6_skb_xdp():
     fragments(True, ("--set", "xdp_mode=skb"), "XDP")
+
+
+# An injector of hand-made frames on an interface (run in its namespace):
+# argv dev count frame-hex. This kernel has no 8021q module, so no VLAN
+# device can make tagged traffic; the peer receives these as any NIC would.
+INJECT = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+frame = bytes.fromhex(sys.argv[3])
+for _ in range(int(sys.argv[2])):
+    s.send(frame)
+"""
+
+
+def tagged_frame(tags, payload_len):
+    """An Ethernet frame with VLAN tags (TPIDs, outermost first) around an
+    IPv4/UDP datagram of payload_len bytes to 10.9.9.2:7777."""
+    import struct
+    eth = bytes.fromhex("02000000bb02") + bytes.fromhex("02000000aa01")
+    for i, tpid in enumerate(tags):
+        eth += struct.pack("!HH", tpid, 100 + i)
+    udp_len = 8 + payload_len
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 1, 0, 64, 17, 0,
+                     bytes([10, 9, 9, 1]), bytes([10, 9, 9, 2]))
+    csum = sum(struct.unpack("!10H", ip))
+    csum = (csum & 0xFFFF) + (csum >> 16)
+    ip = ip[:10] + struct.pack("!H", ~csum & 0xFFFF) + ip[12:]
+    udp = struct.pack("!HHHH", 40000, 7777, udp_len, 0) + b"v" * payload_len
+    return eth + struct.pack("!H", 0x0800) + ip + udp
+
+
+def test_vlan_and_qinq_frames():
+    """Frames with one VLAN tag (802.1Q) and with two (802.1ad + 802.1Q)
+    received on a veth: the records equal the kernel's counters, with the
+    tags counted as the device counts them (TC ingress sees the outer tag
+    moved out of the data)."""
+    with Env(start=False) as env:
+        c, s = env.add_netns("c"), env.add_netns("s")
+        for ns in (c, s):
+            env_sysctl(ns, "net.ipv6.conf.default.disable_ipv6=1")
+        sh("ip", "link", "add", "vt0", "netns", c, "type", "veth", "peer", "name", "vt1",
+           "netns", s)
+        for ns, dev in ((c, "vt0"), (s, "vt1")):
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", s, "link", "set", "vt1", "address", "02:00:00:00:bb:02")
+        env.start_daemon(extra=["--set", f"netns={c},{s}", "--set", "interfaces=*"])
+        window = Window(env, (c, s))
+        for tags in ((0x8100,), (0x88a8, 0x8100)):
+            sh("ip", "netns", "exec", c, "/usr/bin/python3", "-c", INJECT, "vt0", "25",
+               tagged_frame(tags, 300).hex())
+        window.close()
+        window.check("tagged frames", idle=(("vt0", "rx"), ("vt1", "tx")))
+        rx = window.kernel(s, "vt1", "rx")
+        check_eq(rx[0], 50, "frames the kernel counted on vt1")
+        env.stop()
