@@ -3,7 +3,9 @@
  * Frame encoding (see encode.h). A Frame message is its header fields
  * followed by its records (field 4), each a length-delimited sub-message:
  * protobuf lets fields come in any order, so the cached bytes of unchanged
- * records are appended as they are.
+ * records are appended as they are. A record's own bytes are two messages
+ * that decode as one (who it is, then its traffic): its counters move every
+ * frame it sends, its metadata rarely.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -114,6 +116,7 @@ static void arena_free(struct tm_arena *a)
 
 struct tm_enc_cache {
 	size_t len, cap;
+	size_t who_len;         /* bytes[0..who_len): identity and metadata */
 	bool had_delta;         /* its deltas were not all 0: encode again */
 	uint8_t bytes[];
 };
@@ -322,33 +325,49 @@ static bool cache_fresh(const struct tm_record *rec)
 	return c && !rec->changed && !c->had_delta;
 }
 
-/* Pack rec into its cache unless the cached bytes still say the same. */
+/* Who the record is: identity, exit state, metadata. */
+static int build_who(struct tm_arena *a, const struct tm_record *rec, Taskmeter__ProcessRecord *pr)
+{
+	build_ids(rec, pr);
+	if (rec->key.kind == TM_KIND_PROCESS)
+		build_meta(&rec->meta, pr);
+	return build_strings(a, &rec->meta, pr);
+}
+
+/*
+ * Pack rec into its cache unless the cached bytes still say the same. The
+ * bytes are two ProcessRecord messages back to back, which protobuf reads
+ * as one (they set no field in common): who the record is, packed again
+ * only when that moved (rec->meta_changed), then its traffic.
+ */
 static int encode_record(struct tm_encoder *e, const struct tm_store *s, struct tm_record *rec)
 {
-	Taskmeter__ProcessRecord pr = TASKMETER__PROCESS_RECORD__INIT;
+	Taskmeter__ProcessRecord who = TASKMETER__PROCESS_RECORD__INIT;
+	Taskmeter__ProcessRecord traffic = TASKMETER__PROCESS_RECORD__INIT;
+	bool moved = false, repack_who = !rec->enc || rec->meta_changed;
 	struct tm_enc_cache *c;
-	bool moved = false;
-	size_t len;
+	size_t who_len;
 	int err;
 
 	if (cache_fresh(rec))
 		return 0;
 	arena_reset(e->arena);
-	build_ids(rec, &pr);
-	if (rec->key.kind == TM_KIND_PROCESS)
-		build_meta(&rec->meta, &pr);
-	err = build_traffic(e->arena, s, rec, &pr, &moved);
-	if (!err)
-		err = build_strings(e->arena, &rec->meta, &pr);
-	len = taskmeter__process_record__get_packed_size(&pr);
-	if (!err)
-		err = cache_reserve(rec, len);
+	err = build_traffic(e->arena, s, rec, &traffic, &moved);
+	if (!err && repack_who)
+		err = build_who(e->arena, rec, &who);
+	if (err)
+		return err;
+	who_len = repack_who ? taskmeter__process_record__get_packed_size(&who)
+			     : ((struct tm_enc_cache *)rec->enc)->who_len;
+	err = cache_reserve(rec, who_len + taskmeter__process_record__get_packed_size(&traffic));
 	if (err)
 		return err;
 	c = rec->enc;
-	c->len = taskmeter__process_record__pack(&pr, c->bytes);
+	if (repack_who)
+		c->who_len = taskmeter__process_record__pack(&who, c->bytes);
+	c->len = c->who_len + taskmeter__process_record__pack(&traffic, c->bytes + c->who_len);
 	c->had_delta = moved;
-	rec->changed = false;
+	rec->changed = rec->meta_changed = false;
 	e->encoded++;
 	return 0;
 }

@@ -243,6 +243,8 @@ static void on_exit_ev(struct tm_resolver *r, const struct tm_exit_event *ev)
 		if (rec->meta.source == TM_SOURCE_NONE)
 			rec->meta.source = TM_SOURCE_AT_EXIT;
 	}
+	/* the exit marked it, unless an inferred exit had already */
+	tm_store_changed(r->store, rec);
 }
 
 int tm_resolver_on_event(void *ctx, void *data, size_t len)

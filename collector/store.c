@@ -139,11 +139,18 @@ struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k)
 	return rec;
 }
 
-void tm_store_changed(struct tm_store *s, struct tm_record *rec)
+/* Onto s->dirty, once however often it changes. */
+static void dirty(struct tm_store *s, struct tm_record *rec)
 {
 	rec->changed = true;
 	if (!tm_list_linked(&rec->dirty))
 		tm_list_add_tail(&s->dirty, &rec->dirty);
+}
+
+void tm_store_changed(struct tm_store *s, struct tm_record *rec)
+{
+	rec->meta_changed = true;
+	dirty(s, rec);
 }
 
 struct tm_record *tm_store_process(struct tm_store *s, const struct tm_owner *o, __u32 exec_seq)
@@ -221,7 +228,7 @@ void tm_store_add(struct tm_store *s, struct tm_record *rec, const struct tm_cla
 
 	if (k->dir >= TM_DIR_MAX || k->layer >= TM_LAYER_MAX || !nonzero(d))
 		return;
-	tm_store_changed(s, rec);
+	dirty(s, rec);
 	if (k->layer == TM_LAYER_CGROUP_SKB) {
 		if (k->l4 >= TM_L4_MAX || k->family >= TM_FAMILY_MAX)
 			return;

@@ -65,6 +65,8 @@ struct tm_record {
 	uint64_t first_frame;           /* tm_store.frames when first seen */
 	bool changed;                   /* counters, metadata or state moved since
 					 * the last encoding (cleared by encode.c) */
+	bool meta_changed;              /* metadata or state (ids, exit) did: what
+					 * encode.c packs apart from the counters */
 	/* The lists of tm_store it is on: what the next frame has to do with
 	 * it, so that a frame's work follows what changed, not the store. */
 	struct tm_list dirty;           /* its encoding is to be looked at */
@@ -138,7 +140,8 @@ struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k);
 struct tm_record *tm_store_process(struct tm_store *s, const struct tm_owner *o,
 				   __u32 exec_seq);
 
-/* Counters, metadata or state of rec moved: the next frame packs it. */
+/* Metadata or state of rec moved (tm_store_add() marks counters that
+ * did): the next frame packs it. */
 void tm_store_changed(struct tm_store *s, struct tm_record *rec);
 
 /* The record counting class k (kind: enum tm_kind; for TM_KIND_PROCESS the

@@ -389,3 +389,53 @@ out:
 	fx_free(&f);
 	return ok;
 }
+
+/* A record's bytes are who it is, packed when that moves, then its
+ * traffic: counters alone leave the first part as it was, and the two
+ * decode as one record. */
+TM_TEST(encode_who_apart_from_traffic)
+{
+	struct tm_class k = { .owner = owners[0], .layer = TM_LAYER_CGROUP_SKB,
+			      .dir = TM_DIR_EGRESS, .l4 = TM_L4_TCP, .family = TM_FAMILY_IPV4 };
+	struct tm_counter_val d = { .packets = 1, .bytes = 5 };
+	Taskmeter__Frame *m = NULL;
+	struct tm_record *rec;
+	struct fx f;
+	bool ok = false;
+
+	if (!fx_init(&f, 1, 1 << 20) || !ASSERT_EQ(encode(&f), 0))
+		goto out;
+	rec = tm_store_process(&f.s, &owners[0], 0);
+	/* behind the store's back: not packed again until marked */
+	tm_meta_set_comm(&rec->meta, "renamed");
+	tm_store_add(&f.s, rec, &k, &d);
+	if (!ASSERT_EQ(encode(&f), 0))
+		goto out;
+	m = unpack(part(&f, 0));
+	if (!ASSERT_TRUE(m) || !ASSERT_EQ(m->n_records, 1))
+		goto out;
+	ASSERT_TRUE(m->records[0]->comm && !strcmp(m->records[0]->comm, "worker"));
+	ASSERT_EQ(m->records[0]->pid, owners[0].tgid);
+	ASSERT_EQ(m->records[0]->n_argv, 2);
+	ASSERT_EQ(m->records[0]->tx_total->bytes, 1005);
+	ASSERT_EQ(m->records[0]->tx_delta->bytes, 5);
+	taskmeter__frame__free_unpacked(m, NULL);
+	/* marked: who it is is packed again, its counters stay */
+	tm_store_changed(&f.s, rec);
+	m = NULL;
+	if (!ASSERT_EQ(encode(&f), 0))
+		goto out;
+	m = unpack(part(&f, 0));
+	if (!ASSERT_TRUE(m) || !ASSERT_EQ(m->n_records, 1))
+		goto out;
+	ASSERT_TRUE(m->records[0]->comm && !strcmp(m->records[0]->comm, "renamed"));
+	ASSERT_EQ(m->records[0]->tx_total->bytes, 1005);
+	ASSERT_EQ(m->records[0]->tx_delta->bytes, 0);
+	ASSERT_EQ(m->records[0]->n_traffic, 2);
+	ok = true;
+out:
+	if (m)
+		taskmeter__frame__free_unpacked(m, NULL);
+	fx_free(&f);
+	return ok;
+}
