@@ -18,6 +18,9 @@ static const struct tm_owner owners[] = {
 	{ .tgid = 501, .start_ns = 11 }, { .tgid = 502, .start_ns = 12 }, { .tgid = 503, .start_ns = 13 },
 };
 
+/* A comm as task_struct has it: TM_COMM_LEN bytes. */
+static const char renamed[TM_COMM_LEN] = "renamed";
+
 struct fx {
 	struct tm_store s;
 	struct tm_encoder e;
@@ -364,7 +367,7 @@ TM_TEST(encode_packs_what_changed)
 	ASSERT_EQ(f.e.encoded, 1);
 	ASSERT_TRUE(!tm_list_linked(&rec->dirty));
 	/* metadata alone marks it too */
-	tm_meta_set_comm(&rec->meta, "renamed");
+	tm_meta_set_comm(&rec->meta, renamed);
 	tm_store_changed(&f.s, rec);
 	if (!ASSERT_EQ(encode(&f), 0))
 		goto out;
@@ -407,7 +410,7 @@ TM_TEST(encode_who_apart_from_traffic)
 		goto out;
 	rec = tm_store_process(&f.s, &owners[0], 0);
 	/* behind the store's back: not packed again until marked */
-	tm_meta_set_comm(&rec->meta, "renamed");
+	tm_meta_set_comm(&rec->meta, renamed);
 	tm_store_add(&f.s, rec, &k, &d);
 	if (!ASSERT_EQ(encode(&f), 0))
 		goto out;
