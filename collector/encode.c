@@ -3,7 +3,9 @@
  * Frame encoding (see encode.h). A Frame message is its header fields
  * followed by its records (field 4), each a length-delimited sub-message:
  * protobuf lets fields come in any order, so the cached bytes of unchanged
- * records are appended as they are.
+ * records are appended as they are. A record's own bytes are two messages
+ * that decode as one (who it is, then its traffic): its counters move every
+ * frame it sends, its metadata rarely.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -114,8 +116,8 @@ static void arena_free(struct tm_arena *a)
 
 struct tm_enc_cache {
 	size_t len, cap;
+	size_t who_len;         /* bytes[0..who_len): identity and metadata */
 	bool had_delta;         /* its deltas were not all 0: encode again */
-	uint64_t names_gen;     /* interface names it was encoded with */
 	uint8_t bytes[];
 };
 
@@ -316,41 +318,56 @@ static int cache_reserve(struct tm_record *rec, size_t len)
 	return 0;
 }
 
-static bool cache_fresh(const struct tm_store *s, const struct tm_record *rec)
+static bool cache_fresh(const struct tm_record *rec)
 {
 	const struct tm_enc_cache *c = rec->enc;
 
-	return c && !rec->changed && !c->had_delta && c->names_gen == s->names_gen;
+	return c && !rec->changed && !c->had_delta;
 }
 
-/* Pack rec into its cache unless the cached bytes still say the same. */
+/* Who the record is: identity, exit state, metadata. */
+static int build_who(struct tm_arena *a, const struct tm_record *rec, Taskmeter__ProcessRecord *pr)
+{
+	build_ids(rec, pr);
+	if (rec->key.kind == TM_KIND_PROCESS)
+		build_meta(&rec->meta, pr);
+	return build_strings(a, &rec->meta, pr);
+}
+
+/*
+ * Pack rec into its cache unless the cached bytes still say the same. The
+ * bytes are two ProcessRecord messages back to back, which protobuf reads
+ * as one (they set no field in common): who the record is, packed again
+ * only when that moved (rec->meta_changed), then its traffic.
+ */
 static int encode_record(struct tm_encoder *e, const struct tm_store *s, struct tm_record *rec)
 {
-	Taskmeter__ProcessRecord pr = TASKMETER__PROCESS_RECORD__INIT;
+	Taskmeter__ProcessRecord who = TASKMETER__PROCESS_RECORD__INIT;
+	Taskmeter__ProcessRecord traffic = TASKMETER__PROCESS_RECORD__INIT;
+	bool moved = false, repack_who = !rec->enc || rec->meta_changed;
 	struct tm_enc_cache *c;
-	bool moved = false;
-	size_t len;
+	size_t who_len;
 	int err;
 
-	if (cache_fresh(s, rec))
+	if (cache_fresh(rec))
 		return 0;
 	arena_reset(e->arena);
-	build_ids(rec, &pr);
-	if (rec->key.kind == TM_KIND_PROCESS)
-		build_meta(&rec->meta, &pr);
-	err = build_traffic(e->arena, s, rec, &pr, &moved);
-	if (!err)
-		err = build_strings(e->arena, &rec->meta, &pr);
-	len = taskmeter__process_record__get_packed_size(&pr);
-	if (!err)
-		err = cache_reserve(rec, len);
+	err = build_traffic(e->arena, s, rec, &traffic, &moved);
+	if (!err && repack_who)
+		err = build_who(e->arena, rec, &who);
+	if (err)
+		return err;
+	who_len = repack_who ? taskmeter__process_record__get_packed_size(&who)
+			     : ((struct tm_enc_cache *)rec->enc)->who_len;
+	err = cache_reserve(rec, who_len + taskmeter__process_record__get_packed_size(&traffic));
 	if (err)
 		return err;
 	c = rec->enc;
-	c->len = taskmeter__process_record__pack(&pr, c->bytes);
+	if (repack_who)
+		c->who_len = taskmeter__process_record__pack(&who, c->bytes);
+	c->len = c->who_len + taskmeter__process_record__pack(&traffic, c->bytes + c->who_len);
 	c->had_delta = moved;
-	c->names_gen = s->names_gen;
-	rec->changed = false;
+	rec->changed = rec->meta_changed = false;
 	e->encoded++;
 	return 0;
 }
@@ -433,11 +450,6 @@ static void part_append(struct tm_buf *b, const struct tm_record *rec)
 	b->len += c->len;
 }
 
-static bool reported(const struct tm_record *rec)
-{
-	return rec->sock_used || rec->n_ifs; /* metadata alone is not worth a record */
-}
-
 static void parts_clear(struct tm_encoder *e)
 {
 	struct tm_buf **p = e->parts.data;
@@ -447,16 +459,17 @@ static void parts_clear(struct tm_encoder *e)
 	e->parts.len = 0;
 }
 
-/* Records [from, to) of this frame into one message; the last message
- * also gets stats and interfaces. */
+/* Records [from, to) of s->reported into one message; the last message
+ * also gets stats and interfaces. Those tm_encode_records() did not pack
+ * (they got their first counts since) wait for the next frame. */
 static int emit_part(struct tm_encoder *e, struct tm_store *s, const Taskmeter__Frame *hdr,
 		     const struct tm_if_view *views, size_t n_views, size_t from, size_t to,
 		     size_t len)
 {
-	struct tm_record **recs = e->recs.data;
+	struct tm_record **recs = s->reported.data;
 	struct tm_buf *b, **slot;
 
-	b = part_start(e, s, hdr, views, n_views, to == e->recs.len, len);
+	b = part_start(e, s, hdr, views, n_views, to == s->reported.len, len);
 	slot = b ? tm_vec_push(&e->parts, sizeof(*slot)) : NULL;
 	if (!slot) {
 		tm_buf_put(b);
@@ -464,7 +477,8 @@ static int emit_part(struct tm_encoder *e, struct tm_store *s, const Taskmeter__
 	}
 	*slot = b;
 	for (size_t i = from; i < to; i++)
-		part_append(b, recs[i]);
+		if (recs[i]->enc)
+			part_append(b, recs[i]);
 	return 0;
 }
 
@@ -473,13 +487,17 @@ static int emit_part(struct tm_encoder *e, struct tm_store *s, const Taskmeter__
 static int emit_parts(struct tm_encoder *e, struct tm_store *s, const Taskmeter__Frame *hdr,
 		      const struct tm_if_view *views, size_t n_views)
 {
-	struct tm_record **recs = e->recs.data;
+	struct tm_record **recs = s->reported.data;
 	size_t from = 0, len = 0;
 	int err;
 
-	for (size_t i = 0; i < e->recs.len; i++) {
-		size_t n = record_field_len(recs[i]);
+	e->records = 0;
+	for (size_t i = 0; i < s->reported.len; i++) {
+		size_t n;
 
+		if (!recs[i]->enc)
+			continue;
+		n = record_field_len(recs[i]);
 		if (len && len + n > e->part_max) {
 			err = emit_part(e, s, hdr, views, n_views, from, i, len);
 			if (err)
@@ -488,26 +506,48 @@ static int emit_parts(struct tm_encoder *e, struct tm_store *s, const Taskmeter_
 			len = 0;
 		}
 		len += n;
+		e->records++;
 	}
-	return emit_part(e, s, hdr, views, n_views, from, e->recs.len, len);
+	return emit_part(e, s, hdr, views, n_views, from, s->reported.len, len);
 }
 
+/* Every record of s->reported once the interface names changed: its
+ * traffic shows them. */
+static void names_changed(struct tm_encoder *e, struct tm_store *s)
+{
+	if (e->names_gen == s->names_gen)
+		return;
+	e->names_gen = s->names_gen;
+	for (size_t i = 0; i < s->reported.len; i++)
+		tm_store_changed(s, ((struct tm_record **)s->reported.data)[i]);
+}
+
+/*
+ * The records of s->dirty only. One that had deltas stays on it: its next
+ * packing says they are 0 now. One without traffic leaves it:
+ * tm_store_add() puts it back with its first counts.
+ */
 int tm_encode_records(struct tm_encoder *e, struct tm_store *s)
 {
-	struct tm_record **slot;
+	struct tm_list *x, *next;
 	int err;
 
-	e->recs.len = 0;
 	e->encoded = 0;
 	s->frames++;
-	tm_store_each(s, rec, i) {
-		if (!reported(rec))
-			continue;
-		err = encode_record(e, s, rec);
-		slot = err ? NULL : tm_vec_push(&e->recs, sizeof(*slot));
-		if (!slot)
-			return err ? err : -ENOMEM;
-		*slot = rec;
+	names_changed(e, s);
+	for (x = s->dirty.next; x != &s->dirty; x = next) {
+		struct tm_record *rec = tm_store_rec_on(x, dirty);
+		const struct tm_enc_cache *c;
+
+		next = x->next;
+		if (rec->reported) {
+			err = encode_record(e, s, rec);
+			if (err)
+				return err;
+		}
+		c = rec->enc;
+		if (!c || !c->had_delta || !rec->reported)
+			tm_list_del(x);
 	}
 	return 0;
 }
@@ -532,7 +572,6 @@ void tm_encoder_free(struct tm_encoder *e)
 {
 	parts_clear(e);
 	tm_vec_free(&e->parts);
-	tm_vec_free(&e->recs);
 	arena_free(e->arena);
 	e->arena = NULL;
 }

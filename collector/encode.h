@@ -31,15 +31,17 @@ struct tm_encoder {
 	struct tm_arena *arena;     /* scratch for one record's message */
 	size_t part_max;            /* bytes of records per message */
 	struct tm_vec parts;        /* struct tm_buf *: the last frame's messages */
-	struct tm_vec recs;         /* struct tm_record *: the last frame's records */
+	size_t records;             /* records in the last frame */
 	uint64_t encoded;           /* records packed by the last frame */
+	uint64_t names_gen;         /* tm_store.names_gen the records show */
 };
 
 int tm_encoder_init(struct tm_encoder *e, struct tm_store *s, size_t part_max);
 void tm_encoder_free(struct tm_encoder *e);
 
 /* Pack every record of s with traffic that changed since the last frame
- * (the others keep their bytes); counts them in e->encoded. */
+ * (the others keep their bytes); counts them in e->encoded. The records
+ * looked at are those of s->dirty, not every record of s. */
 int tm_encode_records(struct tm_encoder *e, struct tm_store *s);
 
 /*

@@ -137,6 +137,7 @@ void tm_mapio_free(struct tm_mapio *m)
 	free(m->keys);
 	free(m->vals);
 	free(m->cvals);
+	tm_vec_free(&m->retiring);
 	m->slots = NULL;
 	m->keys = m->vals = m->cvals = NULL;
 }
@@ -277,24 +278,42 @@ static void retire_sums(struct tm_mapio *m, const struct tm_slotinfo *si)
 		tm_dbg("retired sums: %s\n", strerror(errno));
 }
 
-/* Slots retired a read ago: that read was their last; zeroed and freed. */
+/* A slot retired a read ago: that read was its last; zeroed and freed. */
+static int free_retired(struct tm_mapio *m, __u32 i)
+{
+	struct tm_slotinfo *si = &m->slots[i];
+	int err;
+
+	retire_sums(m, si);
+	err = zero_slot(m, i);
+	if (err) {
+		tm_warn("freeing slot %u: %s\n", i, strerror(-err));
+		return err;
+	}
+	bpf_map_delete_elem(m->retiring_fd, &i);
+	if (si->rec)
+		unlist(si->rec, i);
+	memset(si, 0, sizeof(*si));
+	m->recycled++;
+	return 0;
+}
+
+/* The slots of m->retiring that are done leave it: freed, or taken by a
+ * class again meanwhile (read_classes made them live). Those retired at
+ * this read, or that failed to zero, stay for the next. */
 static void recycle(struct tm_mapio *m)
 {
-	for (__u32 i = TM_SLOTS_RESERVED; i < m->high; i++) {
-		struct tm_slotinfo *si = &m->slots[i];
+	__u32 *v = m->retiring.data;
 
-		if (si->state != TM_SLOT_RETIRING || si->retired_read >= m->reads)
-			continue;
-		retire_sums(m, si);
-		if (zero_slot(m, i)) {
-			tm_warn("freeing slot %u: %s\n", i, strerror(errno));
+	for (size_t j = 0; j < m->retiring.len;) {
+		const struct tm_slotinfo *si = &m->slots[v[j]];
+
+		if (si->state == TM_SLOT_RETIRING &&
+		    (si->retired_read >= m->reads || free_retired(m, v[j]))) {
+			j++;
 			continue;
 		}
-		bpf_map_delete_elem(m->retiring_fd, &i);
-		if (si->rec)
-			unlist(si->rec, i);
-		memset(si, 0, sizeof(*si));
-		m->recycled++;
+		v[j] = v[--m->retiring.len];
 	}
 	while (m->high > TM_SLOTS_RESERVED && m->slots[m->high - 1].state == TM_SLOT_FREE)
 		m->high--;
@@ -319,8 +338,13 @@ int tm_mapio_read(struct tm_mapio *m, struct tm_store *s)
 static void retire(struct tm_mapio *m, __u32 slot)
 {
 	struct tm_slotinfo *si = &m->slots[slot];
-	__u32 gen = 0, one = 1;
+	__u32 gen = 0, one = 1, *p = tm_vec_push(&m->retiring, sizeof(*p));
 
+	if (!p) {
+		tm_warn("retiring slot %u: %s\n", slot, strerror(ENOMEM));
+		return; /* still live: its record's next drain tries again */
+	}
+	*p = slot;
 	bpf_map_delete_elem(m->classes_fd, &si->k);
 	if (!bpf_map_lookup_elem(m->gen_fd, &slot, &gen)) {
 		gen++;

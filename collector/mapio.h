@@ -45,6 +45,8 @@ struct tm_mapio {
 	uint32_t high;                  /* slots at or above are not in use */
 	uint64_t reads;
 	struct tm_slotinfo *slots;
+	struct tm_vec retiring;         /* __u32: the slots retire() took (recycle
+					 * looks at those, not at every slot) */
 	void *keys, *vals, *cvals;      /* batch buffers */
 	uint32_t batch;
 	uint64_t classes;               /* classes live at the last read */

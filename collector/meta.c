@@ -118,7 +118,7 @@ static void on_meta(struct tm_resolver *r, const struct tm_meta_event *ev, size_
 	tm_meta_set_argv(m, ev->data, ev->argv_len, ev->flags & TM_META_ARGV_TRUNCATED);
 	tm_meta_set_env(m, r->cfg, ev->data + ev->argv_len, ev->env_len);
 	m->source = ev->flags & TM_META_NO_TASK_WORK ? TM_SOURCE_IN_PROCESS : TM_SOURCE_TASK_WORK;
-	rec->changed = true;
+	tm_store_changed(r->store, rec);
 }
 
 static uint64_t ns_inode(int pid, const char *ns)
@@ -201,7 +201,7 @@ static int read_procfs(struct tm_resolver *r, struct tm_record *rec)
 	m->ids.pidns = ns_inode(pid, "pid");
 	m->has_ids = true;
 	m->source = TM_SOURCE_PROCFS;
-	rec->changed = true;
+	tm_store_changed(r->store, rec);
 	return 0;
 }
 
@@ -243,6 +243,8 @@ static void on_exit_ev(struct tm_resolver *r, const struct tm_exit_event *ev)
 		if (rec->meta.source == TM_SOURCE_NONE)
 			rec->meta.source = TM_SOURCE_AT_EXIT;
 	}
+	/* the exit marked it, unless an inferred exit had already */
+	tm_store_changed(r->store, rec);
 }
 
 int tm_resolver_on_event(void *ctx, void *data, size_t len)
@@ -285,21 +287,35 @@ static void resolve_cgroup(struct tm_resolver *r, struct tm_record *rec)
 		return;
 	tm_utf8_sanitize(m->cgroup_path, strlen(m->cgroup_path));
 	tm_container_parse(m->cgroup_path, &m->container);
-	rec->changed = true;
+	tm_store_changed(r->store, rec);
 }
 
+/* Nothing more to resolve: its metadata came (or /proc was tried), and
+ * its cgroup path is known. */
+static bool resolved(const struct tm_meta *m)
+{
+	return (m->procfs_tried || m->source != TM_SOURCE_NONE) && m->cgroup_path;
+}
+
+/* The process records not resolved yet only (s->unresolved): a record
+ * that never gets a cgroup path stays on the list, as it is tried again
+ * every frame. */
 void tm_resolver_run(struct tm_resolver *r)
 {
 	struct tm_store *s = r->store;
+	struct tm_list *x, *next;
 
-	tm_store_each(s, rec, i) {
-		if (rec->key.kind != TM_KIND_PROCESS)
-			continue;
+	for (x = s->unresolved.next; x != &s->unresolved; x = next) {
+		struct tm_record *rec = tm_store_rec_on(x, unresolved);
+
+		next = x->next;
 		/* a frame after it appeared without metadata: one /proc read */
 		if (!rec->meta.procfs_tried && rec->meta.source == TM_SOURCE_NONE &&
 		    s->frames > rec->first_frame + 1)
 			read_procfs(r, rec);
 		resolve_cgroup(r, rec);
+		if (resolved(&rec->meta))
+			tm_list_del(x);
 	}
 }
 

@@ -56,11 +56,30 @@ static bool key_eq(const struct tm_rec_key *a, const struct tm_rec_key *b)
 int tm_store_init(struct tm_store *s)
 {
 	memset(s, 0, sizeof(*s));
+	tm_list_init(&s->dirty);
+	tm_list_init(&s->expiring);
+	tm_list_init(&s->unresolved);
 	return tm_htab_init(&s->records, TM_STORE_INITIAL_BUCKETS);
+}
+
+/* Out of s->reported: the last one takes its place. */
+static void unreport(struct tm_store *s, struct tm_record *rec)
+{
+	struct tm_record **v = s->reported.data;
+
+	if (!rec->reported)
+		return;
+	v[rec->reported - 1] = v[--s->reported.len];
+	v[rec->reported - 1]->reported = rec->reported;
+	rec->reported = 0;
 }
 
 static void record_free(struct tm_store *s, struct tm_record *rec)
 {
+	tm_list_del(&rec->dirty);
+	unreport(s, rec);
+	tm_list_del(&rec->expiring);
+	tm_list_del(&rec->unresolved);
 	tm_meta_clear(&rec->meta);
 	if (rec->enc && s->free_enc)
 		s->free_enc(rec->enc);
@@ -80,6 +99,7 @@ void tm_store_free(struct tm_store *s)
 		}
 	}
 	tm_htab_free(&s->records);
+	tm_vec_free(&s->reported);
 	tm_vec_free(&s->if_totals);
 	tm_vec_free(&s->if_names);
 	memset(s, 0, sizeof(*s));
@@ -108,12 +128,29 @@ struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k)
 	}
 	rec->key = *k;
 	rec->first_frame = s->frames;
-	rec->changed = true;
+	tm_store_changed(s, rec);
 	rec->node.hash = key_hash(k);
 	tm_htab_insert(&s->records, &rec->node);
 	s->count++;
-	s->processes += k->kind == TM_KIND_PROCESS;
+	if (k->kind == TM_KIND_PROCESS) {
+		s->processes++;
+		tm_list_add_tail(&s->unresolved, &rec->unresolved);
+	}
 	return rec;
+}
+
+/* Onto s->dirty, once however often it changes. */
+static void dirty(struct tm_store *s, struct tm_record *rec)
+{
+	rec->changed = true;
+	if (!tm_list_linked(&rec->dirty))
+		tm_list_add_tail(&s->dirty, &rec->dirty);
+}
+
+void tm_store_changed(struct tm_store *s, struct tm_record *rec)
+{
+	rec->meta_changed = true;
+	dirty(s, rec);
 }
 
 struct tm_record *tm_store_process(struct tm_store *s, const struct tm_owner *o, __u32 exec_seq)
@@ -167,6 +204,21 @@ static struct tm_ifslot *ifslot(struct tm_record *rec, const struct tm_class *k)
 	return x;
 }
 
+/* Its first counts: from now on in every frame. A record that does not
+ * fit the array (no memory) is tried again with its next counts. */
+static void reported(struct tm_store *s, struct tm_record *rec)
+{
+	struct tm_record **slot;
+
+	if (rec->reported)
+		return;
+	slot = tm_vec_push(&s->reported, sizeof(*slot));
+	if (!slot)
+		return;
+	*slot = rec;
+	rec->reported = s->reported.len;
+}
+
 void tm_store_add(struct tm_store *s, struct tm_record *rec, const struct tm_class *k,
 		  const struct tm_counter_val *d)
 {
@@ -176,19 +228,21 @@ void tm_store_add(struct tm_store *s, struct tm_record *rec, const struct tm_cla
 
 	if (k->dir >= TM_DIR_MAX || k->layer >= TM_LAYER_MAX || !nonzero(d))
 		return;
-	rec->changed = true;
+	dirty(s, rec);
 	if (k->layer == TM_LAYER_CGROUP_SKB) {
 		if (k->l4 >= TM_L4_MAX || k->family >= TM_FAMILY_MAX)
 			return;
 		idx = TM_OVERFLOW_IDX(k->dir, k->l4, k->family);
 		tm_store_val_add(&rec->sock[idx].total, d);
 		rec->sock_used |= (uint16_t)(1u << idx);
+		reported(s, rec);
 		return;
 	}
 	x = ifslot(rec, k);
 	if (!x)
 		return;
 	tm_store_val_add(&x->s.total, d);
+	reported(s, rec);
 	/* drops are not traffic the interface carried: left out of its sums */
 	if (k->layer == TM_LAYER_DROP)
 		return;
@@ -202,6 +256,20 @@ void tm_store_add(struct tm_store *s, struct tm_record *rec, const struct tm_cla
 static bool same_owner(const struct tm_owner *a, const struct tm_owner *b)
 {
 	return a->tgid == b->tgid && a->start_ns == b->start_ns;
+}
+
+/*
+ * Into s->expiring at its deadline. Deadlines are now + exited_ttl, so it
+ * goes at the tail but after a reload that shortened exited_ttl: the walk
+ * back from the tail keeps the list ordered whatever the ttl.
+ */
+static void expiring(struct tm_store *s, struct tm_record *rec)
+{
+	struct tm_list *pos = s->expiring.prev;
+
+	while (pos != &s->expiring && tm_store_rec_on(pos, expiring)->expire_ns > rec->expire_ns)
+		pos = pos->prev;
+	tm_list_add_after(pos, &rec->expiring);
 }
 
 void tm_store_exit(struct tm_store *s, const struct tm_owner *o, bool has_code, int32_t code,
@@ -224,7 +292,8 @@ void tm_store_exit(struct tm_store *s, const struct tm_owner *o, bool has_code, 
 		rec->has_exit_code = has_code;
 		rec->exit_code = code;
 		rec->expire_ns = now + ttl_ns;
-		rec->changed = true;
+		tm_store_changed(s, rec);
+		expiring(s, rec);
 	}
 }
 
@@ -244,25 +313,24 @@ void tm_store_expire(struct tm_store *s, uint64_t now,
 		     bool (*drain)(void *ctx, struct tm_record *rec),
 		     void (*forget)(void *ctx, const struct tm_owner *o), void *ctx)
 {
-	for (size_t i = 0; i < s->records.n_b; i++) {
-		struct tm_hnode *x = s->records.b[i], *next;
+	struct tm_list *x = s->expiring.next, *next;
 
-		for (; x; x = next) {
-			struct tm_record *rec = tm_store_rec(x);
-			struct tm_owner o = rec->key.owner;
+	/* the records whose time is up are the head of the list, up to now */
+	for (; x != &s->expiring; x = next) {
+		struct tm_record *rec = tm_store_rec_on(x, expiring);
+		struct tm_owner o = rec->key.owner;
 
-			next = x->next;
-			if (!rec->expire_ns || now < rec->expire_ns)
-				continue;
-			if (drain(ctx, rec))
-				continue; /* not done yet: looked at again next frame */
-			tm_htab_remove(&s->records, x);
-			s->count--;
-			s->processes -= rec->key.kind == TM_KIND_PROCESS;
-			record_free(s, rec);
-			if (!tm_store_owner_has_records(s, &o))
-				forget(ctx, &o);
-		}
+		next = x->next;
+		if (now < rec->expire_ns)
+			break;
+		if (drain(ctx, rec))
+			continue; /* not done yet: looked at again next frame */
+		tm_htab_remove(&s->records, &rec->node);
+		s->count--;
+		s->processes -= rec->key.kind == TM_KIND_PROCESS;
+		record_free(s, rec);
+		if (!tm_store_owner_has_records(s, &o))
+			forget(ctx, &o);
 	}
 }
 

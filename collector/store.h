@@ -65,6 +65,15 @@ struct tm_record {
 	uint64_t first_frame;           /* tm_store.frames when first seen */
 	bool changed;                   /* counters, metadata or state moved since
 					 * the last encoding (cleared by encode.c) */
+	bool meta_changed;              /* metadata or state (ids, exit) did: what
+					 * encode.c packs apart from the counters */
+	/* The lists of tm_store it is on: what the next frame has to do with
+	 * it, so that a frame's work follows what changed, not the store. */
+	struct tm_list dirty;           /* its encoding is to be looked at */
+	size_t reported;                /* its index in tm_store.reported + 1 once
+					 * it has traffic (0: none yet) */
+	struct tm_list expiring;        /* exited: by expire_ns */
+	struct tm_list unresolved;      /* a process whose metadata may still come */
 	uint16_t sock_used;             /* bitmap of sock[] slots with counters */
 	struct tm_slot sock[TM_SOCK_SLOTS];
 	struct tm_ifslot *ifs;
@@ -94,6 +103,9 @@ struct tm_if_name {
 	char name[16];
 };
 
+/* The record of a node of one of its lists (member: which). */
+#define tm_store_rec_on(x, member) TM_CONTAINER_OF(x, struct tm_record, member)
+
 /* The record of a node of tm_store.records (NULL for NULL). */
 static inline struct tm_record *tm_store_rec(struct tm_hnode *x)
 {
@@ -108,6 +120,13 @@ struct tm_store {
 	struct tm_vec if_totals;        /* struct tm_if_total */
 	struct tm_vec if_names;         /* struct tm_if_name */
 	uint64_t names_gen;             /* bumped when a name changes */
+	struct tm_list dirty;           /* records marked changed (tm_store_changed),
+					 * and those encode.c looks at again */
+	struct tm_vec reported;         /* struct tm_record *: those with traffic, the
+					 * frame's (an array: walked without chasing
+					 * pointers, every frame) */
+	struct tm_list expiring;        /* exited records, soonest deadline first */
+	struct tm_list unresolved;      /* process records meta.c is not done with */
 	void (*free_enc)(void *enc);    /* encode.c's cache destructor */
 };
 
@@ -120,6 +139,10 @@ struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k);
 /* The record of a process identity (kind PROCESS). */
 struct tm_record *tm_store_process(struct tm_store *s, const struct tm_owner *o,
 				   __u32 exec_seq);
+
+/* Metadata or state of rec moved (tm_store_add() marks counters that
+ * did): the next frame packs it. */
+void tm_store_changed(struct tm_store *s, struct tm_record *rec);
 
 /* The record counting class k (kind: enum tm_kind; for TM_KIND_PROCESS the
  * class's owner and exec_seq name it), created if need be; NULL, ENOMEM. */
@@ -138,7 +161,7 @@ void tm_store_exit(struct tm_store *s, const struct tm_owner *o, bool has_code, 
 bool tm_store_owner_has_records(struct tm_store *s, const struct tm_owner *o);
 
 /*
- * Records whose time is up: drain(ctx, rec) retires what still counts for
+ * Records whose time is up (the head of s->expiring): drain(ctx, rec) retires what still counts for
  * them in the maps and says whether they must stay (their counters still
  * draining, or counts that arrived since the last frame: reported once
  * more); the others are freed and, when an owner has no record left,

@@ -77,6 +77,58 @@ struct tm_hnode *tm_htab_find(const struct tm_htab *t, uint64_t hash,
 	for (size_t i = 0; i < (t)->n_b; i++)                \
 		for (struct tm_hnode *x = (t)->b[i]; x; x = x->next)
 
+/*
+ * A doubly linked list of nodes embedded in the caller's structs, around a
+ * head of its own (tm_list_init; a head must not move once initialised).
+ * A node is linked or not (zeroed, or after tm_list_del): the lists a
+ * record is on say what the next frame has to do with it, in O(1).
+ */
+struct tm_list {
+	struct tm_list *prev, *next;
+};
+
+static inline void tm_list_init(struct tm_list *head)
+{
+	head->prev = head->next = head;
+}
+
+static inline bool tm_list_linked(const struct tm_list *x)
+{
+	return x->next != NULL;
+}
+
+static inline bool tm_list_empty(const struct tm_list *head)
+{
+	return head->next == head;
+}
+
+/* x (not linked) after pos. */
+static inline void tm_list_add_after(struct tm_list *pos, struct tm_list *x)
+{
+	x->prev = pos;
+	x->next = pos->next;
+	pos->next->prev = x;
+	pos->next = x;
+}
+
+static inline void tm_list_add_tail(struct tm_list *head, struct tm_list *x)
+{
+	tm_list_add_after(head->prev, x);
+}
+
+/* Unlinks x if it is linked. */
+static inline void tm_list_del(struct tm_list *x)
+{
+	if (!tm_list_linked(x))
+		return;
+	x->prev->next = x->next;
+	x->next->prev = x->prev;
+	x->prev = x->next = NULL;
+}
+
+/* Every node of head in order. Unlinking x while at it: take x->next first. */
+#define tm_list_each(head, x) for (struct tm_list *x = (head)->next; x != (head); x = x->next)
+
 /* A 64-bit mix (splitmix64's finaliser) for hash tables. */
 static inline uint64_t tm_hash64(uint64_t x)
 {

@@ -98,7 +98,7 @@ static uint64_t own_cgroup_id(void)
 	struct stat st;
 	FILE *f;
 
-	if (tm_cgroup2_mount(mount, sizeof(mount)))
+	if (tm_proc_cgroup2_mount(mount, sizeof(mount)))
 		return 0;
 	f = fopen("/proc/self/cgroup", "r");
 	if (!f)

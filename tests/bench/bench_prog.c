@@ -267,7 +267,7 @@ static int load_objs(void)
 		if (!err)
 			err = bpf_object__load(bench.obj[i]);
 		if (!err && i == OBJ_MAIN)
-			err = tm_bpf_fill_slots(bench.obj[i]);
+			err = tm_bpfmaps_fill_slots(bench.obj[i]);
 		if (err) {
 			tm_err("cannot load %s: %s\n", obj_name(i), strerror(-err));
 			return err;

@@ -18,6 +18,9 @@ static const struct tm_owner owners[] = {
 	{ .tgid = 501, .start_ns = 11 }, { .tgid = 502, .start_ns = 12 }, { .tgid = 503, .start_ns = 13 },
 };
 
+/* A comm as task_struct has it: TM_COMM_LEN bytes. */
+static const char renamed[TM_COMM_LEN] = "renamed";
+
 struct fx {
 	struct tm_store s;
 	struct tm_encoder e;
@@ -314,12 +317,124 @@ TM_TEST(encode_cache_follows_changes)
 	if (!ASSERT_EQ(encode(&f), 0))
 		goto out;
 	ASSERT_EQ(f.e.encoded, 0);
-	ASSERT_EQ(f.e.recs.len, 3);
+	ASSERT_EQ(f.e.records, 3);
 	/* One record moved: only it is packed. */
 	tm_store_add(&f.s, tm_store_process(&f.s, &owners[1], 0), &k, &d);
 	if (!ASSERT_EQ(encode(&f), 0))
 		goto out;
 	ASSERT_EQ(f.e.encoded, 1);
+	ok = true;
+out:
+	if (m)
+		taskmeter__frame__free_unpacked(m, NULL);
+	fx_free(&f);
+	return ok;
+}
+
+/* The encoder looks at the records the store marked (s->dirty) only: one
+ * changed twice is packed once, the unchanged are not packed, and a
+ * record whose first counts come after tm_encode_records() waits for the
+ * next frame. */
+TM_TEST(encode_packs_what_changed)
+{
+	struct tm_class k = { .owner = owners[2], .layer = TM_LAYER_CGROUP_SKB,
+			      .dir = TM_DIR_INGRESS, .l4 = TM_L4_UDP, .family = TM_FAMILY_IPV6 };
+	struct tm_counter_val d = { .packets = 2, .bytes = 20 };
+	struct tm_owner late = { .tgid = 999, .start_ns = 9 };
+	struct tm_record *rec, *other, *fresh;
+	struct fx f;
+	bool ok = false;
+
+	/* two frames: packed, then packed with deltas of 0 */
+	if (!fx_init(&f, 3, 1 << 20) || !ASSERT_EQ(encode(&f), 0) || !ASSERT_EQ(encode(&f), 0))
+		goto out;
+	ASSERT_TRUE(tm_list_empty(&f.s.dirty));
+	rec = tm_store_process(&f.s, &owners[2], 0);
+	other = tm_store_process(&f.s, &owners[0], 0);
+	if (!ASSERT_TRUE(rec && other))
+		goto out;
+	tm_store_add(&f.s, rec, &k, &d);
+	tm_store_add(&f.s, rec, &k, &d);
+	other->changed = true; /* not through tm_store_changed: not looked at */
+	if (!ASSERT_EQ(encode(&f), 0))
+		goto out;
+	ASSERT_EQ(f.e.encoded, 1);
+	ASSERT_EQ(f.e.records, 3);
+	/* its delta was not 0: once more, then it is off the list */
+	ASSERT_TRUE(tm_list_linked(&rec->dirty));
+	if (!ASSERT_EQ(encode(&f), 0))
+		goto out;
+	ASSERT_EQ(f.e.encoded, 1);
+	ASSERT_TRUE(!tm_list_linked(&rec->dirty));
+	/* metadata alone marks it too */
+	tm_meta_set_comm(&rec->meta, renamed);
+	tm_store_changed(&f.s, rec);
+	if (!ASSERT_EQ(encode(&f), 0))
+		goto out;
+	ASSERT_EQ(f.e.encoded, 1);
+	/* first counts between the records' packing and the frame */
+	if (!ASSERT_EQ(tm_encode_records(&f.e, &f.s), 0))
+		goto out;
+	k.owner = late;
+	fresh = tm_store_record_of(&f.s, TM_KIND_PROCESS, &k);
+	if (!ASSERT_TRUE(fresh))
+		goto out;
+	tm_store_add(&f.s, fresh, &k, &d);
+	if (!ASSERT_EQ(tm_encode_frame(&f.e, &f.s, &f.hdr, &f.view, 1), 0))
+		goto out;
+	ASSERT_EQ(f.e.records, 3);
+	if (!ASSERT_EQ(encode(&f), 0))
+		goto out;
+	ASSERT_EQ(f.e.encoded, 1);
+	ASSERT_EQ(f.e.records, 4);
+	ok = true;
+out:
+	fx_free(&f);
+	return ok;
+}
+
+/* A record's bytes are who it is, packed when that moves, then its
+ * traffic: counters alone leave the first part as it was, and the two
+ * decode as one record. */
+TM_TEST(encode_who_apart_from_traffic)
+{
+	struct tm_class k = { .owner = owners[0], .layer = TM_LAYER_CGROUP_SKB,
+			      .dir = TM_DIR_EGRESS, .l4 = TM_L4_TCP, .family = TM_FAMILY_IPV4 };
+	struct tm_counter_val d = { .packets = 1, .bytes = 5 };
+	Taskmeter__Frame *m = NULL;
+	struct tm_record *rec;
+	struct fx f;
+	bool ok = false;
+
+	if (!fx_init(&f, 1, 1 << 20) || !ASSERT_EQ(encode(&f), 0))
+		goto out;
+	rec = tm_store_process(&f.s, &owners[0], 0);
+	/* behind the store's back: not packed again until marked */
+	tm_meta_set_comm(&rec->meta, renamed);
+	tm_store_add(&f.s, rec, &k, &d);
+	if (!ASSERT_EQ(encode(&f), 0))
+		goto out;
+	m = unpack(part(&f, 0));
+	if (!ASSERT_TRUE(m) || !ASSERT_EQ(m->n_records, 1))
+		goto out;
+	ASSERT_TRUE(m->records[0]->comm && !strcmp(m->records[0]->comm, "worker"));
+	ASSERT_EQ(m->records[0]->pid, owners[0].tgid);
+	ASSERT_EQ(m->records[0]->n_argv, 2);
+	ASSERT_EQ(m->records[0]->tx_total->bytes, 1005);
+	ASSERT_EQ(m->records[0]->tx_delta->bytes, 5);
+	taskmeter__frame__free_unpacked(m, NULL);
+	/* marked: who it is is packed again, its counters stay */
+	tm_store_changed(&f.s, rec);
+	m = NULL;
+	if (!ASSERT_EQ(encode(&f), 0))
+		goto out;
+	m = unpack(part(&f, 0));
+	if (!ASSERT_TRUE(m) || !ASSERT_EQ(m->n_records, 1))
+		goto out;
+	ASSERT_TRUE(m->records[0]->comm && !strcmp(m->records[0]->comm, "renamed"));
+	ASSERT_EQ(m->records[0]->tx_total->bytes, 1005);
+	ASSERT_EQ(m->records[0]->tx_delta->bytes, 0);
+	ASSERT_EQ(m->records[0]->n_traffic, 2);
 	ok = true;
 out:
 	if (m)

@@ -256,6 +256,104 @@ out:
 	return ok;
 }
 
+/* Deadlines decide the order, not the order of the exits: a reload that
+ * shortened exited_ttl lets a later exit expire first. */
+TM_TEST(store_expiry_in_deadline_order)
+{
+	static const struct tm_owner o[3] = { { .tgid = 10, .start_ns = 1 },
+					      { .tgid = 11, .start_ns = 2 },
+					      { .tgid = 12, .start_ns = 3 } };
+	struct expiry e = { 0 };
+	struct tm_record *r[3];
+	struct tm_store s;
+	uint64_t last = 0;
+	bool ok = false;
+
+	if (!ASSERT_EQ(tm_store_init(&s), 0))
+		return false;
+	for (int i = 0; i < 3; i++)
+		r[i] = tm_store_process(&s, &o[i], 0);
+	if (!ASSERT_TRUE(r[0] && r[1] && r[2]))
+		goto out;
+	tm_store_exit(&s, &o[0], true, 0, 100 * SEC, 60 * SEC); /* 160 */
+	tm_store_exit(&s, &o[1], true, 0, 101 * SEC, 10 * SEC); /* 111 */
+	tm_store_exit(&s, &o[2], true, 0, 102 * SEC, 60 * SEC); /* 162 */
+	tm_list_each(&s.expiring, x) {
+		ASSERT_TRUE(tm_store_rec_on(x, expiring)->expire_ns >= last);
+		last = tm_store_rec_on(x, expiring)->expire_ns;
+	}
+	ASSERT_TRUE(s.expiring.next == &r[1]->expiring);
+	ASSERT_TRUE(s.expiring.prev == &r[2]->expiring);
+	/* Only the records whose time is up are looked at. */
+	tm_store_expire(&s, 111 * SEC, drain, forget, &e);
+	ASSERT_EQ(e.drained, 1);
+	ASSERT_EQ(e.last_forgotten.tgid, 11);
+	ASSERT_EQ(s.count, 2);
+	tm_store_expire(&s, 161 * SEC, drain, forget, &e);
+	ASSERT_EQ(e.drained, 2);
+	ASSERT_EQ(e.last_forgotten.tgid, 10);
+	ASSERT_TRUE(s.expiring.next == &r[2]->expiring);
+	ASSERT_EQ(s.count, 1);
+	ok = true;
+out:
+	tm_store_free(&s);
+	return ok;
+}
+
+static size_t list_len(const struct tm_list *head)
+{
+	size_t n = 0;
+
+	tm_list_each(head, x)
+		n++;
+	return n;
+}
+
+/* What the next frame has to look at: records changed (once each however
+ * often they changed), those with traffic, processes still unresolved. */
+TM_TEST(store_lists_follow_changes)
+{
+	struct tm_class tx = sock_class(&owner_a, 0, TM_DIR_EGRESS, TM_L4_UDP, TM_FAMILY_IPV4);
+	struct tm_counter_val d = val(1, 100, 72);
+	struct tm_record *a, *b, *bucket;
+	struct tm_rec_key bk = { .kind = TM_KIND_FORWARDED };
+	struct tm_store s;
+	bool ok = false;
+
+	if (!ASSERT_EQ(tm_store_init(&s), 0))
+		return false;
+	a = tm_store_process(&s, &owner_a, 0);
+	b = tm_store_process(&s, &owner_b, 0);
+	bucket = tm_store_get(&s, &bk);
+	if (!ASSERT_TRUE(a && b && bucket))
+		goto out;
+	ASSERT_EQ(list_len(&s.dirty), 3);      /* new: to be encoded */
+	ASSERT_EQ(list_len(&s.unresolved), 2); /* processes only */
+	ASSERT_EQ(s.reported.len, 0);          /* no traffic yet */
+	/* The encoder takes them off; a's counters move twice, b's not. */
+	while (!tm_list_empty(&s.dirty))
+		tm_list_del(s.dirty.next);
+	tm_store_add(&s, a, &tx, &d);
+	tm_store_add(&s, a, &tx, &d);
+	ASSERT_EQ(list_len(&s.dirty), 1);
+	ASSERT_TRUE(s.dirty.next == &a->dirty);
+	ASSERT_TRUE(!tm_list_linked(&b->dirty));
+	ASSERT_EQ(s.reported.len, 1);
+	ASSERT_EQ(a->reported, 1);
+	/* Freed: off every list. */
+	tm_store_exit(&s, &owner_a, true, 0, SEC, SEC);
+	ASSERT_EQ(list_len(&s.expiring), 1);
+	tm_store_expire(&s, 2 * SEC, drain, forget, &(struct expiry){ 0 });
+	ASSERT_EQ(list_len(&s.dirty), 0);
+	ASSERT_EQ(list_len(&s.expiring), 0);
+	ASSERT_EQ(list_len(&s.unresolved), 1);
+	ASSERT_EQ(s.reported.len, 0);
+	ok = true;
+out:
+	tm_store_free(&s);
+	return ok;
+}
+
 TM_TEST(store_exit_before_counters)
 {
 	struct tm_record *rec;
