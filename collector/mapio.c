@@ -284,12 +284,12 @@ static int free_retired(struct tm_mapio *m, __u32 i)
 	struct tm_slotinfo *si = &m->slots[i];
 	int err;
 
-	retire_sums(m, si);
 	err = zero_slot(m, i);
-	if (err) {
+	if (err) { /* tried again at the next read: its sums not yet added */
 		tm_warn("freeing slot %u: %s\n", i, strerror(-err));
 		return err;
 	}
+	retire_sums(m, si);
 	bpf_map_delete_elem(m->retiring_fd, &i);
 	if (si->rec)
 		unlist(si->rec, i);
