@@ -188,29 +188,32 @@ def check_children(frames, rep, n, size):
 
 
 def test_exit_frees_state():
-    """10,000 process lifetimes in two rounds: each child's final bytes are
-    reported exactly, it is marked exited (with its exit status), and then
-    the collector and the BPF maps let go of it: live records, counter
+    """15,000 process lifetimes in three rounds: each child's final bytes
+    are reported exactly, it is marked exited (with its exit status), and
+    then the collector and the BPF maps let go of it: live records, counter
     entries and the entries of the per-owner maps (bpftool) return to what
     they were before, and the collector's memory does not grow from the
-    first 5,000 to the next."""
+    second 5,000 to the third. (Not from the first: the per-slot arrays the
+    collector allocates by counter_entries are touched page by page as slot
+    numbers are first used, and the second round may take other slot numbers
+    than the first; measured: one step after the first round, none after.)"""
     n, size = 5000, 32
     with Env(daemon_args=["--set", "exited_ttl=1"]) as env:
         base = state(env, env.wait_frame(lambda f: True, "a frame"))
-        first = storm_round(env, n, size, 5040, base)
-        rss_after_first = rss_anon_kib(env.daemon.pid)
-        second = storm_round(env, n, size, 5041, base)
-        rss_after_second = rss_anon_kib(env.daemon.pid)
+        reps, rss = [], []
+        for port in (5040, 5041, 5042):
+            reps.append(storm_round(env, n, size, port, base))
+            rss.append(rss_anon_kib(env.daemon.pid))
         frames = env.stop()
-        print(f"baseline {base}; anonymous memory {rss_after_first} -> {rss_after_second} KiB, "
+        print(f"baseline {base}; anonymous memory after each round {rss} KiB, "
               f"peak records {max(f['stats'].get('records_live', 0) for f in frames)}")
-        for rep in (first, second):
+        for rep in reps:
             check_children(frames, rep, n, size)
         last = frames[-1]["stats"]
         check_eq((last.get("records_live", 0), last.get("counter_entries", 0)),
                  (base["records_live"], base["counter_entries"]), "records and counters at the end")
-        check(rss_after_second <= rss_after_first + 1024,
-              f"collector memory grew {rss_after_first} -> {rss_after_second} KiB")
+        check(rss[2] <= rss[1] + 1024,
+              f"collector memory grew {rss[1]} -> {rss[2]} KiB from the second round to the third")
 
 
 def test_exit_codes_of_a_storm():
