@@ -23,7 +23,6 @@
 #include "metadata.bpf.h"
 #include "pend.bpf.h"
 
-#define TM_IPPROTO_TCP_SK 6
 #define TM_SOCK_STREAM 1
 #define TM_MSG_PEEK 2
 
@@ -172,7 +171,7 @@ static __always_inline bool tm_sent_by_user(struct bpf_sock *sk)
 {
 	struct tcp_sock *tp;
 
-	if (sk->protocol != TM_IPPROTO_TCP_SK)
+	if (sk->protocol != TM_IPPROTO_TCP)
 		return true;
 	tp = bpf_skc_to_tcp_sock(sk);
 	return tp && tp->inet_conn.icsk_inet.sk.sk_lock.owned;
@@ -206,7 +205,7 @@ static __noinline __attribute__((unused)) void tm_claim_now(struct tm_sk *st,
 	tm_owner_of_task(task, &o);
 	if (!st->adopt && tm_same_owner(&st->owner, &o))
 		return;
-	if (ksk && ksk->sk_protocol == TM_IPPROTO_TCP_SK && ksk->sk_type == TM_SOCK_STREAM) {
+	if (ksk && ksk->sk_protocol == TM_IPPROTO_TCP && ksk->sk_type == TM_SOCK_STREAM) {
 		if (st->adopt)
 			st->pend[TM_DIR_INGRESS].payload_bytes += tm_tcp_rx_taken(st, ksk);
 		else
