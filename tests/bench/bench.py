@@ -869,7 +869,9 @@ def section_collector(collected, sim, simprof, memory):
           "owners' classes as the hooks make them and their metadata as task_work events;",
           "each interval pct% of them send, then what tick() does is timed. Not included:",
           "the ring buffer, interface counters, sending to subscribers, the /proc liveness",
-          "check. The 10,000 rows are the check against section 5's real processes.",
+          "check. The 10,000 rows set beside section 5's real processes show what those",
+          "parts cost (section 5's build times are higher by that much; the part of",
+          "each not measured apart).",
           f"Targets at 100,000: frame build <= {TARGETS['build100k_ms']} ms, RSS <= "
           f"{TARGETS['rss100k_mib']} MiB.", "",
           "| owners | sending | records packed | frame build ms median / max | interval's CPU ms "
