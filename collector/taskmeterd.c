@@ -11,6 +11,7 @@
 #define _GNU_SOURCE /* vasprintf */
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,8 @@
 #define TM_EXIT_CONFIG 2
 /* Bytes of records per message of a frame (Frame.more_parts). */
 #define TM_PART_MAX (8u << 20)
+/* Allocations from this size on are mmap()ed (glibc's default start). */
+#define TM_MMAP_THRESHOLD (128 * 1024)
 /* Records checked against /proc per interval for a missed exit. */
 #define TM_REAP_PER_TICK 256
 
@@ -790,6 +793,10 @@ int main(int argc, char **argv)
 	static struct tm_daemon d = { .epfd = -1, .bpf.cgroup_fd = -1 };
 	int err;
 
+	/* A fixed threshold: frame buffers (MiBs) are mapped and given back
+	 * each time; glibc's sliding one would move the first freed one into
+	 * the heap for good, a step in memory at some frame. */
+	mallopt(M_MMAP_THRESHOLD, TM_MMAP_THRESHOLD);
 	err = parse_args(&d, argc, argv);
 	if (err >= 0) {
 		tm_args_free(&d.args);

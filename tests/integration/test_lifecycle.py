@@ -193,10 +193,9 @@ def test_exit_frees_state():
     then the collector and the BPF maps let go of it: live records, counter
     entries and the entries of the per-owner maps (bpftool) return to what
     they were before, and the collector's memory does not grow from the
-    second 5,000 to the third. (Not from the first: the per-slot arrays the
-    collector allocates by counter_entries are touched page by page as slot
-    numbers are first used, and the second round may take other slot numbers
-    than the first; measured: one step after the first round, none after.)"""
+    first 5,000 to the third. (It once stepped up ~1.3 MiB at one round or
+    another: glibc's sliding mmap threshold moving a freed frame buffer
+    into the heap for good; taskmeterd fixes the threshold.)"""
     n, size = 5000, 32
     with Env(daemon_args=["--set", "exited_ttl=1"]) as env:
         base = state(env, env.wait_frame(lambda f: True, "a frame"))
@@ -212,8 +211,8 @@ def test_exit_frees_state():
         last = frames[-1]["stats"]
         check_eq((last.get("records_live", 0), last.get("counter_entries", 0)),
                  (base["records_live"], base["counter_entries"]), "records and counters at the end")
-        check(rss[2] <= rss[1] + 1024,
-              f"collector memory grew {rss[1]} -> {rss[2]} KiB from the second round to the third")
+        check(rss[2] <= rss[0] + 1024,
+              f"collector memory grew {rss[0]} -> {rss[2]} KiB from the first round to the third")
 
 
 def test_exit_codes_of_a_storm():
