@@ -400,8 +400,7 @@ def bystander_count(ns, dev):
 
 
 def rx_packets(ns, dev):
-    link = json.loads(sh("ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev))[0]
-    return link["stats64"]["rx"]["packets"]
+    return kernel_links((ns,))[(netns_inode(ns), dev)]["rx"][0]
 
 
 def coexist(tc_attach):

@@ -313,11 +313,8 @@ class Env:
     def wait_frames(self, n, timeout=10):
         """Wait until the dump subscriber has written n more frames."""
         start = self.count_frames()
-        deadline = time.time() + timeout
-        while self.count_frames() < start + n:
-            if time.time() > deadline:
-                raise TestFailure("no frames from taskmeterd")
-            time.sleep(0.05)
+        wait_for(lambda: self.count_frames() >= start + n, f"{n} more frames from taskmeterd",
+                 timeout)
 
     def new_frames(self):
         """The frames the dump subscriber wrote whole since the last call
