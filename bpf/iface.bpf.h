@@ -145,36 +145,37 @@ static __always_inline bool tm_ingress_flow(const struct tm_pkt *p, __u32 netns,
 /*
  * The slot of a received frame whose IP packet starts at l3off: its flow's
  * (one lookup when the flow is known), else a bucket's. Fills
- * a->payload_bytes and *pp (the parsed packet; zero when not IP).
+ * a->payload_bytes and *p, which the caller zeroed (the parsed packet; its
+ * header length stays 0 when it is not IP or malformed).
  */
 static __always_inline __u32 tm_ingress_slot(void *ctx, __u32 l3off, __u16 ethertype, __u32 len,
 					     __u32 netns, __u32 ifindex, __u8 layer,
-					     struct tm_counter_val *a, struct tm_pkt *pp,
+					     struct tm_counter_val *a, struct tm_pkt *p,
 					     enum tm_pkt_kind kind)
 {
 	struct tm_flow_val *v = NULL;
 	struct tm_flow_key fk;
-	struct tm_pkt p = {};
 	__u64 epoch;
 
 	if (ethertype != TM_ETH_P_IP && ethertype != TM_ETH_P_IPV6)
 		return tm_bucket_slot(TM_BUCKET_NON_IP, netns, ifindex, layer, TM_DIR_INGRESS,
 				      TM_L4_OTHER, TM_FAMILY_NONE);
-	if (tm_parse_ip(ctx, l3off, &p, tm_ip_version(ethertype), kind))
+	if (tm_parse_ip(ctx, l3off, p, tm_ip_version(ethertype), kind)) {
+		p->hdr_len = 0; /* what it parsed before it gave up */
 		return tm_bucket_slot(TM_BUCKET_MALFORMED, netns, ifindex, layer, TM_DIR_INGRESS,
 				      TM_L4_OTHER, TM_FAMILY_NONE);
-	a->payload_bytes = tm_frame_payload(&p, len > l3off ? len - l3off : 0);
-	*pp = p;
-	if (tm_ingress_flow(&p, netns, &fk)) {
+	}
+	a->payload_bytes = tm_frame_payload(p, len > l3off ? len - l3off : 0);
+	if (tm_ingress_flow(p, netns, &fk)) {
 		epoch = tm_bind_epoch();
 		v = tm_flow_get(&fk, epoch);
 		if (!v)
-			v = tm_flow_classify(ctx, &p, &fk, ifindex, epoch);
+			v = tm_flow_classify(ctx, p, &fk, ifindex, epoch);
 	}
 	if (v)
-		return tm_flow_slot(v, netns, ifindex, layer, p.l4, p.family);
-	return tm_bucket_slot(tm_bucket_of(ctx, &p, ifindex), netns, ifindex, layer,
-			      TM_DIR_INGRESS, p.l4, p.family);
+		return tm_flow_slot(v, netns, ifindex, layer, p->l4, p->family);
+	return tm_bucket_slot(tm_bucket_of(ctx, p, ifindex), netns, ifindex, layer,
+			      TM_DIR_INGRESS, p->l4, p->family);
 }
 
 #endif /* TM_IFACE_BPF_H */

@@ -18,13 +18,23 @@
 #define TM_TC_NEXT (-1)
 
 /* Where the IP header starts and the ethertype: data starts at the MAC
- * header, of mac_len bytes (0 on L3 devices such as tun or wireguard). */
+ * header, of mac_len bytes (0 on L3 devices such as tun or wireguard). An
+ * untagged IP frame's is what eth_type_trans() or the stack's output put
+ * in skb->protocol (a tag in the data says 802.1Q there: parsed). */
 static __always_inline int tm_tc_l3(struct __sk_buff *skb, struct sk_buff *kskb, __u32 *l3off,
 				    __u16 *ethertype)
 {
-	__u16 mac = kskb->mac_header, net = kskb->network_header;
+	__u16 mac = kskb->mac_header, net = kskb->network_header, proto;
 
-	if (net > mac && net - mac >= 14)
+	if (net - mac == TM_ETH_HLEN) {
+		proto = bpf_ntohs(skb->protocol);
+		if (proto == TM_ETH_P_IP || proto == TM_ETH_P_IPV6) {
+			*l3off = TM_ETH_HLEN;
+			*ethertype = proto;
+			return 0;
+		}
+	}
+	if (net > mac && net - mac >= TM_ETH_HLEN)
 		return tm_parse_eth(skb, l3off, ethertype, TM_PKT_SKB);
 	*l3off = 0;
 	*ethertype = bpf_ntohs(skb->protocol);

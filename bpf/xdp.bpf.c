@@ -15,25 +15,22 @@
 #include "flow.bpf.h"
 #include "iface.bpf.h"
 
-/* Plain loads through BTF pointers (one instruction each), not
- * BPF_CORE_READ's probe-read helper calls: this runs for every frame. */
-static __always_inline __u32 tm_xdp_netns(struct xdp_md *ctx)
-{
-	struct xdp_buff *x = bpf_cast_to_kern_ctx(ctx);
-
-	return x->rxq->dev->nd_net.net->ns.inum;
-}
-
 SEC("xdp.frags")
 int tm_xdp(struct xdp_md *ctx)
 {
+	/* Plain loads through BTF pointers (one instruction each), not
+	 * BPF_CORE_READ's probe-read helper calls: this runs for every frame. */
+	struct xdp_buff *x = bpf_cast_to_kern_ctx(ctx);
 	struct tm_counter_val a = { .packets = 1 };
-	__u32 len = (__u32)bpf_xdp_get_buff_len(ctx), l3off, netns, ifindex, slot;
+	__u32 len, l3off, netns, ifindex, slot;
+	struct tm_pkt p = {};
 	__u16 ethertype;
-	struct tm_pkt p;
 
+	/* a multi-buffer frame's length is the helper's to sum */
+	len = x->flags & XDP_FLAGS_HAS_FRAGS ? (__u32)bpf_xdp_get_buff_len(ctx)
+					     : (__u32)(x->data_end - x->data);
 	a.bytes = len;
-	netns = tm_xdp_netns(ctx);
+	netns = x->rxq->dev->nd_net.net->ns.inum;
 	ifindex = ctx->ingress_ifindex;
 	if (tm_parse_eth(ctx, &l3off, &ethertype, TM_PKT_XDP))
 		slot = tm_bucket_slot(TM_BUCKET_MALFORMED, netns, ifindex, TM_LAYER_XDP,
