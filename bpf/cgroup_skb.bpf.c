@@ -46,13 +46,13 @@ static __always_inline void tm_publish(struct tm_sk *st, struct bpf_sock *sk, st
 
 /* A send by a process other than the owner, in its own context, makes it
  * the owner. Checked in that order: the tgid compare is the cheap part. */
-static __always_inline void tm_egress_claim(struct tm_sk *st, struct bpf_sock *sk, struct sock *ksk)
+static __always_inline void tm_egress_claim(struct tm_sk *st, struct sock *ksk)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 
 	if (!st->adopt && task->tgid == st->owner.tgid)
 		return;
-	if (tm_sent_by_user(sk))
+	if (tm_sent_by_user(ksk))
 		tm_claim(st, task, ksk);
 }
 
@@ -165,7 +165,7 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 	}
 	tcp = !listener && p.l4 == TM_L4_TCP && sk->type == TM_SOCK_STREAM && p.first_frag;
 	if (!listener && dir == TM_DIR_EGRESS)
-		tm_egress_claim(st, sk, ksk);
+		tm_egress_claim(st, ksk);
 	if (tcp && dir == TM_DIR_EGRESS)
 		tm_tcp_tx(st, &p, &a);
 	else if (tcp)

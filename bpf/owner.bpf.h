@@ -26,10 +26,6 @@
 #define TM_SOCK_STREAM 1
 #define TM_MSG_PEEK 2
 
-/* libbpf 1.1 has no bpf_core_cast(). */
-#define tm_core_cast(ptr, type) \
-	((type *)bpf_rdonly_cast((ptr), bpf_core_type_id_kernel(type)))
-
 static __always_inline bool tm_same_owner(const struct tm_owner *a, const struct tm_owner *b)
 {
 	return a->tgid == b->tgid && a->start_ns == b->start_ns;
@@ -167,14 +163,9 @@ static __always_inline void tm_tcp_rx(struct tm_sk *st, const struct tm_pkt *p,
  * holds the socket lock: the stack defers to the lock owner instead. So a
  * TCP packet sent while the socket is owned by a user is sent by that user.
  */
-static __always_inline bool tm_sent_by_user(struct bpf_sock *sk)
+static __always_inline bool tm_sent_by_user(struct sock *ksk)
 {
-	struct tcp_sock *tp;
-
-	if (sk->protocol != TM_IPPROTO_TCP)
-		return true;
-	tp = bpf_skc_to_tcp_sock(sk);
-	return tp && tp->inet_conn.icsk_inet.sk.sk_lock.owned;
+	return ksk->sk_protocol != TM_IPPROTO_TCP || ksk->sk_lock.owned;
 }
 
 /* Move st's pending traffic (an accepted socket's, before its first user)

@@ -48,6 +48,11 @@ extern void bpf_task_release(struct task_struct *p) __ksym;
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
+/* Kernel memory read as type (plain loads, no helper call; the verifier
+ * turns the cast into nothing). libbpf 1.1 has no bpf_core_cast(). */
+#define tm_core_cast(ptr, type) \
+	((type *)bpf_rdonly_cast((ptr), bpf_core_type_id_kernel(type)))
+
 /* libbpf 1.1 has no bpf_ksym_exists(). */
 #define tm_ksym_exists(sym) (!!(&(sym)))
 

@@ -47,11 +47,10 @@ static __always_inline int tm_tc_l3(struct __sk_buff *skb, struct sk_buff *kskb,
  * bits shifted by NETIF_F_GSO_SHIFT (== NETIF_F_TSO_BIT). */
 static __always_inline bool tm_dev_takes_gso(struct sk_buff *kskb)
 {
-	struct skb_shared_info *shi = (void *)(BPF_CORE_READ(kskb, head) + BPF_CORE_READ(kskb, end));
-	__u64 feature = (__u64)BPF_CORE_READ(shi, gso_type) << NETIF_F_GSO_SHIFT;
-	__u64 features = BPF_CORE_READ(kskb, dev, features);
+	struct skb_shared_info *shi = tm_core_cast(kskb->head + kskb->end, struct skb_shared_info);
+	__u64 feature = (__u64)shi->gso_type << NETIF_F_GSO_SHIFT;
 
-	return (features & feature) == feature;
+	return (kskb->dev->features & feature) == feature;
 }
 
 /* Packets and bytes as the device counts them: one per skb on veth and
@@ -81,7 +80,9 @@ static __always_inline struct tm_iface_val *tm_iface(__u32 netns, __u32 ifindex)
 
 /* Did this skb come through a veth's NAPI queue (GRO on, or native XDP on
  * this end)? napi_id is set by napi_gro_receive(); the backlog of veth's
- * other mode sets none. */
+ * other mode sets none. Only a software device (one with rtnl_link_ops:
+ * what the collector sees as a link kind) can be a veth: a NIC's frames,
+ * which all come through NAPI, are not looked up for it. */
 static __always_inline bool tm_napi_l3(__u32 netns, __u32 ifindex, struct tm_iface_val **ifv,
 				       __u32 segs)
 {
@@ -253,7 +254,7 @@ int tm_tc_ingress(struct __sk_buff *skb)
 		slot = tm_ingress_slot(skb, l3off, ethertype, skb->len, netns, ifindex,
 				       TM_LAYER_TC, &a, &p, TM_PKT_SKB);
 	tm_tc_amount(skb, segs, ifv, l3off, p.hdr_len, &a, NULL);
-	if (skb->napi_id && tm_napi_l3(netns, ifindex, &ifv, segs))
+	if (skb->napi_id && kskb->dev->rtnl_link_ops && tm_napi_l3(netns, ifindex, &ifv, segs))
 		tm_napi_amount(skb->len, segs, p.hdr_len, &a);
 	tm_slot_add(slot, &a);
 	return TM_TC_NEXT;
