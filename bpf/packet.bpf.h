@@ -163,11 +163,13 @@ static __always_inline int tm_parse_ipv6(void *ctx, __u32 off, struct tm_pkt *p,
 	return 0;
 }
 
-/* L4 header length and ports; payload is everything after the header. */
+/* L4 header length and ports; payload is everything after the header. A
+ * TCP header's options are there when its last byte is. */
 static __always_inline int tm_parse_l4(void *ctx, __u32 off, struct tm_pkt *p,
 				       enum tm_pkt_kind kind)
 {
-	__u8 h[14]; /* TCP: ports .. flags; UDP: ports; ICMP: type .. echo id */
+	__u8 h[8]; /* UDP: ports; ICMP: type .. echo id */
+	struct tcphdr th;
 	__u8 last;
 
 	p->l4 = tm_l4_of(p->ip_proto);
@@ -176,15 +178,17 @@ static __always_inline int tm_parse_l4(void *ctx, __u32 off, struct tm_pkt *p,
 		return 0;
 	switch (p->l4) {
 	case TM_L4_TCP:
-		if (tm_load(ctx, off + p->l4_off, h, 14, kind) || (h[12] >> 4) < 5)
+		if (tm_load(ctx, off + p->l4_off, &th, sizeof(th), kind) || th.doff < 5)
 			return -1;
-		p->hdr_len += (h[12] >> 4) * 4;
-		/* the whole header, options included, must be there */
-		if (tm_load(ctx, off + p->hdr_len - 1, &last, 1, kind))
+		p->hdr_len += th.doff * 4;
+		if (th.doff > 5 && tm_load(ctx, off + p->hdr_len - 1, &last, 1, kind))
 			return -1;
-		p->seq = (__u32)h[4] << 24 | (__u32)h[5] << 16 | (__u32)h[6] << 8 | h[7];
-		p->tcp_flags = h[13];
-		break;
+		p->seq = bpf_ntohl(th.seq);
+		p->tcp_flags = ((__u8 *)&th)[13];
+		p->sport = th.source;
+		p->dport = th.dest;
+		p->has_ports = 1;
+		return 0;
 	case TM_L4_UDP:
 	case TM_L4_ICMP:
 		if (tm_load(ctx, off + p->l4_off, h, 8, kind))
