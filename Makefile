@@ -372,6 +372,20 @@ $(BUILD)/bench/%.bpf.o: tests/bench/%.bpf.c $(BUILD)/vmlinux.h | $(BUILD)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# XDP and TC ingress stopped after the parser (stage 1) and after the flow's
+# lookup (stage 2): what each step of the interface layer's path costs.
+$(BUILD)/bench/xdp_stage%.bpf.o: bpf/xdp.bpf.c $(wildcard bpf/*.bpf.h) include/taskmeter.h \
+		$(BUILD)/vmlinux.h | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -DTM_BENCH_STAGE=$* -c $< -o $@
+
+$(BUILD)/bench/tc_stage%.bpf.o: bpf/tc.bpf.c $(wildcard bpf/*.bpf.h) include/taskmeter.h \
+		$(BUILD)/vmlinux.h | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -DTM_BENCH_STAGE=$* -c $< -o $@
+
 $(BUILD)/bench_floor: tests/bench/bench_floor.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< $(LDLIBS) -o $@
@@ -394,7 +408,8 @@ $(BUILD)/bench_pace: tests/bench/bench_pace.c | $(BUILD)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
 
 BENCH_BINS := $(BUILD)/bench_prog $(BUILD)/tests/empty.bpf.o $(BUILD)/bench/floor.bpf.o \
-	$(BUILD)/bench_floor $(BUILD)/bench_collector $(BUILD)/bench_swarm $(BUILD)/bench_pace
+	$(BUILD)/bench_floor $(BUILD)/bench_collector $(BUILD)/bench_swarm $(BUILD)/bench_pace \
+	$(foreach s,1 2,$(BUILD)/bench/xdp_stage$(s).bpf.o $(BUILD)/bench/tc_stage$(s).bpf.o)
 
 bench: deps bench-deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)

@@ -166,12 +166,20 @@ static __always_inline __u32 tm_ingress_slot(void *ctx, __u32 l3off, __u16 ether
 				      TM_L4_OTHER, TM_FAMILY_NONE);
 	}
 	a->payload_bytes = tm_frame_payload(p, len > l3off ? len - l3off : 0);
+#ifdef TM_BENCH_STAGE /* make bench only (tests/bench): what each step costs */
+	if (TM_BENCH_STAGE == 1)
+		return 0; /* parsed: no flow */
+#endif
 	if (tm_ingress_flow(p, netns, &fk)) {
 		epoch = tm_bind_epoch();
 		v = tm_flow_get(&fk, epoch);
 		if (!v)
 			v = tm_flow_classify(ctx, p, &fk, ifindex, epoch);
 	}
+#ifdef TM_BENCH_STAGE
+	if (TM_BENCH_STAGE == 2)
+		return v ? 0 : 1; /* the flow looked up: no class */
+#endif
 	if (v)
 		return tm_flow_slot(v, netns, ifindex, layer, p->l4, p->family);
 	return tm_bucket_slot(tm_bucket_of(ctx, p, ifindex), netns, ifindex, layer,

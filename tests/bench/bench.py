@@ -5,7 +5,9 @@ same run (this machine is shared and noisy: absolute numbers drift, ratios
 and differences against a baseline measured alongside hold).
 
 1. per-packet program cost (build/bench_prog: BPF_PROG_TEST_RUN, added ns over
-   an empty program of the same type, medians of alternated runs);
+   an empty program of the same type, medians of alternated runs), and for
+   XDP and TC ingress what each step of the path adds (the programs built
+   stopped after the parser and after the flow's lookup);
 2. a veth pair between two network namespaces, with nothing attached
    ("none"), with empty programs at every hook taskmeter uses ("floor":
    tests/bench/floor.bpf.c), with taskmeterd in its default configuration,
@@ -155,6 +157,30 @@ def bench_programs():
     out = subprocess.run([os.path.join(BUILD, "bench_prog"), "--json"], capture_output=True,
                          text=True, check=True)
     return json.loads(out.stdout)
+
+
+STAGE_PROGS = ("xdp", "tc_ingress")
+
+
+def bench_stages():
+    """XDP and TC ingress on the owner-found path, whole and stopped after
+    each step (build/bench/*_stage[12].bpf.o: the same source with
+    TM_BENCH_STAGE): what the parser, the flow's lookup and the class check
+    each add. Three runs after one another, each against its own empty
+    program; the stopped ones count nowhere, so they are not checked."""
+    log("[1/6] ... the same programs stopped after each step ...")
+    exe, runs = os.path.join(BUILD, "bench_prog"), {}
+    for stage in ("1", "2", "full"):
+        argv = [exe, "--json", "--only", ",".join(STAGE_PROGS), "--no-verify"]
+        if stage != "full":
+            argv += ["--xdp-obj", os.path.join(BUILD, "bench", f"xdp_stage{stage}.bpf.o"),
+                     "--tc-obj", os.path.join(BUILD, "bench", f"tc_stage{stage}.bpf.o")]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True)
+        for p in json.loads(out.stdout):
+            if p["owner"].startswith("found"):
+                key = (p["prog"], p["size"], p["family"], p["proto"])
+                runs.setdefault(key, {"empty": p["empty_ns"]})[stage] = p["added_ns"]
+    return runs
 
 
 # ---- 2. the veth pair, the arms ----
@@ -695,6 +721,25 @@ def section_programs(progs, kernel):
     return L
 
 
+def section_stages(stages):
+    L = ["Where the owner-found path's nanoseconds go, XDP and TC ingress (the same",
+         "programs stopped after each step, built with TM_BENCH_STAGE; three runs after",
+         "one another, so a column may differ from the table above by a few ns):",
+         "*framework*: the empty program of the type, which is not in *added*; *parse*:",
+         "Ethernet, IP and L4 headers read and the packet's counter added to; *flow",
+         "lookup*: the flow's key built and looked up in tm_flows (an LRU hash of 44-byte",
+         "keys; its bind epoch checked); *class*: the flow's cached slot and its",
+         "generation checked.", "",
+         "| program | size | family | proto | framework ns | parse | flow lookup | class | "
+         "added ns |", "|---|---|---|---|---|---|---|---|---|"]
+    for (prog, size, fam, proto), r in sorted(stages.items()):
+        if not all(k in r for k in ("1", "2", "full")):
+            continue
+        L.append(f"| {prog} | {size} | {fam} | {proto} | {r['empty']:.0f} | {r['1']:.0f} | "
+                 f"{r['2'] - r['1']:+.0f} | {r['full'] - r['2']:+.0f} | {r['full']:.0f} |")
+    return L + [""]
+
+
 def section_saturation(res):
     L = ["## 2. A veth pair: saturation, then a fixed rate", "",
          f"{ROUNDS} interleaved rounds (the arms' order rotated each round); each arm per",
@@ -948,7 +993,7 @@ def targets_summary(progs, res, kernel, coll, sim):
     return L + [""]
 
 
-def report(progs, arms, coll, sim, memory, seconds):
+def report(progs, stages, arms, coll, sim, memory, seconds):
     res, kernel, profile, others = arms
     sims, simprof = sim
     L = ["# taskmeter benchmarks", "", f"Measured {machine()}; the run took "
@@ -959,6 +1004,7 @@ def report(progs, arms, coll, sim, memory, seconds):
          f"others during the run: {others}.", ""]
     L += targets_summary(progs, res, kernel, coll[0], sims)
     L += section_programs(progs, kernel)
+    L += section_stages(stages)
     L += section_saturation(res)
     L += section_fixed(res)
     L += section_kernel(kernel)
@@ -978,10 +1024,11 @@ def main():
     t0 = time.time()
     memory = sh(TASKMETERD, "--print-memory").rstrip()
     progs = bench_programs()
+    stages = bench_stages()
     arms = bench_arms()
     coll = bench_collector(SWARM)
     sim = bench_sim()
-    text = report(progs, arms, coll, sim, memory, time.time() - t0)
+    text = report(progs, stages, arms, coll, sim, memory, time.time() - t0)
     print(text)
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
         f.write(text)
