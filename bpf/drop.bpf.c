@@ -242,25 +242,29 @@ int BPF_PROG(tm_drop, struct sk_buff *skb, void *location, enum skb_drop_reason 
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tm_tcp_probe, struct sock *sk, struct sk_buff *skb)
 {
+	/* this runs for every segment received: TCP's control block read in
+	 * place (plain loads), not copied by a helper */
+	struct tcp_skb_cb *cb = (void *)skb->cb;
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 	struct tm_counter_val a, d = {};
-	struct tcp_skb_cb cb;
+	__u32 nxt, seq, end, len, old;
 	struct tm_pkt p = {};
-	__u32 nxt, len, old;
 	struct tm_sk *st;
 
-	if (!tp || bpf_probe_read_kernel(&cb, sizeof(cb), skb->cb))
+	if (!tp)
 		return 0;
 	nxt = tp->rcv_nxt;
-	if ((__s32)(cb.seq - nxt) >= 0 || (__s32)(cb.end_seq - nxt) <= 0)
+	seq = cb->seq;
+	end = cb->end_seq;
+	if ((__s32)(seq - nxt) >= 0 || (__s32)(end - nxt) <= 0)
 		return 0; /* in order, or wholly old: not partly */
 	/* its data, from the sequence numbers: a backlog merge keeps the first
 	 * segment's headers */
-	len = cb.end_seq - cb.seq - !!(cb.tcp_flags & TM_TCP_FIN);
+	len = end - seq - !!(cb->tcp_flags & TM_TCP_FIN);
 	st = bpf_sk_storage_get(&tm_sk_owner, sk, NULL, 0);
 	if (!st || !st->owner.tgid || !len || tm_drop_amount(skb, &p, &a))
 		return 0;
-	old = nxt - cb.seq < len ? nxt - cb.seq : len;
+	old = nxt - seq < len ? nxt - seq : len;
 	d.retrans_bytes = old;
 	d.retrans_packets = ((__u64)old * a.packets + len - 1) / len;
 	tm_duplicate(skb, sk, st, &p, &d);

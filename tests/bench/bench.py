@@ -666,7 +666,7 @@ FLOOR_OF = {"tm_xdp": "floor_xdp", "tm_tc_ingress": "floor_tc_ingress",
             "tm_drop": "floor_drop", "tm_sock_create": "floor_sock_create",
             "tm_post_bind4": "floor_post_bind4", "tm_post_bind6": "floor_post_bind6",
             "tm_sock_release": "floor_sock_release", "tm_exec": "floor_exec",
-            "tm_exit": "floor_exit"}
+            "tm_exit": "floor_exit", "tm_tcp_probe": "floor_tcp_probe"}
 
 
 def per_run(kernel, kind, load, name):

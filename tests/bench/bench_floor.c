@@ -64,7 +64,7 @@ static int attach_hooks(void)
 		"floor_post_bind4",    "floor_post_bind6",   "floor_sock_release",
 	};
 	static const char *const tracing_progs[] = {
-		"floor_recv_length", "floor_drop", "floor_exec", "floor_exit",
+		"floor_recv_length", "floor_drop", "floor_tcp_probe", "floor_exec", "floor_exit",
 	};
 	struct bpf_program *p;
 	struct bpf_link *l;

@@ -36,6 +36,12 @@ int floor_drop(void *ctx)
 	return 0;
 }
 
+SEC("tp_btf/tcp_probe")
+int floor_tcp_probe(void *ctx)
+{
+	return 0;
+}
+
 /* sock.bpf.c */
 SEC("cgroup/sock_create")
 int floor_sock_create(struct bpf_sock *sk)
