@@ -179,7 +179,7 @@ static __always_inline void tm_cgroup_skb(struct __sk_buff *skb, __u8 dir)
 			tm_pend(st, dir, &p, &a);
 			return;
 		}
-		if (st->pend[0].packets | st->pend[1].packets | st->pend[0].retrans_packets)
+		if (st->pending)
 			tm_flush_pending(st); /* raced with a claim, or duplicates held */
 	}
 	if (!listener && sk->type != TM_SOCK_STREAM && dir == TM_DIR_INGRESS) {

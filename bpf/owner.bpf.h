@@ -169,11 +169,14 @@ static __always_inline bool tm_sent_by_user(struct sock *ksk)
 }
 
 /* Move st's pending traffic (an accepted socket's, before its first user)
- * to its owner. */
+ * to its owner. The flag is cleared before the counts are taken: an add
+ * that lands after them sets it again after itself, so the next packet
+ * flushes it (at worst a flush finds nothing). */
 static __noinline __attribute__((unused)) void tm_flush_pending(struct tm_sk *st)
 {
 	struct tm_counter_val a;
 
+	__sync_lock_test_and_set(&st->pending, 0);
 	for (__u8 dir = 0; dir < TM_DIR_MAX; dir++) {
 		a.packets = __sync_lock_test_and_set(&st->pend[dir].packets, 0);
 		a.bytes = __sync_lock_test_and_set(&st->pend[dir].bytes, 0);
@@ -198,7 +201,7 @@ static __noinline __attribute__((unused)) void tm_claim_now(struct tm_sk *st,
 		return;
 	if (ksk && ksk->sk_protocol == TM_IPPROTO_TCP && ksk->sk_type == TM_SOCK_STREAM) {
 		if (st->adopt)
-			st->pend[TM_DIR_INGRESS].payload_bytes += tm_tcp_rx_taken(st, ksk);
+			st->pend[TM_DIR_INGRESS].payload_bytes += tm_tcp_rx_taken(st, ksk); /* flushed below */
 		else
 			tm_tcp_rx_flush(st, ksk);
 	}

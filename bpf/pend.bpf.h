@@ -23,6 +23,7 @@ static __always_inline void tm_pend(struct tm_sk *st, __u8 dir, const struct tm_
 	__sync_fetch_and_add(&st->pend[dir].payload_bytes, a->payload_bytes);
 	__sync_fetch_and_add(&st->pend[dir].retrans_packets, a->retrans_packets);
 	__sync_fetch_and_add(&st->pend[dir].retrans_bytes, a->retrans_bytes);
+	st->pending = 1; /* after the adds (each a full barrier): see tm_flush_pending */
 }
 
 #endif /* TM_PEND_BPF_H */

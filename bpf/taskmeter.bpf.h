@@ -67,6 +67,7 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
  * owner's classes are cached here, so that a packet needs this one lookup.
  */
 struct tm_sk {
+	/* what every packet reads (the first 64 bytes) */
 	struct tm_owner owner;
 	__u32 adopt;         /* 1: inherited from a listener, not used by a process yet */
 	__u32 exec_seq;      /* the owner's, when the slots below were resolved */
@@ -77,18 +78,24 @@ struct tm_sk {
 	__u8 rx_fin;         /* TCP: 1 the peer's FIN seen at rx_fin_seq, 2 it was taken */
 	__u8 pend_l4, pend_family;
 	__u8 pad[2];
-	__u32 if_slot;       /* TC egress class on if_ifindex, and its generation */
-	__u32 if_gen;
-	__u32 if_ifindex;
+	__u32 pending;       /* 1: pend may hold counts (set after adding, cleared before taking) */
 	__u32 pub_tgid;      /* owner and exec_seq last published to tm_flows */
 	__u32 pub_seq;       /* (pub_tgid 0: never) */
+	__u32 if_ifindex;    /* TC egress class on if_ifindex, and its generation */
+	/* what some packets read */
+	__u32 if_slot;
+	__u32 if_gen;
 	__u32 tx_next;       /* TCP: sequence number after the highest payload sent */
-	__u64 rx_seen;       /* TCP: tcp_sock.bytes_received counted so far */
 	__u32 dgram_hdr;     /* datagram sockets: header bytes of the last datagram */
+	__u64 rx_seen;       /* TCP: tcp_sock.bytes_received counted so far */
 	__u32 rx_fin_seq;
+	__u32 pad2;
 	struct tm_counter_val dgram;  /* datagram sockets: received, not read yet */
 	struct tm_counter_val pend[TM_DIR_MAX];
 };
+
+_Static_assert(__builtin_offsetof(struct tm_sk, if_slot) == 64,
+	       "what every packet reads of struct tm_sk fits 64 bytes");
 
 /* Key: socket. Value: struct tm_sk. Written: sock_create (create), packet
  * hooks and the recv tracepoint (claim, counts), packet hooks for sockets
