@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Flow -> owner (tm_flows): published by the socket hooks, looked up by the
- * hooks that run before a packet has met its socket, with the slot of the
- * flow's interface-layer class cached in the value. A flow with no local
- * socket is classified once (forwarded, local without owner) and cached
- * there too, until a bind could change the answer (tm_globals.bind_epoch).
+ * Flow -> owner (tm_flows4 and tm_flows6, one map to the code below):
+ * published by the socket hooks, looked up by the hooks that run before a
+ * packet has met its socket, with the slot of the flow's interface-layer
+ * class cached in the value. A flow with no local socket is classified
+ * once (forwarded, local without owner) and cached there too, until a bind
+ * could change the answer (tm_globals.bind_epoch).
  */
 #ifndef TM_FLOW_BPF_H
 #define TM_FLOW_BPF_H
@@ -35,6 +36,29 @@ static __always_inline void tm_flow_of(const struct tm_pkt *p, __u8 dir, __u32 n
 	k->rport = out ? p->dport : p->sport;
 	__builtin_memcpy(k->laddr, out ? p->saddr : p->daddr, 16);
 	__builtin_memcpy(k->raddr, out ? p->daddr : p->saddr, 16);
+}
+
+/* ---- the two maps as one: an IPv4 flow's key is its addresses alone ---- */
+
+static __always_inline struct tm_flow_val *tm_flows_get(const struct tm_flow_key *k)
+{
+	struct tm_flow_key4 k4;
+
+	if (k->family == TM_FAMILY_IPV6)
+		return bpf_map_lookup_elem(&tm_flows6, k);
+	tm_flow_key4_of(k, &k4);
+	return bpf_map_lookup_elem(&tm_flows4, &k4);
+}
+
+static __always_inline long tm_flows_put(const struct tm_flow_key *k, const struct tm_flow_val *v,
+					 __u64 flags)
+{
+	struct tm_flow_key4 k4;
+
+	if (k->family == TM_FAMILY_IPV6)
+		return bpf_map_update_elem(&tm_flows6, k, v, flags);
+	tm_flow_key4_of(k, &k4);
+	return bpf_map_update_elem(&tm_flows4, &k4, v, flags);
 }
 
 /* ---- bound ports ---- */
@@ -87,7 +111,7 @@ static __always_inline void tm_flow_publish(const struct tm_flow_key *k, const s
 
 	if (!k->rport)
 		tm_port_mark(k->proto, k->lport); /* found by port only */
-	if (!bpf_map_update_elem(&tm_flows, k, &v, BPF_ANY))
+	if (!tm_flows_put(k, &v, BPF_ANY))
 		tm_stat_inc(TM_STAT_FLOW_PUBLISHED);
 }
 
@@ -95,7 +119,7 @@ static __always_inline void tm_flow_publish(const struct tm_flow_key *k, const s
  * that may have changed it, is no answer. */
 static __always_inline struct tm_flow_val *tm_flow_get(const struct tm_flow_key *k, __u64 epoch)
 {
-	struct tm_flow_val *v = bpf_map_lookup_elem(&tm_flows, k);
+	struct tm_flow_val *v = tm_flows_get(k);
 
 	if (v && v->cached && v->epoch != epoch)
 		return NULL;
@@ -113,15 +137,15 @@ static __always_inline struct tm_flow_val *tm_flow_owner(struct tm_flow_key *k, 
 		return o;
 	k->rport = 0;
 	__builtin_memset(k->raddr, 0, 16);
-	o = bpf_map_lookup_elem(&tm_flows, k);
+	o = tm_flows_get(k);
 	if (o)
 		return o;
 	__builtin_memset(k->laddr, 0, 16);
-	o = bpf_map_lookup_elem(&tm_flows, k);
+	o = tm_flows_get(k);
 	if (o || k->family != TM_FAMILY_IPV4)
 		return o;
 	k->family = TM_FAMILY_IPV6;
-	return bpf_map_lookup_elem(&tm_flows, k);
+	return tm_flows_get(k);
 }
 
 /* Remember how flow k (the packet's own, not a fallback key) was
@@ -138,9 +162,9 @@ static __always_inline struct tm_flow_val *tm_flow_remember(const struct tm_flow
 	}
 	/* Never over a socket's own entry (published meanwhile): it knows
 	 * better. A stale cache of ours is renewed in place. */
-	if (!bpf_map_update_elem(&tm_flows, k, &v, BPF_NOEXIST))
-		return bpf_map_lookup_elem(&tm_flows, k);
-	old = bpf_map_lookup_elem(&tm_flows, k);
+	if (!tm_flows_put(k, &v, BPF_NOEXIST))
+		return tm_flows_get(k);
+	old = tm_flows_get(k);
 	if (!old || !old->cached)
 		return old;
 	old->owner = v.owner;
@@ -203,7 +227,7 @@ static __always_inline void tm_flow_retrans(const struct tm_pkt *p, __u32 netns,
 	struct tm_flow_key k;
 
 	tm_flow_of(p, TM_DIR_INGRESS, netns, &k);
-	v = bpf_map_lookup_elem(&tm_flows, &k);
+	v = tm_flows_get(&k);
 	if (!v || v->c_ifindex != ifindex || !tm_slot_valid(v->c_slot, v->c_gen))
 		return;
 	d.payload_bytes = -a->retrans_bytes; /* per CPU, summed modulo 2^64 */

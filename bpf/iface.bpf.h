@@ -91,7 +91,7 @@ static __always_inline __u32 tm_bucket_slot(__u8 bucket, __u32 netns, __u32 ifin
 	return tm_class_slot(&k, &gen);
 }
 
-/* A flow that missed tm_flows: its owner through a socket bound to its
+/* A flow that missed tm_flows4/6: its owner through a socket bound to its
  * local port, else its bucket; remembered for the flow's next packets. */
 static __noinline __attribute__((unused)) struct tm_flow_val *tm_flow_classify(void *ctx, const struct tm_pkt *p,
 							    const struct tm_flow_key *fk,

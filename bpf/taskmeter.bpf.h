@@ -79,7 +79,7 @@ struct tm_sk {
 	__u8 pend_l4, pend_family;
 	__u8 pad[2];
 	__u32 pending;       /* 1: pend may hold counts (set after adding, cleared before taking) */
-	__u32 pub_tgid;      /* owner and exec_seq last published to tm_flows */
+	__u32 pub_tgid;      /* owner and exec_seq last published to tm_flows4/6 */
 	__u32 pub_seq;       /* (pub_tgid 0: never) */
 	__u32 if_ifindex;    /* TC egress class on if_ifindex, and its generation */
 	/* what some packets read */
@@ -197,17 +197,25 @@ TM_DECL struct {
 	__type(value, __u32);
 } tm_free SEC(".maps");
 
-/* Flow -> owner (or bucket), for hooks that run before the socket is known.
- * Written: cgroup_skb (connected flows, listeners, unconnected sockets, when
- * the owner changes), cgroup/post_bind; XDP and TC ingress (their cache of a
- * classification). Read: XDP, TC ingress, drops. LRU: bounded; an evicted
- * flow falls back to its listener or to a bucket. */
+/* Flow -> owner (or bucket), for hooks that run before the socket is known;
+ * IPv4 flows in tm_flows4, IPv6 ones in tm_flows6 (flow.bpf.h: one map for
+ * the hooks). Written: cgroup_skb (connected flows, listeners, unconnected
+ * sockets, when the owner changes), cgroup/post_bind; XDP and TC ingress
+ * (their cache of a classification). Read: XDP, TC ingress, drops. LRU:
+ * bounded; an evicted flow falls back to its listener or to a bucket. */
+TM_DECL struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TM_DEFAULT_FLOW_ENTRIES);
+	__type(key, struct tm_flow_key4);
+	__type(value, struct tm_flow_val);
+} tm_flows4 SEC(".maps");
+
 TM_DECL struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TM_DEFAULT_FLOW_ENTRIES);
 	__type(key, struct tm_flow_key);
 	__type(value, struct tm_flow_val);
-} tm_flows SEC(".maps");
+} tm_flows6 SEC(".maps");
 
 /* The flow of a fragmented datagram, whose fragments after the first carry
  * no ports. Key: its addresses, protocol and IP id (struct tm_frag_key);
@@ -233,7 +241,7 @@ TM_DECL struct {
 } tm_frags SEC(".maps");
 
 /* Local ports some socket is bound or listening on, a bit each, by
- * protocol (TM_PORTS_TCP, _UDP, _ICMP): a flow that misses tm_flows is
+ * protocol (TM_PORTS_TCP, _UDP, _ICMP): a flow that misses tm_flows4/6 is
  * looked up by its local port only where one of these says it may be
  * bound. Set by post_bind and publishing; never cleared (a stale bit costs
  * a lookup, no accuracy). */
@@ -324,7 +332,7 @@ TM_DECL struct {
  * pinned with the rest and shared by the programs of successive collectors.
  * Index 0. */
 struct tm_globals {
-	/* Bumped when a port is bound: classifications cached in tm_flows
+	/* Bumped when a port is bound: classifications cached in tm_flows4/6
 	 * from before (a bucket, or a listener found by port) are redone. */
 	__u64 bind_epoch;
 };

@@ -30,7 +30,8 @@ const struct tm_map_size tm_mapsize_table[] = {
 	{ "tm_free", "counter_entries", CFG(max_owner_records), 1 },
 	{ "tm_meta", "meta_entries", CFG(meta_entries), 1 },
 	{ "tm_events", "ringbuf_kib", CFG(ringbuf_kib), 1024 },
-	{ "tm_flows", "flow_entries", CFG(flow_entries), 1 },
+	{ "tm_flows4", "flow_entries", CFG(flow_entries), 1 },
+	{ "tm_flows6", "flow_entries", CFG(flow_entries), 1 },
 };
 const size_t tm_mapsize_table_n = TM_ARRAY_SIZE(tm_mapsize_table);
 

@@ -125,7 +125,10 @@ struct tm_counter_val {
 /* Local socket by flow, for the hooks that run before the socket is known
  * (XDP, TC ingress, drops). Addresses as in the packet: v4-mapped sockets
  * are keyed as IPv4. rport 0 and raddr 0: a listener or unconnected socket;
- * laddr 0 as well: bound to the wildcard address. */
+ * laddr 0 as well: bound to the wildcard address. The key of tm_flows6; an
+ * IPv4 flow is kept in tm_flows4 under the same fields, its addresses alone
+ * (struct tm_flow_key4: a key less than half as long to hash and compare,
+ * for every packet). */
 struct tm_flow_key {
 	__u32 netns;
 	__u8 family;            /* enum tm_family */
@@ -137,8 +140,32 @@ struct tm_flow_key {
 	__u32 raddr[4];
 };
 
+struct tm_flow_key4 {
+	__u32 netns;
+	__u8 family;            /* TM_FAMILY_IPV4 */
+	__u8 proto;
+	__be16 lport;
+	__be16 rport;
+	__u16 pad;
+	__u32 laddr;
+	__u32 raddr;
+};
+
+/* tm_flows4's key of an IPv4 flow's key. */
+static inline void tm_flow_key4_of(const struct tm_flow_key *k, struct tm_flow_key4 *k4)
+{
+	__builtin_memset(k4, 0, sizeof(*k4));
+	k4->netns = k->netns;
+	k4->family = k->family;
+	k4->proto = k->proto;
+	k4->lport = k->lport;
+	k4->rport = k->rport;
+	k4->laddr = k->laddr[0];
+	k4->raddr = k->raddr[0];
+}
+
 /*
- * tm_flows value: the owner and its exec generation (or the bucket of a
+ * tm_flows4/6 value: the owner and its exec generation (or the bucket of a
  * flow that has none, cached by the hook that classified it), and the slot
  * of the class the interface layer last counted this flow's received
  * traffic in, so that a packet takes one lookup.

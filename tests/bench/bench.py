@@ -691,7 +691,7 @@ def section_programs(progs, kernel):
          f"<= {TARGETS['found_ns']} ns at every hook, owner not found <= {TARGETS['none_ns']} ns.",
          "", "Paths: *found (flow)*: the flow published by the socket hooks; *not found",
          "(cached)*: a flow without a local owner, classified at its first packet and",
-         "cached in tm_flows; *after a bind*: the same after a bind() anywhere moved the",
+         "cached in tm_flows4/6; *after a bind*: the same after a bind() anywhere moved the",
          "bind epoch: the first packet finds the cached entry stale, classifies the flow",
          "again and renews the entry in place (tm_flow_remember), the others find it",
          "fresh (before 3419fcb the entry was never renewed and every packet was",
@@ -727,8 +727,8 @@ def section_stages(stages):
          "one another, so a column may differ from the table above by a few ns):",
          "*framework*: the empty program of the type, which is not in *added*; *parse*:",
          "Ethernet, IP and L4 headers read and the packet's counter added to; *flow",
-         "lookup*: the flow's key built and looked up in tm_flows (an LRU hash of 44-byte",
-         "keys; its bind epoch checked); *class*: the flow's cached slot and its",
+         "lookup*: the flow's key built and looked up in tm_flows4 or tm_flows6 (LRU hashes",
+         "of 20- and 44-byte keys; its bind epoch checked); *class*: the flow's cached slot and its",
          "generation checked.", "",
          "| program | size | family | proto | framework ns | parse | flow lookup | class | "
          "added ns |", "|---|---|---|---|---|---|---|---|---|"]

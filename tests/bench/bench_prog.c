@@ -12,10 +12,10 @@
  * bpf_fib_lookup sees nothing of the host).
  *
  * The paths measured (enum owner):
- *   XDP and TC ingress look the flow up in tm_flows: "found" seeds the
+ *   XDP and TC ingress look the flow up in tm_flows4/6: "found" seeds the
  *   frame's flow with an owner, as the socket hooks publish it; "not found
  *   (cached)" leaves it out, so the first packet classifies the flow (a
- *   bucket) and caches that in tm_flows for the others; "stale" then moves
+ *   bucket) and caches that there for the others; "stale" then moves
  *   the bind epoch, as any bind() on the host does: the first packet finds
  *   the cached entry stale, classifies again and renews it, the others find
  *   it fresh.
@@ -372,18 +372,34 @@ static void cfg_flow(const struct config *c, bool wildcard, struct tm_flow_key *
 	pkt_addr(af, c->family == 4 ? PEER4 : PEER6, k->raddr);
 }
 
-/* tm_flows for the XDP/TC ingress paths: the owner's flow, or nothing (the
- * first packet then caches its classification). */
+/* A flow's key in its family's map (tm_flows4 or tm_flows6), as the
+ * programs key it: the map's fd, the key in *k or *k4. */
+static int flow_map(const struct tm_flow_key *k, struct tm_flow_key4 *k4, const void **key)
+{
+	if (k->family == TM_FAMILY_IPV6) {
+		*key = k;
+		return map_fd("tm_flows6");
+	}
+	tm_flow_key4_of(k, k4);
+	*key = k4;
+	return map_fd("tm_flows4");
+}
+
+/* tm_flows4/6 for the XDP/TC ingress paths: the owner's flow, or nothing
+ * (the first packet then caches its classification). */
 static int flow_seed(const struct config *c)
 {
 	struct tm_flow_val v = { .owner = flow_owner, .exec_seq = EXEC_SEQ };
-	int fd = map_fd("tm_flows");
 	struct tm_flow_key k;
+	struct tm_flow_key4 k4;
+	const void *key;
+	int fd;
 
 	cfg_flow(c, false, &k);
+	fd = flow_map(&k, &k4, &key);
 	if (c->owner == OWN_FLOW)
-		return bpf_map_update_elem(fd, &k, &v, BPF_ANY) ? -errno : 0;
-	if (bpf_map_delete_elem(fd, &k) && errno != ENOENT)
+		return bpf_map_update_elem(fd, key, &v, BPF_ANY) ? -errno : 0;
+	if (bpf_map_delete_elem(fd, key) && errno != ENOENT)
 		return -errno;
 	return 0;
 }
@@ -666,11 +682,15 @@ static double added(const struct config *c)
  * the socket published with our tgid (its counts wait for a read). */
 static int cfg_published(struct config *c)
 {
+	struct tm_flow_key4 k4;
 	struct tm_flow_val v;
 	struct tm_flow_key k;
+	const void *key;
+	int fd;
 
 	cfg_flow(c, true, &k);
-	if (bpf_map_lookup_elem(map_fd("tm_flows"), &k, &v))
+	fd = flow_map(&k, &k4, &key);
+	if (bpf_map_lookup_elem(fd, key, &v))
 		return -errno;
 	c->verified = v.owner.tgid == bench.tgid;
 	if (!c->verified)

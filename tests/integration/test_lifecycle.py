@@ -116,7 +116,7 @@ def rss_anon_kib(pid):
 # The per-owner BPF maps the collector must empty: a class (a counter slot)
 # per owner and kind of traffic, a metadata slot per owner. Read with
 # bpftool from the instance's pins, not from the collector's stats.
-# tm_flows is left out: an LRU by design (bpf/taskmeter.bpf.h), whose
+# tm_flows4/6 are left out: an LRU by design (bpf/taskmeter.bpf.h), whose
 # entries for closed sockets stay until evicted.
 OWNER_MAPS = ("tm_classes", "tm_meta")
 

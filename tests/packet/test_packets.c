@@ -266,7 +266,7 @@ struct frame {
 	uint8_t version;     /* overrides the IP version nibble */
 };
 
-/* A tm_flows entry: local/remote as the host sees the flow. */
+/* A tm_flows4/6 entry: local/remote as the host sees the flow. */
 struct seed {
 	uint8_t who;         /* owner 1 or 2; 0: no entry */
 	uint8_t family;
@@ -448,13 +448,25 @@ static int port_mark(const struct seed *s)
  * nothing. */
 static int flows_clear(void)
 {
-	int fd = map_fd(fx.main->maps.tm_flows);
-	struct tm_flow_key k;
+	int fds[] = { map_fd(fx.main->maps.tm_flows4), map_fd(fx.main->maps.tm_flows6) };
+	struct tm_flow_key k; /* room for either key */
 
-	while (!bpf_map_get_next_key(fd, NULL, &k))
-		if (bpf_map_delete_elem(fd, &k))
-			return -errno;
+	for (int i = 0; i < 2; i++)
+		while (!bpf_map_get_next_key(fds[i], NULL, &k))
+			if (bpf_map_delete_elem(fds[i], &k))
+				return -errno;
 	return 0;
+}
+
+/* A flow into its family's map, as the programs put it. */
+static int flow_put(const struct tm_flow_key *k, const struct tm_flow_val *v)
+{
+	struct tm_flow_key4 k4;
+
+	if (k->family == TM_FAMILY_IPV6)
+		return bpf_map_update_elem(map_fd(fx.main->maps.tm_flows6), k, v, BPF_ANY);
+	tm_flow_key4_of(k, &k4);
+	return bpf_map_update_elem(map_fd(fx.main->maps.tm_flows4), &k4, v, BPF_ANY);
 }
 
 /* Seed (set) or remove (!set) what the row needs in the maps. */
@@ -466,7 +478,6 @@ static int row_seed(const struct row *r, bool set)
 	struct tm_flow_val v;
 	int err = 0, fd;
 
-	fd = map_fd(fx.main->maps.tm_flows);
 	for (int i = 0; i < 2 && !err; i++) {
 		if (!r->seed[i].who)
 			continue;
@@ -474,7 +485,7 @@ static int row_seed(const struct row *r, bool set)
 		/* the publisher puts the owner's exec_seq next to it */
 		v = (struct tm_flow_val){ .owner = owners[r->seed[i].who],
 					  .exec_seq = r->seed[i].who == 1 && r->meta ? r->meta_exec_seq : 0 };
-		if (set && bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+		if (set && flow_put(&k, &v))
 			err = -errno;
 		if (set && !err && !r->seed[i].rport)
 			err = port_mark(&r->seed[i]);
@@ -890,7 +901,7 @@ TM_TEST(packet_tc_ingress)
 	return RUN(rows);
 }
 
-/* TC egress: owner from the socket's storage, tm_flows is not consulted.
+/* TC egress: owner from the socket's storage, tm_flows4/6 are not consulted.
  * A test run's skb carries test_run's dummy socket (no taskmeter storage),
  * so the bucket is LOCAL, even with ingress_ifindex set: FORWARDED on
  * egress (no socket) cannot be reached through BPF_PROG_TEST_RUN. */
@@ -899,7 +910,7 @@ TM_TEST(packet_tc_egress)
 	static const struct row rows[] = {
 		{ "v4 TCP, socket without taskmeter state", TC_EG, { OUT4(6), .sport = 80,
 		  .dport = 40000, .payload = 100 }, .x = BUCKET(TCP, V4, B_LOCAL, 100) },
-		{ "v4 TCP, a tm_flows owner is not used on egress", TC_EG, { OUT4(6), .sport = 80,
+		{ "v4 TCP, a tm_flows4 owner is not used on egress", TC_EG, { OUT4(6), .sport = 80,
 		  .dport = 40000, .payload = 100 }, .seed = { FLOW4(1, 6, 80, 40000) },
 		  .x = BUCKET(TCP, V4, B_LOCAL, 100) },
 		{ "v4 UDP", TC_EG, { OUT4(17), .sport = 53, .dport = 5000, .payload = 50 },
