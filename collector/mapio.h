@@ -49,7 +49,10 @@ struct tm_mapio {
 					 * looks at those, not at every slot) */
 	void *keys, *vals, *cvals;      /* batch buffers */
 	uint32_t batch;
-	uint64_t classes;               /* classes live at the last read */
+	uint64_t classes;               /* classes in tm_classes */
+	uint64_t made;                  /* TM_STAT_CLASSES_MADE when tm_classes was
+					 * last read */
+	bool classes_read;              /* it has been, since init */
 	uint64_t recycled;              /* slots given back so far */
 	tm_l2_less_fn l2_less;
 	void *l2_less_ctx;
