@@ -442,3 +442,167 @@ out:
 	fx_free(&f);
 	return ok;
 }
+
+/* The first record's bytes of a one-part frame (field 4's payload). */
+static bool first_record(const struct tm_buf *b, const uint8_t **rec, size_t *len)
+{
+	size_t at = 0, used;
+	uint64_t tag, v;
+
+	while (at < b->len) {
+		if (tm_frame_varint_decode(b->data + at, b->len - at, &tag, &used))
+			return false;
+		at += used;
+		if ((tag & 7) == 0) {
+			if (tm_frame_varint_decode(b->data + at, b->len - at, &v, &used))
+				return false;
+			at += used;
+			continue;
+		}
+		if ((tag & 7) != 2 || tm_frame_varint_decode(b->data + at, b->len - at, &v, &used))
+			return false;
+		at += used;
+		if (tag >> 3 == TM_PB_FRAME_RECORDS) {
+			*rec = b->data + at;
+			*len = v;
+			return true;
+		}
+		at += v;
+	}
+	return false;
+}
+
+/* protobuf-c's bytes of a record as encode.c lays it out: who it is, then
+ * its traffic fields, each packed as a ProcessRecord of its own. */
+static uint8_t *repack(const Taskmeter__ProcessRecord *r, size_t *len)
+{
+	Taskmeter__ProcessRecord who = *r, traffic = TASKMETER__PROCESS_RECORD__INIT;
+	size_t n;
+	uint8_t *out;
+
+	traffic.n_traffic = r->n_traffic;
+	traffic.traffic = r->traffic;
+	traffic.rx_total = r->rx_total;
+	traffic.tx_total = r->tx_total;
+	traffic.rx_delta = r->rx_delta;
+	traffic.tx_delta = r->tx_delta;
+	who.n_traffic = 0;
+	who.traffic = NULL;
+	who.rx_total = who.tx_total = who.rx_delta = who.tx_delta = NULL;
+	n = taskmeter__process_record__get_packed_size(&who);
+	*len = n + taskmeter__process_record__get_packed_size(&traffic);
+	out = malloc(*len);
+	if (out) {
+		taskmeter__process_record__pack(&who, out);
+		taskmeter__process_record__pack(&traffic, out + n);
+	}
+	return out;
+}
+
+static bool counters_eq(const Taskmeter__Counters *c, const struct tm_counter_val *v)
+{
+	return c && c->has_packets && c->packets == v->packets && c->has_bytes &&
+	       c->bytes == v->bytes && c->has_payload_bytes && c->payload_bytes == v->payload_bytes &&
+	       c->has_retrans_packets && c->retrans_packets == v->retrans_packets &&
+	       c->has_retrans_bytes && c->retrans_bytes == v->retrans_bytes;
+}
+
+/* Is t what class k counted (v, its delta this frame: v or nothing)? */
+static bool traffic_is(const Taskmeter__Traffic *t, const struct tm_class *k,
+		       const struct tm_counter_val *v, bool delta)
+{
+	static const struct tm_counter_val zero;
+	bool iface = k->layer != TM_LAYER_CGROUP_SKB && k->ifindex;
+
+	return (int)t->direction == k->dir + 1 && (int)t->protocol == k->l4 + 1 &&
+	       (int)t->family == k->family + 1 && (int)t->layer == k->layer + 1 &&
+	       t->has_ifindex == iface && t->has_netns == iface &&
+	       (!iface || (t->ifindex == k->ifindex && t->netns == k->netns)) &&
+	       counters_eq(t->total, v) && counters_eq(t->delta, delta ? v : &zero);
+}
+
+/* The traffic packed by hand is byte for byte what protobuf-c packs:
+ * every layer, interfaces with and without a name or an index, counters
+ * at their widest (10-byte varints, Traffic bodies past 127 bytes). */
+TM_TEST(encode_traffic_as_protobuf_c)
+{
+	static const __u64 big[] = { 0, 1, 127, 128, 16383, 16384, 1ull << 35, 1ull << 63, ~0ull };
+	struct tm_counter_val d, vals[24];
+	struct tm_class ks[24];
+	Taskmeter__Frame *m = NULL;
+	const uint8_t *bytes;
+	uint8_t *want = NULL;
+	struct tm_record *rec;
+	size_t len, want_len;
+	struct fx f;
+	bool ok = false;
+
+	if (!fx_init(&f, 0, 1 << 20))
+		goto out;
+	rec = tm_store_process(&f.s, &owners[0], 0);
+	if (!ASSERT_TRUE(rec))
+		goto out;
+	/* 8 socket-layer classes, 16 interface-layer ones, all different */
+	for (unsigned int i = 0; i < 24; i++) {
+		struct tm_class k = { .owner = owners[0], .layer = TM_LAYER_CGROUP_SKB,
+				      .dir = (__u8)(i % TM_DIR_MAX), .l4 = (__u8)(i / 2 % TM_L4_MAX),
+				      .family = (__u8)(i / 3 % TM_FAMILY_MAX) };
+
+		if (i >= 8) {
+			k.layer = (__u8)(1 + i % 3);
+			k.netns = i % 4 ? 77 : 4026531840u;
+			k.ifindex = i % 5 ? (i % 2 ? 3 : 9 + i) : 0; /* 77/3 has a name */
+			k.family = i % 6 ? k.family : TM_FAMILY_NONE;
+			for (unsigned int j = 8; j < i; j++)
+				if (!memcmp(&ks[j], &k, sizeof(k)))
+					k.netns = 5000 + i;
+		}
+		d = (struct tm_counter_val){ .packets = big[i % 9], .bytes = big[(i + 3) % 9],
+					     .payload_bytes = big[(i + 5) % 9],
+					     .retrans_packets = big[(i + 7) % 9],
+					     .retrans_bytes = big[(i + 8) % 9] | 1 };
+		if (i == 23) /* every field 10 bytes: a Traffic past 127 */
+			d = (struct tm_counter_val){ ~0ull, ~0ull, ~0ull, ~0ull, ~0ull };
+		tm_store_add(&f.s, rec, &k, &d);
+		ks[i] = k;
+		vals[i] = d;
+	}
+	for (int round = 0; round < 2; round++) { /* deltas, then deltas of 0 */
+		if (!ASSERT_EQ(encode(&f), 0) || !ASSERT_EQ(f.e.parts.len, 1))
+			goto out;
+		m = unpack(part(&f, 0));
+		if (!ASSERT_TRUE(m) || !ASSERT_EQ(m->n_records, 1) ||
+		    !ASSERT_TRUE(first_record(part(&f, 0), &bytes, &len)))
+			goto out;
+		if (!ASSERT_EQ(m->records[0]->n_traffic, 24))
+			goto out;
+		/* every class once, with its counters and names */
+		for (unsigned int i = 0; i < 24; i++) {
+			const Taskmeter__Traffic *t = NULL;
+			const char *name = NULL;
+
+			for (size_t j = 0; j < 24 && !t; j++)
+				if (traffic_is(m->records[0]->traffic[j], &ks[i], &vals[i], !round))
+					t = m->records[0]->traffic[j];
+			if (!ASSERT_TRUE(t))
+				continue;
+			if (ks[i].layer != TM_LAYER_CGROUP_SKB)
+				name = tm_store_if_name(&f.s, ks[i].netns, (int)ks[i].ifindex);
+			ASSERT_TRUE(name ? t->ifname && !strcmp(t->ifname, name) : !t->ifname);
+		}
+		free(want);
+		want = repack(m->records[0], &want_len);
+		if (!ASSERT_TRUE(want) || !ASSERT_EQ(len, want_len))
+			goto out;
+		ASSERT_TRUE(!memcmp(bytes, want, len));
+		taskmeter__frame__free_unpacked(m, NULL);
+		m = NULL;
+	}
+	ok = true;
+out:
+	free(want);
+	if (m)
+		taskmeter__frame__free_unpacked(m, NULL);
+	fx_free(&f);
+	return ok;
+}
