@@ -121,11 +121,11 @@ struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k)
 
 	if (rec)
 		return rec;
-	rec = calloc(1, sizeof(*rec));
-	if (!rec) {
+	if (posix_memalign((void **)&rec, TM_RECORD_ALIGN, sizeof(*rec))) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	memset(rec, 0, sizeof(*rec));
 	rec->key = *k;
 	rec->first_frame = s->frames;
 	tm_store_changed(s, rec);
