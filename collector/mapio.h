@@ -31,7 +31,6 @@ struct tm_slotinfo {
 	struct tm_counter_val last;   /* its value (summed over CPUs) at the last read */
 	struct tm_record *rec;        /* NULL until its first count */
 	uint8_t state;                /* enum tm_slot_state */
-	uint8_t seen;                 /* in tm_classes at the last read */
 	uint64_t retired_read;        /* reads done when it was retired */
 };
 

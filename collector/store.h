@@ -82,7 +82,6 @@ struct tm_record {
 	int32_t exit_code;
 	uint64_t expire_ns;             /* CLOCK_MONOTONIC; 0 = live */
 	uint64_t first_frame;           /* tm_store.frames when first seen */
-	size_t enc_cap;
 	struct tm_list expiring;        /* exited: by expire_ns */
 	struct tm_list unresolved;      /* a process whose metadata may still come */
 	struct tm_vec bpf_slots;        /* __u32: mapio.c's slots counting for it */
