@@ -58,7 +58,8 @@ struct tm_ifslot {
  * The members a frame touches for a record that moved (folding its counts,
  * packing it, appending its bytes) come first, the first line of the
  * record: at 100,000 records, a frame's cost is mostly the cache and TLB
- * misses of reaching them. Its metadata, read when it is packed anew, last.
+ * misses of reaching them (the TLB's are why records are on huge pages:
+ * tm_store.rec_mem). Its metadata, read when it is packed anew, last.
  */
 struct tm_record {
 	bool exited;
@@ -89,8 +90,8 @@ struct tm_record {
 	struct tm_meta meta;
 };
 
-#define TM_RECORD_ALIGN 64 /* a cache line */
-_Static_assert(offsetof(struct tm_record, ifs) + sizeof(void *) <= TM_RECORD_ALIGN,
+/* Records are 64-byte aligned (tm_slab). */
+_Static_assert(offsetof(struct tm_record, ifs) + sizeof(void *) <= 64,
 	       "what a frame touches of a record, but its counters, is its first line");
 
 /* One more direction, protocol or family would overflow the bitmap. */
@@ -123,6 +124,7 @@ static inline struct tm_record *tm_store_rec(struct tm_hnode *x)
 
 struct tm_store {
 	struct tm_htab records;         /* struct tm_record by key: owner, kind */
+	struct tm_slab rec_mem;         /* where the records are (huge pages) */
 	size_t count;                   /* every record */
 	size_t processes;               /* TM_KIND_PROCESS records */
 	uint64_t frames;                /* frames built so far (encode.c counts) */
