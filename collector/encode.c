@@ -175,7 +175,12 @@ _Static_assert(TM_COUNTERS_MAX < 128 && TM_TRAFFIC_MAX < 16384,
 
 static uint8_t *put_varint(uint8_t *p, uint64_t v)
 {
-	return p + tm_frame_varint_encode(v, p);
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
 }
 
 static uint8_t *put_u64(uint8_t *p, uint32_t tag, uint64_t v)

@@ -16,6 +16,18 @@
 /* After a big frame, a reader keeps at most this much memory while idle. */
 #define READER_KEEP_CAP (1u << 20)
 
+size_t tm_frame_varint_encode(uint64_t v, uint8_t out[TM_VARINT_MAX])
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
+
 int tm_frame_varint_decode(const uint8_t *buf, size_t len, uint64_t *v, size_t *used)
 {
 	uint64_t acc = 0;

@@ -17,19 +17,8 @@
 /* A uint64 needs at most ceil(64 / 7) varint bytes. */
 #define TM_VARINT_MAX 10
 
-/* Returns the number of bytes written to out (1..10). Inline: the encoder
- * writes a few dozen per record. */
-static inline size_t tm_frame_varint_encode(uint64_t v, uint8_t out[TM_VARINT_MAX])
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		out[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	out[n++] = (uint8_t)v;
-	return n;
-}
+/* Returns the number of bytes written to out (1..10). */
+size_t tm_frame_varint_encode(uint64_t v, uint8_t out[TM_VARINT_MAX]);
 
 /*
  * Decodes one varint from the start of buf. Returns 0 with *v and *used set,
