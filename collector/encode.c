@@ -146,124 +146,27 @@ static Taskmeter__Counters *counters(struct tm_arena *a, const struct tm_counter
 	return c;
 }
 
-/*
- * A record's traffic is packed by hand: it is what moves every frame a
- * process sends, and protobuf-c's packing (sizes first, then the fields,
- * both through the descriptors) was most of a frame's work. The bytes are
- * those protobuf-c writes for the same message (fields in number order,
- * every field set; test_encode.c compares the two), into room reserved
- * by an upper bound, so that each field is written once.
- */
-#define TM_TAG(msg, field, wire) (((uint32_t)(msg##_##field) << 3) | (wire))
-#define TM_WIRE_VARINT 0
-/* Counters: five varint fields of one-byte tags. */
-#define TM_COUNTERS_MAX (5 * (1 + TM_VARINT_MAX))
-/* Traffic: four enums, total and delta, ifindex, ifname, netns. */
-#define TM_IFNAME_MAX 15
-#define TM_TRAFFIC_MAX (4 * (1 + TM_VARINT_MAX) + 2 * (2 + TM_COUNTERS_MAX) + (1 + 5) + \
-			(2 + TM_IFNAME_MAX) + (1 + TM_VARINT_MAX))
-/* A traffic[] entry with its two-byte tag and length, and the four sums. */
-#define TM_ENTRY_MAX (2 + 2 + TM_TRAFFIC_MAX)
-#define TM_SUMS_MAX (4 * (2 + 1 + TM_COUNTERS_MAX))
-
-_Static_assert(TM_PB_COUNTERS_RETRANS_BYTES < 16 && TM_PB_TRAFFIC_NETNS < 16,
-	       "Counters and Traffic tags fit one byte");
-_Static_assert(TM_PB_PROCESS_RECORD_TRAFFIC >= 16 && TM_PB_PROCESS_RECORD_TX_DELTA < 2048,
-	       "the traffic fields' tags take two bytes");
-_Static_assert(TM_COUNTERS_MAX < 128 && TM_TRAFFIC_MAX < 16384,
-	       "a Counters' length fits one byte, a Traffic's two");
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
+/* A slot's total and what it gained since the last frame, which it then
+ * remembers as reported. */
+static Taskmeter__Traffic *traffic(struct tm_arena *a, struct tm_slot *sl, unsigned int dir,
+				   unsigned int l4, unsigned int family, unsigned int layer,
+				   struct tm_counter_val *delta)
 {
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
+	Taskmeter__Traffic *t = arena_alloc(a, sizeof(*t));
 
-static uint8_t *put_u64(uint8_t *p, uint32_t tag, uint64_t v)
-{
-	return put_varint(put_varint(p, tag), v);
-}
-
-/* A length-delimited field whose length is written once its body is: a
- * body shorter than 128 bytes takes one length byte, else two (bodies are
- * bounded below 16384), moved up by one when it ends up short. */
-static uint8_t *put_len(uint8_t *start, uint8_t *body, uint8_t *end, size_t room)
-{
-	size_t n = (size_t)(end - body);
-
-	if (room == 1) {
-		start[0] = (uint8_t)n;
-		return end;
-	}
-	if (n < 128) {
-		memmove(start + 1, body, n);
-		start[0] = (uint8_t)n;
-		return start + 1 + n;
-	}
-	start[0] = (uint8_t)(n | 0x80);
-	start[1] = (uint8_t)(n >> 7);
-	return end;
-}
-
-/* Counters as field tag (all five set: payload_bytes and the retrans
- * fields are proto2 fields with their has_ flags up). */
-static uint8_t *put_counters(uint8_t *p, uint32_t tag, const struct tm_counter_val *v)
-{
-	uint8_t *body;
-
-	p = put_varint(p, tag);
-	body = p + 1;
-	p = put_u64(body, TM_TAG(TM_PB_COUNTERS, PACKETS, TM_WIRE_VARINT), v->packets);
-	p = put_u64(p, TM_TAG(TM_PB_COUNTERS, BYTES, TM_WIRE_VARINT), v->bytes);
-	p = put_u64(p, TM_TAG(TM_PB_COUNTERS, PAYLOAD_BYTES, TM_WIRE_VARINT), v->payload_bytes);
-	p = put_u64(p, TM_TAG(TM_PB_COUNTERS, RETRANS_PACKETS, TM_WIRE_VARINT), v->retrans_packets);
-	p = put_u64(p, TM_TAG(TM_PB_COUNTERS, RETRANS_BYTES, TM_WIRE_VARINT), v->retrans_bytes);
-	return put_len(body - 1, body, p, 1);
-}
-
-/* What a Traffic entry says besides its counters (ifname: NULL for none). */
-struct tm_traffic_id {
-	unsigned int dir, l4, family, layer;
-	bool has_iface;
-	uint32_t ifindex;
-	uint64_t netns;
-	const char *ifname;
-};
-
-/* One traffic[] entry: a slot's total and what it gained since the last
- * frame, which it then remembers as reported. The C enums are the proto's
- * minus one. */
-static uint8_t *put_traffic(uint8_t *p, struct tm_slot *sl, const struct tm_traffic_id *id,
-			    struct tm_counter_val *delta)
-{
-	uint8_t *body;
-
+	if (!t)
+		return NULL;
+	taskmeter__traffic__init(t);
 	tm_store_val_sub(delta, &sl->total, &sl->reported);
 	sl->reported = sl->total;
-	p = put_varint(p, TM_TAG(TM_PB_PROCESS_RECORD, TRAFFIC, TM_WIRE_LEN));
-	body = p + 2;
-	p = put_u64(body, TM_TAG(TM_PB_TRAFFIC, DIRECTION, TM_WIRE_VARINT), id->dir + 1);
-	p = put_u64(p, TM_TAG(TM_PB_TRAFFIC, PROTOCOL, TM_WIRE_VARINT), id->l4 + 1);
-	p = put_u64(p, TM_TAG(TM_PB_TRAFFIC, FAMILY, TM_WIRE_VARINT), id->family + 1);
-	p = put_counters(p, TM_TAG(TM_PB_TRAFFIC, TOTAL, TM_WIRE_LEN), &sl->total);
-	p = put_counters(p, TM_TAG(TM_PB_TRAFFIC, DELTA, TM_WIRE_LEN), delta);
-	p = put_u64(p, TM_TAG(TM_PB_TRAFFIC, LAYER, TM_WIRE_VARINT), id->layer + 1);
-	if (id->has_iface)
-		p = put_u64(p, TM_TAG(TM_PB_TRAFFIC, IFINDEX, TM_WIRE_VARINT), id->ifindex);
-	if (id->ifname) {
-		size_t n = strnlen(id->ifname, TM_IFNAME_MAX);
-
-		p = put_u64(p, TM_TAG(TM_PB_TRAFFIC, IFNAME, TM_WIRE_LEN), n);
-		memcpy(p, id->ifname, n);
-		p += n;
-	}
-	if (id->has_iface)
-		p = put_u64(p, TM_TAG(TM_PB_TRAFFIC, NETNS, TM_WIRE_VARINT), id->netns);
-	return put_len(body - 2, body, p, 2);
+	t->has_direction = t->has_protocol = t->has_family = t->has_layer = 1;
+	t->direction = (Taskmeter__Direction)(dir + 1);
+	t->protocol = (Taskmeter__L4Protocol)(l4 + 1);
+	t->family = (Taskmeter__IpFamily)(family + 1);
+	t->layer = (Taskmeter__Layer)(layer + 1);
+	t->total = counters(a, &sl->total, true);
+	t->delta = counters(a, delta, true);
+	return t->total && t->delta ? t : NULL;
 }
 
 static bool nonzero(const struct tm_counter_val *v)
@@ -271,53 +174,50 @@ static bool nonzero(const struct tm_counter_val *v)
 	return v->packets || v->bytes || v->payload_bytes;
 }
 
-/* The most bytes pack_traffic() writes for rec. */
-static size_t traffic_max(const struct tm_record *rec)
-{
-	return ((size_t)__builtin_popcount(rec->sock_used) + rec->n_ifs) * TM_ENTRY_MAX +
-	       TM_SUMS_MAX;
-}
-
 /* traffic[] (socket layer, then interface layer) and the rx/tx sums of
- * the socket layer, at out; returns the end. *moved says a delta was set. */
-static uint8_t *pack_traffic(const struct tm_store *s, struct tm_record *rec, uint8_t *out,
-			     bool *moved)
+ * the socket layer. Returns -ENOMEM, else 0; *moved says a delta was set. */
+static int build_traffic(struct tm_arena *a, const struct tm_store *s, struct tm_record *rec,
+			 Taskmeter__ProcessRecord *pr, bool *moved)
 {
 	struct tm_counter_val sums[TM_DIR_MAX][2] = { 0 }, d; /* [dir][total, delta] */
-	uint8_t *p = out;
+	size_t n = (size_t)__builtin_popcount(rec->sock_used) + rec->n_ifs, k = 0;
 
+	pr->traffic = arena_alloc(a, n * sizeof(*pr->traffic) + 1);
+	if (!pr->traffic)
+		return -ENOMEM;
 	for (unsigned int i = 0; i < TM_SOCK_SLOTS; i++) {
-		struct tm_traffic_id id = { .dir = i / (TM_L4_MAX * TM_FAMILY_MAX),
-					    .l4 = (i / TM_FAMILY_MAX) % TM_L4_MAX,
-					    .family = i % TM_FAMILY_MAX,
-					    .layer = TM_LAYER_CGROUP_SKB };
+		unsigned int dir = i / (TM_L4_MAX * TM_FAMILY_MAX);
 
 		if (!(rec->sock_used & (1u << i)))
 			continue;
-		p = put_traffic(p, &rec->sock[i], &id, &d);
-		tm_store_val_add(&sums[id.dir][0], &rec->sock[i].total);
-		tm_store_val_add(&sums[id.dir][1], &d);
+		pr->traffic[k] = traffic(a, &rec->sock[i], dir, (i / TM_FAMILY_MAX) % TM_L4_MAX,
+					 i % TM_FAMILY_MAX, TM_LAYER_CGROUP_SKB, &d);
+		if (!pr->traffic[k++])
+			return -ENOMEM;
+		tm_store_val_add(&sums[dir][0], &rec->sock[i].total);
+		tm_store_val_add(&sums[dir][1], &d);
 		*moved |= nonzero(&d);
 	}
-	for (uint32_t i = 0; i < rec->n_ifs; i++) {
+	for (uint32_t i = 0; i < rec->n_ifs; i++, k++) {
 		struct tm_ifslot *x = &rec->ifs[i];
-		struct tm_traffic_id id = { .dir = x->key.dir, .l4 = x->key.l4,
-					    .family = x->key.family, .layer = x->key.layer,
-					    .has_iface = x->key.ifindex != 0,
-					    .ifindex = x->key.ifindex, .netns = x->key.netns };
+		Taskmeter__Traffic *t = traffic(a, &x->s, x->key.dir, x->key.l4, x->key.family,
+						x->key.layer, &d);
 
-		id.ifname = tm_store_if_name(s, x->key.netns, (int)x->key.ifindex);
-		p = put_traffic(p, &x->s, &id, &d);
+		if (!t)
+			return -ENOMEM;
+		t->has_ifindex = t->has_netns = x->key.ifindex != 0;
+		t->ifindex = x->key.ifindex;
+		t->netns = x->key.netns;
+		t->ifname = (char *)tm_store_if_name(s, x->key.netns, (int)x->key.ifindex);
+		pr->traffic[k] = t;
 		*moved |= nonzero(&d);
 	}
-	p = put_counters(p, TM_TAG(TM_PB_PROCESS_RECORD, RX_TOTAL, TM_WIRE_LEN),
-			 &sums[TM_DIR_INGRESS][0]);
-	p = put_counters(p, TM_TAG(TM_PB_PROCESS_RECORD, TX_TOTAL, TM_WIRE_LEN),
-			 &sums[TM_DIR_EGRESS][0]);
-	p = put_counters(p, TM_TAG(TM_PB_PROCESS_RECORD, RX_DELTA, TM_WIRE_LEN),
-			 &sums[TM_DIR_INGRESS][1]);
-	return put_counters(p, TM_TAG(TM_PB_PROCESS_RECORD, TX_DELTA, TM_WIRE_LEN),
-			    &sums[TM_DIR_EGRESS][1]);
+	pr->n_traffic = k;
+	pr->rx_total = counters(a, &sums[TM_DIR_INGRESS][0], true);
+	pr->tx_total = counters(a, &sums[TM_DIR_EGRESS][0], true);
+	pr->rx_delta = counters(a, &sums[TM_DIR_INGRESS][1], true);
+	pr->tx_delta = counters(a, &sums[TM_DIR_EGRESS][1], true);
+	return pr->rx_total && pr->tx_total && pr->rx_delta && pr->tx_delta ? 0 : -ENOMEM;
 }
 
 /* argv[] and env[] point into the metadata's own buffers. */
@@ -443,34 +343,29 @@ static int build_who(struct tm_arena *a, const struct tm_record *rec, Taskmeter_
 static int encode_record(struct tm_encoder *e, const struct tm_store *s, struct tm_record *rec)
 {
 	Taskmeter__ProcessRecord who = TASKMETER__PROCESS_RECORD__INIT;
+	Taskmeter__ProcessRecord traffic = TASKMETER__PROCESS_RECORD__INIT;
 	bool moved = false, repack_who = !rec->enc || rec->meta_changed;
 	struct tm_enc_cache *c;
-	size_t who_len, len;
-	int err = 0;
+	size_t who_len;
+	int err;
 
 	if (cache_fresh(rec))
 		return 0;
-	if (repack_who) {
-		arena_reset(e->arena);
+	arena_reset(e->arena);
+	err = build_traffic(e->arena, s, rec, &traffic, &moved);
+	if (!err && repack_who)
 		err = build_who(e->arena, rec, &who);
-	}
 	if (err)
 		return err;
-	/* the traffic into scratch room of its upper bound, then into a cache
-	 * of its size: the cache of every record is not the bound's */
-	if (tm_array_reserve(&e->scratch, &e->scratch_cap, 1, traffic_max(rec), 4096))
-		return -ENOMEM;
-	len = (size_t)(pack_traffic(s, rec, e->scratch, &moved) - (uint8_t *)e->scratch);
 	who_len = repack_who ? taskmeter__process_record__get_packed_size(&who)
 			     : ((struct tm_enc_cache *)rec->enc)->who_len;
-	err = cache_reserve(rec, who_len + len);
+	err = cache_reserve(rec, who_len + taskmeter__process_record__get_packed_size(&traffic));
 	if (err)
 		return err;
 	c = rec->enc;
 	if (repack_who)
 		c->who_len = taskmeter__process_record__pack(&who, c->bytes);
-	memcpy(c->bytes + c->who_len, e->scratch, len);
-	c->len = c->who_len + len;
+	c->len = c->who_len + taskmeter__process_record__pack(&traffic, c->bytes + c->who_len);
 	c->had_delta = moved;
 	rec->changed = rec->meta_changed = false;
 	e->encoded++;
@@ -695,8 +590,6 @@ void tm_encoder_free(struct tm_encoder *e)
 {
 	parts_clear(e);
 	tm_vec_free(&e->parts);
-	free(e->scratch);
-	e->scratch = NULL;
 	arena_free(e->arena);
 	e->arena = NULL;
 }

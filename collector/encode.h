@@ -29,8 +29,6 @@ struct tm_arena;
 
 struct tm_encoder {
 	struct tm_arena *arena;     /* scratch for one record's message */
-	void *scratch;              /* one record's traffic, packed */
-	size_t scratch_cap;
 	size_t part_max;            /* bytes of records per message */
 	struct tm_vec parts;        /* struct tm_buf *: the last frame's messages */
 	size_t records;             /* records in the last frame */
