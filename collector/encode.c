@@ -482,6 +482,23 @@ static int emit_part(struct tm_encoder *e, struct tm_store *s, const Taskmeter__
 	return 0;
 }
 
+/*
+ * A frame reads every record's cache, through the record, which is most
+ * of its cost once nothing moved: records and caches are scattered over
+ * the heap and each is a miss. The array of records says which comes
+ * next: their first lines are asked for TM_AHEAD records ahead, their
+ * caches (known by then) half as far.
+ */
+#define TM_AHEAD 16
+
+static void prefetch_ahead(struct tm_record *const *recs, size_t i, size_t n)
+{
+	if (i + TM_AHEAD < n)
+		__builtin_prefetch(recs[i + TM_AHEAD]);
+	if (i + TM_AHEAD / 2 < n && recs[i + TM_AHEAD / 2]->enc)
+		__builtin_prefetch(recs[i + TM_AHEAD / 2]->enc);
+}
+
 /* Cut the frame's records into messages of at most part_max bytes of
  * records each (a record bigger than that gets a message of its own). */
 static int emit_parts(struct tm_encoder *e, struct tm_store *s, const Taskmeter__Frame *hdr,
@@ -495,6 +512,7 @@ static int emit_parts(struct tm_encoder *e, struct tm_store *s, const Taskmeter_
 	for (size_t i = 0; i < s->reported.len; i++) {
 		size_t n;
 
+		prefetch_ahead(recs, i, s->reported.len);
 		if (!recs[i]->enc)
 			continue;
 		n = record_field_len(recs[i]);

@@ -170,15 +170,40 @@ static void attach_slot(struct tm_mapio *m, struct tm_store *s, __u32 slot)
 		*p = slot;
 }
 
-/* tm_classes: which slot counts what, for the slots taken since. */
+/* One of tm_stats, summed over CPUs. */
+static int read_stat(struct tm_mapio *m, __u32 i, uint64_t *out)
+{
+	uint64_t *percpu = m->cvals; /* room for many values of every CPU */
+
+	if (bpf_map_lookup_elem(m->stats_fd, &i, percpu))
+		return -errno;
+	*out = 0;
+	for (int c = 0; c < m->ncpus; c++)
+		*out += percpu[c];
+	return 0;
+}
+
+/*
+ * tm_classes: which slot counts what, for the slots taken since. Only the
+ * hooks add classes (class.bpf.h), and each one they add moves
+ * TM_STAT_CLASSES_MADE once it is in the map: when the stat has not moved
+ * since the last read (taken before it), no slot changed hands and the
+ * read is skipped. It is most of an interval's work when nothing changed.
+ */
 static int read_classes(struct tm_mapio *m, struct tm_store *s)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	struct tm_class *keys = m->keys;
 	__u32 *vals = m->vals, in = 0, out = 0, count;
 	bool first = true;
+	uint64_t made;
 	int err;
 
+	err = read_stat(m, TM_STAT_CLASSES_MADE, &made);
+	if (err)
+		return err;
+	if (m->classes_read && made == m->made)
+		return 0;
 	m->classes = 0;
 	do {
 		count = m->batch;
@@ -207,6 +232,8 @@ static int read_classes(struct tm_mapio *m, struct tm_store *s)
 		in = out;
 		first = false;
 	} while (!err);
+	m->made = made;
+	m->classes_read = true;
 	return 0;
 }
 
@@ -345,7 +372,8 @@ static void retire(struct tm_mapio *m, __u32 slot)
 		return; /* still live: its record's next drain tries again */
 	}
 	*p = slot;
-	bpf_map_delete_elem(m->classes_fd, &si->k);
+	if (!bpf_map_delete_elem(m->classes_fd, &si->k) && m->classes)
+		m->classes--; /* kept right between reads of tm_classes */
 	if (!bpf_map_lookup_elem(m->gen_fd, &slot, &gen)) {
 		gen++;
 		bpf_map_update_elem(m->gen_fd, &slot, &gen, BPF_ANY);
@@ -418,14 +446,12 @@ void tm_mapio_forget(struct tm_mapio *m, const struct tm_owner *o)
 
 int tm_mapio_stats(struct tm_mapio *m, uint64_t out[TM_STAT_MAX])
 {
-	uint64_t *percpu = m->cvals; /* room for many values of every CPU */
-
 	memset(out, 0, TM_STAT_MAX * sizeof(*out));
 	for (__u32 i = 0; i < TM_STAT_MAX; i++) {
-		if (bpf_map_lookup_elem(m->stats_fd, &i, percpu))
-			return -errno;
-		for (int c = 0; c < m->ncpus; c++)
-			out[i] += percpu[c];
+		int err = read_stat(m, i, &out[i]);
+
+		if (err)
+			return err;
 	}
 	return 0;
 }

@@ -31,7 +31,6 @@ struct tm_slotinfo {
 	struct tm_counter_val last;   /* its value (summed over CPUs) at the last read */
 	struct tm_record *rec;        /* NULL until its first count */
 	uint8_t state;                /* enum tm_slot_state */
-	uint8_t seen;                 /* in tm_classes at the last read */
 	uint64_t retired_read;        /* reads done when it was retired */
 };
 
@@ -49,7 +48,10 @@ struct tm_mapio {
 					 * looks at those, not at every slot) */
 	void *keys, *vals, *cvals;      /* batch buffers */
 	uint32_t batch;
-	uint64_t classes;               /* classes live at the last read */
+	uint64_t classes;               /* classes in tm_classes */
+	uint64_t made;                  /* TM_STAT_CLASSES_MADE when tm_classes was
+					 * last read */
+	bool classes_read;              /* it has been, since init */
 	uint64_t recycled;              /* slots given back so far */
 	tm_l2_less_fn l2_less;
 	void *l2_less_ctx;

@@ -59,6 +59,7 @@ int tm_store_init(struct tm_store *s)
 	tm_list_init(&s->dirty);
 	tm_list_init(&s->expiring);
 	tm_list_init(&s->unresolved);
+	tm_slab_init(&s->rec_mem, sizeof(struct tm_record));
 	return tm_htab_init(&s->records, TM_STORE_INITIAL_BUCKETS);
 }
 
@@ -85,7 +86,7 @@ static void record_free(struct tm_store *s, struct tm_record *rec)
 		s->free_enc(rec->enc);
 	free(rec->ifs);
 	tm_vec_free(&rec->bpf_slots);
-	free(rec);
+	tm_slab_free(&s->rec_mem, rec);
 }
 
 void tm_store_free(struct tm_store *s)
@@ -121,11 +122,9 @@ struct tm_record *tm_store_get(struct tm_store *s, const struct tm_rec_key *k)
 
 	if (rec)
 		return rec;
-	rec = calloc(1, sizeof(*rec));
-	if (!rec) {
-		errno = ENOMEM;
+	rec = tm_slab_alloc(&s->rec_mem);
+	if (!rec)
 		return NULL;
-	}
 	rec->key = *k;
 	rec->first_frame = s->frames;
 	tm_store_changed(s, rec);

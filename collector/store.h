@@ -54,35 +54,45 @@ struct tm_ifslot {
 	struct tm_slot s;
 };
 
+/*
+ * The members a frame touches for a record that moved (folding its counts,
+ * packing it, appending its bytes) come first, the first line of the
+ * record: at 100,000 records, a frame's cost is mostly the cache and TLB
+ * misses of reaching them (the TLB's are why records are on huge pages:
+ * tm_store.rec_mem). Its metadata, read when it is packed anew, last.
+ */
 struct tm_record {
-	struct tm_hnode node;           /* in tm_store.records */
-	struct tm_rec_key key;
-	struct tm_meta meta;
 	bool exited;
 	bool has_exit_code;             /* false when the exit was inferred */
-	int32_t exit_code;
-	uint64_t expire_ns;             /* CLOCK_MONOTONIC; 0 = live */
-	uint64_t first_frame;           /* tm_store.frames when first seen */
 	bool changed;                   /* counters, metadata or state moved since
 					 * the last encoding (cleared by encode.c) */
 	bool meta_changed;              /* metadata or state (ids, exit) did: what
 					 * encode.c packs apart from the counters */
+	uint16_t sock_used;             /* bitmap of sock[] slots with counters */
+	uint32_t n_ifs;
+	void *enc;                      /* encode.c's cache of this record */
 	/* The lists of tm_store it is on: what the next frame has to do with
 	 * it, so that a frame's work follows what changed, not the store. */
 	struct tm_list dirty;           /* its encoding is to be looked at */
 	size_t reported;                /* its index in tm_store.reported + 1 once
 					 * it has traffic (0: none yet) */
+	struct tm_ifslot *ifs;
+	struct tm_hnode node;           /* in tm_store.records */
+	struct tm_rec_key key;
+	size_t cap_ifs;
+	int32_t exit_code;
+	uint64_t expire_ns;             /* CLOCK_MONOTONIC; 0 = live */
+	uint64_t first_frame;           /* tm_store.frames when first seen */
 	struct tm_list expiring;        /* exited: by expire_ns */
 	struct tm_list unresolved;      /* a process whose metadata may still come */
-	uint16_t sock_used;             /* bitmap of sock[] slots with counters */
-	struct tm_slot sock[TM_SOCK_SLOTS];
-	struct tm_ifslot *ifs;
-	uint32_t n_ifs;
-	size_t cap_ifs;
-	void *enc;                      /* encode.c's cache of this record */
-	size_t enc_cap;
 	struct tm_vec bpf_slots;        /* __u32: mapio.c's slots counting for it */
+	struct tm_slot sock[TM_SOCK_SLOTS];
+	struct tm_meta meta;
 };
+
+/* Records are 64-byte aligned (tm_slab). */
+_Static_assert(offsetof(struct tm_record, ifs) + sizeof(void *) <= 64,
+	       "what a frame touches of a record, but its counters, is its first line");
 
 /* One more direction, protocol or family would overflow the bitmap. */
 _Static_assert(TM_SOCK_SLOTS <= 8 * sizeof(((struct tm_record *)0)->sock_used),
@@ -114,6 +124,7 @@ static inline struct tm_record *tm_store_rec(struct tm_hnode *x)
 
 struct tm_store {
 	struct tm_htab records;         /* struct tm_record by key: owner, kind */
+	struct tm_slab rec_mem;         /* where the records are (huge pages) */
 	size_t count;                   /* every record */
 	size_t processes;               /* TM_KIND_PROCESS records */
 	uint64_t frames;                /* frames built so far (encode.c counts) */

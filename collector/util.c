@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "util.h"
 
@@ -204,4 +205,96 @@ bool tm_utf8_valid(const char *s, size_t n)
 		i += (size_t)len;
 	}
 	return true;
+}
+
+/* ---- tm_slab ---- */
+
+/* A chunk's head, at its start; its objects follow, free ones linked
+ * through their first word. */
+struct tm_slab_chunk {
+	struct tm_list node;        /* in tm_slab.partial while it has room */
+	void *free;
+	size_t live, carved;        /* objects handed out; objects cut so far */
+	size_t colour;              /* its objects start colour lines later */
+};
+
+#define TM_SLAB_HEAD 64 /* the head's room: objects stay 64-byte aligned */
+_Static_assert(sizeof(struct tm_slab_chunk) <= TM_SLAB_HEAD, "a chunk's head fits its room");
+
+void tm_slab_init(struct tm_slab *sl, size_t size)
+{
+	sl->size = (size + 63) & ~(size_t)63;
+	sl->chunks = sl->made = 0;
+	tm_list_init(&sl->partial);
+}
+
+/*
+ * Objects per chunk, leaving room for 16 colours: chunks are aligned to
+ * their size, so without an offset of their own the n-th object of every
+ * chunk would sit in the same cache sets (the slab allocator's colouring).
+ */
+#define TM_SLAB_COLOURS 16
+
+static size_t slab_per_chunk(const struct tm_slab *sl)
+{
+	return (TM_SLAB_CHUNK - TM_SLAB_HEAD - (TM_SLAB_COLOURS - 1) * 64) / sl->size;
+}
+
+static struct tm_slab_chunk *slab_grow(struct tm_slab *sl)
+{
+	struct tm_slab_chunk *c = aligned_alloc(TM_SLAB_CHUNK, TM_SLAB_CHUNK);
+
+	if (!c)
+		return NULL;
+	/* a hint: without transparent huge pages it is 4 KiB pages as before */
+	madvise(c, TM_SLAB_CHUNK, MADV_HUGEPAGE);
+	memset(c, 0, sizeof(*c));
+	c->colour = sl->made++ % TM_SLAB_COLOURS;
+	tm_list_add_tail(&sl->partial, &c->node);
+	sl->chunks++;
+	return c;
+}
+
+void *tm_slab_alloc(struct tm_slab *sl)
+{
+	struct tm_slab_chunk *c;
+	void *p;
+
+	if (!slab_per_chunk(sl)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	c = tm_list_empty(&sl->partial) ? slab_grow(sl)
+					: TM_CONTAINER_OF(sl->partial.next, struct tm_slab_chunk, node);
+	if (!c) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (c->free) {
+		p = c->free;
+		c->free = *(void **)p;
+	} else {
+		p = (char *)c + TM_SLAB_HEAD + c->colour * 64 + c->carved++ * sl->size;
+	}
+	if (++c->live == slab_per_chunk(sl))
+		tm_list_del(&c->node); /* full */
+	memset(p, 0, sl->size);
+	return p;
+}
+
+void tm_slab_free(struct tm_slab *sl, void *p)
+{
+	struct tm_slab_chunk *c = (void *)((uintptr_t)p & ~(uintptr_t)(TM_SLAB_CHUNK - 1));
+
+	if (!p)
+		return;
+	if (!tm_list_linked(&c->node))
+		tm_list_add_tail(&sl->partial, &c->node);
+	*(void **)p = c->free;
+	c->free = p;
+	if (--c->live)
+		return;
+	tm_list_del(&c->node);
+	free(c);
+	sl->chunks--;
 }

@@ -129,6 +129,28 @@ static inline void tm_list_del(struct tm_list *x)
 /* Every node of head in order. Unlinking x while at it: take x->next first. */
 #define tm_list_each(head, x) for (struct tm_list *x = (head)->next; x != (head); x = x->next)
 
+/*
+ * Objects of one size carved from chunks of TM_SLAB_CHUNK bytes, aligned
+ * to their size and asked to be one huge page each: many objects reached
+ * in no particular order (the records a frame folds and packs) cost a
+ * cache miss each, and at 4 KiB a page a TLB miss too, dearer still on a
+ * VM (a nested page walk). A chunk whose objects are all free is given
+ * back. Zero-initialise, then tm_slab_init.
+ */
+#define TM_SLAB_CHUNK (2u << 20)
+
+struct tm_slab {
+	size_t size;                /* of an object: a multiple of 64 */
+	struct tm_list partial;     /* chunks with room */
+	size_t chunks;              /* chunks held */
+	size_t made;                /* chunks made so far */
+};
+
+void tm_slab_init(struct tm_slab *sl, size_t size);
+/* A zeroed object, 64-byte aligned; NULL with errno = ENOMEM. */
+void *tm_slab_alloc(struct tm_slab *sl);
+void tm_slab_free(struct tm_slab *sl, void *p);
+
 /* A 64-bit mix (splitmix64's finaliser) for hash tables. */
 static inline uint64_t tm_hash64(uint64_t x)
 {

@@ -29,6 +29,8 @@ and differences against a baseline measured alongside hold).
    (build/bench_collector), and its profile.
 
 Prints one report and writes it to BENCHMARKS.md (with date, kernel, CPU).
+TM_BENCH_ONLY=collector runs sections 5 and 6 only (swarm: 5, sim: 6) and
+prints them without writing BENCHMARKS.md, which holds whole runs only.
 Everything runs in network namespaces and cgroups of its own (tmtest.Env).
 """
 import ctypes
@@ -61,6 +63,7 @@ UDP_PPS = 50000
 TCP_RATE = "2G"
 TCP_BITS = 2e9
 XDP_ARMS = os.environ.get("TM_BENCH_XDP", "0") == "1"
+ONLY = {"": (), "collector": ("swarm", "sim"), "swarm": ("swarm",), "sim": ("sim",)}
 ARMS = ("none", "floor", "taskmeter", "nethogs") + (("floor+xdp", "taskmeter+xdp")
                                                     if XDP_ARMS else ())
 FLOOR_OBJ = os.path.join(BUILD, "bench", "floor.bpf.o")
@@ -1023,6 +1026,15 @@ def main():
         signal.signal(sig, interrupted)
     t0 = time.time()
     memory = sh(TASKMETERD, "--print-memory").rstrip()
+    only = os.environ.get("TM_BENCH_ONLY", "")
+    if only not in ONLY:
+        raise SystemExit(f"TM_BENCH_ONLY={only}: one of {', '.join(k for k in ONLY if k)}")
+    if only:
+        coll = bench_collector(SWARM) if "swarm" in ONLY[only] else ([], None)
+        sim = bench_sim() if "sim" in ONLY[only] else ([], None)
+        print("\n".join(section_collector(coll, *sim, memory)))
+        log(f"done in {time.time() - t0:.0f} s; TM_BENCH_ONLY={only}: BENCHMARKS.md not written")
+        return
     progs = bench_programs()
     stages = bench_stages()
     arms = bench_arms()

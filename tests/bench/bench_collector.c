@@ -150,13 +150,14 @@ static struct tm_owner owner_of(unsigned int i)
 }
 
 /* What the hooks do for a new class: a slot from tm_free, the class in
- * tm_classes. */
+ * tm_classes, TM_STAT_CLASSES_MADE moved (CPU 0's). */
 static int make_classes(void)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, o);
 	struct tm_class *k = calloc(b.n, sizeof(*k));
-	__u32 count = b.n;
-	int err = k ? 0 : -ENOMEM;
+	__u32 count = b.n, stat = TM_STAT_CLASSES_MADE;
+	uint64_t *made = calloc(b.ncpus, sizeof(*made));
+	int err = k && made ? 0 : -ENOMEM;
 
 	for (unsigned int i = 0; !err && i < b.n; i++) {
 		if (bpf_map_lookup_and_delete_elem(b.io.free_fd, NULL, &b.slots[i]))
@@ -169,7 +170,15 @@ static int make_classes(void)
 	}
 	if (!err && bpf_map_update_batch(b.io.classes_fd, k, b.slots, &count, &o))
 		err = -errno;
+	if (!err && bpf_map_lookup_elem(b.io.stats_fd, &stat, made))
+		err = -errno;
+	if (!err) {
+		made[0] += b.n;
+		if (bpf_map_update_elem(b.io.stats_fd, &stat, made, BPF_ANY))
+			err = -errno;
+	}
 	free(k);
+	free(made);
 	return err ? fail("classes", err) : 0;
 }
 

@@ -442,3 +442,93 @@ out:
 	fx_free(&f);
 	return ok;
 }
+
+static bool keep(void *ctx, struct tm_record *rec)
+{
+	(void)ctx;
+	(void)rec;
+	return false;
+}
+
+static void forget(void *ctx, const struct tm_owner *o)
+{
+	(void)ctx;
+	(void)o;
+}
+
+/* The record of pid in m (NULL: not in it). */
+static Taskmeter__ProcessRecord *find_pid(Taskmeter__Frame *m, uint32_t pid)
+{
+	for (size_t i = 0; m && i < m->n_records; i++)
+		if (m->records[i]->pid == pid)
+			return m->records[i];
+	return NULL;
+}
+
+/*
+ * Frames after a record moved and another was freed: the one packed anew,
+ * the unchanged ones as they were though the frame is cut elsewhere now,
+ * the freed one gone, and a frame in which nothing moved is the last one
+ * again, byte for byte.
+ */
+TM_TEST(encode_frames_after_a_free)
+{
+	struct tm_class k = { .owner = owners[1], .layer = TM_LAYER_CGROUP_SKB,
+			      .dir = TM_DIR_EGRESS, .l4 = TM_L4_TCP, .family = TM_FAMILY_IPV4 };
+	struct tm_counter_val d = { .packets = 3, .bytes = 30 };
+	Taskmeter__Frame *m = NULL;
+	Taskmeter__ProcessRecord *r;
+	struct tm_buf *last = NULL;
+	struct fx f;
+	bool ok = false;
+
+	/* a message per record, then deltas of 0 */
+	if (!fx_init(&f, 3, 1) || !ASSERT_EQ(encode(&f), 0) || !ASSERT_EQ(encode(&f), 0) ||
+	    !ASSERT_EQ(f.e.parts.len, 3))
+		goto out;
+	tm_store_add(&f.s, tm_store_process(&f.s, &owners[1], 0), &k, &d);
+	tm_store_exit(&f.s, &owners[0], true, 0, 0, 0);
+	tm_store_expire(&f.s, 1, keep, forget, NULL);
+	if (!ASSERT_EQ(f.s.count, 2))
+		goto out;
+	f.e.part_max = 1 << 20; /* one message now */
+	if (!ASSERT_EQ(encode(&f), 0) || !ASSERT_EQ(f.e.parts.len, 1))
+		goto out;
+	ASSERT_EQ(f.e.encoded, 1);
+	ASSERT_EQ(f.e.records, 2);
+	m = unpack(part(&f, 0));
+	if (!ASSERT_TRUE(m) || !ASSERT_EQ(m->n_records, 2))
+		goto out;
+	ASSERT_TRUE(!find_pid(m, owners[0].tgid));
+	r = find_pid(m, owners[1].tgid);
+	if (ASSERT_TRUE(r)) {
+		ASSERT_EQ(r->tx_total->bytes, 1001 + 30);
+		ASSERT_EQ(r->tx_delta->bytes, 30);
+		ASSERT_STREQ(r->comm, "worker");
+	}
+	r = find_pid(m, owners[2].tgid);
+	if (ASSERT_TRUE(r)) {
+		ASSERT_EQ(r->tx_total->bytes, 1002);
+		ASSERT_EQ(r->tx_delta->bytes, 0);
+		if (ASSERT_EQ(r->n_argv, 2))
+			ASSERT_STREQ(r->argv[1], "--fast");
+	}
+	/* its delta back to 0, then nothing moves: the same frame again */
+	if (!ASSERT_EQ(encode(&f), 0) || !ASSERT_EQ(f.e.encoded, 1))
+		goto out;
+	last = part(&f, 0);
+	last->refs++;
+	if (!ASSERT_EQ(encode(&f), 0) || !ASSERT_EQ(f.e.encoded, 0))
+		goto out;
+	ASSERT_TRUE(part(&f, 0) != last);
+	ASSERT_TRUE(part(&f, 0)->len == last->len &&
+		    !memcmp(part(&f, 0)->data, last->data, last->len));
+	ok = true;
+out:
+	if (last)
+		tm_buf_put(last);
+	if (m)
+		taskmeter__frame__free_unpacked(m, NULL);
+	fx_free(&f);
+	return ok;
+}

@@ -6,6 +6,7 @@
  * exited_ttl, and a table that grows past its first buckets.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "store.h"
 #include "tm_test.h"
@@ -442,4 +443,76 @@ TM_TEST(store_val_arithmetic)
 	tm_store_val_sub(&d, &b, &a);
 	ASSERT_TRUE(d.packets == (__u64)-1);
 	return true;
+}
+
+/* Records' memory (tm_slab): zeroed, 64-byte aligned, never two alike, a
+ * free one taken again, more than a chunk's worth, and every chunk given
+ * back once its objects are free. */
+TM_TEST(store_slab)
+{
+	size_t per = (TM_SLAB_CHUNK - 64 - 15 * 64) / 1984, n = 2 * per + 3;
+	struct tm_slab sl = { 0 };
+	uint8_t **v = calloc(n, sizeof(*v));
+	bool ok = false;
+
+	tm_slab_init(&sl, 1976); /* a record's size, rounded up to 1984 */
+	if (!ASSERT_TRUE(v) || !ASSERT_EQ(sl.size, 1984))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		v[i] = tm_slab_alloc(&sl);
+		if (!ASSERT_TRUE(v[i]))
+			goto out;
+		ASSERT_EQ((uintptr_t)v[i] % 64, 0);
+		ASSERT_TRUE(v[i][0] == 0 && v[i][1983] == 0);
+		memset(v[i], 0xa5, 1984); /* an overlap would show below */
+	}
+	ASSERT_EQ(sl.chunks, 3);
+	for (size_t i = 0; i < n; i++)
+		ASSERT_TRUE(v[i][0] == 0xa5 && v[i][1983] == 0xa5);
+	/* one freed in a full chunk: taken again, zeroed */
+	tm_slab_free(&sl, v[5]);
+	v[5] = tm_slab_alloc(&sl);
+	if (!ASSERT_TRUE(v[5]))
+		goto out;
+	ASSERT_TRUE(v[5][0] == 0 && v[5][1983] == 0);
+	ASSERT_EQ(sl.chunks, 3);
+	for (size_t i = 0; i < n; i++) {
+		tm_slab_free(&sl, v[i]);
+		v[i] = NULL;
+	}
+	ASSERT_EQ(sl.chunks, 0);
+	ok = true;
+out:
+	for (size_t i = 0; v && i < n; i++)
+		tm_slab_free(&sl, v[i]);
+	free(v);
+	return ok;
+}
+
+/* The store's records on the slab: expired records give their chunks back. */
+TM_TEST(store_records_memory_given_back)
+{
+	struct expiry e = { 0 };
+	struct tm_store s;
+	size_t n = 3000;
+	bool ok = false;
+
+	if (!ASSERT_EQ(tm_store_init(&s), 0))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		struct tm_owner o = { .tgid = 10000 + (uint32_t)i, .start_ns = i };
+
+		if (!ASSERT_TRUE(tm_store_process(&s, &o, 0)))
+			goto out;
+		tm_store_exit(&s, &o, true, 0, 0, SEC);
+	}
+	ASSERT_TRUE(s.rec_mem.chunks >= 2);
+	tm_store_expire(&s, 2 * SEC, drain, forget, &e);
+	ASSERT_EQ(e.forgotten, n);
+	ASSERT_EQ(s.count, 0);
+	ASSERT_EQ(s.rec_mem.chunks, 0);
+	ok = true;
+out:
+	tm_store_free(&s);
+	return ok;
 }
