@@ -155,11 +155,16 @@ class CpuMeter:
 
 
 # ---- 1. per-packet cost ----
+def bench_prog(*args):
+    """build/bench_prog's configurations, as its --json prints them."""
+    out = subprocess.run([os.path.join(BUILD, "bench_prog"), "--json", *args],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
 def bench_programs():
     log("[1/6] per-packet program cost (BPF_PROG_TEST_RUN) ...")
-    out = subprocess.run([os.path.join(BUILD, "bench_prog"), "--json"], capture_output=True,
-                         text=True, check=True)
-    return json.loads(out.stdout)
+    return bench_prog()
 
 
 STAGE_PROGS = ("xdp", "tc_ingress")
@@ -172,14 +177,13 @@ def bench_stages():
     each add. Three runs after one another, each against its own empty
     program; the stopped ones count nowhere, so they are not checked."""
     log("[1/6] ... the same programs stopped after each step ...")
-    exe, runs = os.path.join(BUILD, "bench_prog"), {}
+    runs = {}
     for stage in ("1", "2", "full"):
-        argv = [exe, "--json", "--only", ",".join(STAGE_PROGS), "--no-verify"]
+        args = ["--only", ",".join(STAGE_PROGS), "--no-verify"]
         if stage != "full":
-            argv += ["--xdp-obj", os.path.join(BUILD, "bench", f"xdp_stage{stage}.bpf.o"),
+            args += ["--xdp-obj", os.path.join(BUILD, "bench", f"xdp_stage{stage}.bpf.o"),
                      "--tc-obj", os.path.join(BUILD, "bench", f"tc_stage{stage}.bpf.o")]
-        out = subprocess.run(argv, capture_output=True, text=True, check=True)
-        for p in json.loads(out.stdout):
+        for p in bench_prog(*args):
             if p["owner"].startswith("found"):
                 key = (p["prog"], p["size"], p["family"], p["proto"])
                 runs.setdefault(key, {"empty": p["empty_ns"]})[stage] = p["added_ns"]

@@ -197,6 +197,15 @@ out:
 	return ok;
 }
 
+/* The record of pid in m (NULL: not in it). */
+static Taskmeter__ProcessRecord *find_pid(Taskmeter__Frame *m, uint32_t pid)
+{
+	for (size_t i = 0; m && i < m->n_records; i++)
+		if (m->records[i]->pid == pid)
+			return m->records[i];
+	return NULL;
+}
+
 TM_TEST(encode_frame_decodes)
 {
 	Taskmeter__ProcessRecord *r = NULL;
@@ -219,9 +228,7 @@ TM_TEST(encode_frame_decodes)
 		ASSERT_STREQ(m->interfaces[0]->xdp_mode, "skb");
 		ASSERT_EQ(m->interfaces[0]->rx_records->bytes, 1000);
 	}
-	for (size_t i = 0; i < m->n_records; i++)
-		if (m->records[i]->pid == owners[0].tgid)
-			r = m->records[i];
+	r = find_pid(m, owners[0].tgid);
 	if (!ASSERT_TRUE(r))
 		goto out;
 	ASSERT_EQ(r->kind, TASKMETER__RECORD_KIND__PROCESS);
@@ -454,15 +461,6 @@ static void forget(void *ctx, const struct tm_owner *o)
 {
 	(void)ctx;
 	(void)o;
-}
-
-/* The record of pid in m (NULL: not in it). */
-static Taskmeter__ProcessRecord *find_pid(Taskmeter__Frame *m, uint32_t pid)
-{
-	for (size_t i = 0; m && i < m->n_records; i++)
-		if (m->records[i]->pid == pid)
-			return m->records[i];
-	return NULL;
 }
 
 /*
